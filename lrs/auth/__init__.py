@@ -1,0 +1,1 @@
+"""Credentials (HTTP Basic, secrets stored hashed) and xAPI scopes."""

@@ -1,0 +1,147 @@
+"""Issuing and verifying HTTP Basic credentials.
+
+Secrets are stored as scrypt hashes (standard library). Hashing is deliberately slow, so a
+successful verification is cached for a short time under an HMAC of the Authorization header
+with a per-process random key: the cache never holds a usable secret, and a cache hit costs one
+HMAC instead of a scrypt. Concurrent first requests with the same header share one scrypt run.
+Revoking or adding a credential clears the cache in every server (PostgreSQL NOTIFY).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hashlib
+import hmac
+import os
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from lrs.store.ports import Credential, CredentialStore
+
+from .scopes import check_scopes
+
+_SCRYPT = {"n": 2**14, "r": 8, "p": 1}
+
+
+def hash_secret(secret: str) -> str:
+    salt = os.urandom(16)
+    digest = hashlib.scrypt(secret.encode(), salt=salt, dklen=32, **_SCRYPT)
+    params = f"{_SCRYPT['n']}${_SCRYPT['r']}${_SCRYPT['p']}"
+    return f"scrypt${params}${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
+
+
+def check_secret(secret: str, stored: str) -> bool:
+    try:
+        scheme, n, r, p, salt, digest = stored.split("$")
+        if scheme != "scrypt":
+            return False
+        actual = hashlib.scrypt(
+            secret.encode(), salt=base64.b64decode(salt), dklen=32, n=int(n), r=int(r), p=int(p)
+        )
+    except (ValueError, binascii.Error):
+        return False
+    return hmac.compare_digest(actual, base64.b64decode(digest))
+
+
+def new_credential(
+    name: str, scopes: list[str], authority_homepage: str, *, key: str | None = None, secret: str | None = None
+) -> tuple[Credential, str]:
+    """A new credential and its secret (shown once; only the hash is stored)."""
+    key = key or secrets.token_hex(10)
+    secret = secret or secrets.token_urlsafe(24)
+    authority: dict[str, Any] = {
+        "objectType": "Agent",
+        "name": name,
+        "account": {"homePage": authority_homepage, "name": key},
+    }
+    credential = Credential(
+        key=key,
+        secret_hash=hash_secret(secret),
+        scopes=frozenset(check_scopes(scopes)),
+        name=name,
+        authority=authority,
+        created=datetime.now(timezone.utc),
+    )
+    return credential, secret
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: the credential's key, scopes and authority Agent."""
+
+    key: str
+    scopes: frozenset[str]
+    authority: dict[str, Any]
+
+
+class AuthenticationError(Exception):
+    pass
+
+
+def parse_basic(header: str) -> tuple[str, str]:
+    scheme, _, encoded = header.strip().partition(" ")
+    if scheme.lower() != "basic" or not encoded:
+        raise AuthenticationError("use HTTP Basic authentication")
+    try:
+        key, sep, secret = base64.b64decode(encoded.strip(), validate=True).decode("utf-8").partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        raise AuthenticationError("malformed Basic credentials") from None
+    if not sep:
+        raise AuthenticationError("malformed Basic credentials")
+    return key, secret
+
+
+class Authenticator:
+    def __init__(self, store: CredentialStore, cache_seconds: float = 60.0) -> None:
+        self._store = store
+        self._ttl = cache_seconds
+        self._hmac_key = os.urandom(32)
+        self._cache: dict[bytes, tuple[float, Principal]] = {}
+        self._pending: dict[bytes, asyncio.Future[Principal]] = {}
+
+    def clear(self) -> None:
+        self._cache.clear()
+
+    async def authenticate(self, header: str | None) -> Principal:
+        if not header:
+            raise AuthenticationError("credentials required (HTTP Basic)")
+        token = hmac.digest(self._hmac_key, header.encode("utf-8", "surrogateescape"), "sha256")
+        hit = self._cache.get(token)
+        if hit is not None and hit[0] > time.monotonic():
+            return hit[1]
+        pending = self._pending.get(token)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[Principal] = asyncio.get_running_loop().create_future()
+        self._pending[token] = future
+        try:
+            principal = await self._verify(header)
+            future.set_result(principal)
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # waiters re-raise; mark it retrieved for the loop
+            raise
+        finally:
+            del self._pending[token]
+        if len(self._cache) > 10_000:
+            self._cache.clear()
+        self._cache[token] = (time.monotonic() + self._ttl, principal)
+        return principal
+
+    async def _verify(self, header: str) -> Principal:
+        key, secret = parse_basic(header)
+        credential = await self._store.find(key)
+        ok = credential is not None and credential.revoked is None
+        stored = credential.secret_hash if ok else _DUMMY_HASH  # same work either way: no key probing
+        verified = await asyncio.to_thread(check_secret, secret, stored)
+        if not (ok and verified):
+            raise AuthenticationError("unknown key or wrong secret")
+        return Principal(credential.key, credential.scopes, credential.authority)
+
+
+_DUMMY_HASH = hash_secret(secrets.token_hex(8))

@@ -1,0 +1,56 @@
+"""xAPI authorisation scopes and what each resource needs.
+
+Scope names are those of xAPI 1.0.3 §4.1 (OAuth scope table), applied to Basic credentials.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+SCOPES = (
+    "statements/write",
+    "statements/read",
+    "statements/read/mine",
+    "state",
+    "define",
+    "profile",
+    "all/read",
+    "all",
+)
+
+
+class Need(Enum):
+    """An operation a request performs, mapped to the scopes that grant it."""
+
+    STATEMENTS_WRITE = frozenset({"statements/write", "all"})
+    STATEMENTS_READ = frozenset({"statements/read", "statements/read/mine", "all/read", "all"})
+    STATE_READ = frozenset({"state", "all/read", "all"})
+    STATE_WRITE = frozenset({"state", "all"})
+    PROFILE_READ = frozenset({"profile", "all/read", "all"})
+    PROFILE_WRITE = frozenset({"profile", "all"})
+    RESOURCES_READ = frozenset(
+        {"statements/read", "statements/read/mine", "all/read", "all", "define", "profile", "state"}
+    )
+
+
+def allows(scopes: frozenset[str], need: Need) -> bool:
+    return not scopes.isdisjoint(need.value)
+
+
+def reads_only_own(scopes: frozenset[str]) -> bool:
+    """``statements/read/mine`` without a broader read scope: only statements this credential stored."""
+    return "statements/read/mine" in scopes and scopes.isdisjoint({"statements/read", "all/read", "all"})
+
+
+def may_define(scopes: frozenset[str]) -> bool:
+    """Whether statements from this credential update canonical activity definitions."""
+    return not scopes.isdisjoint({"define", "all"})
+
+
+def check_scopes(scopes: list[str]) -> list[str]:
+    unknown = [s for s in scopes if s not in SCOPES]
+    if unknown:
+        raise ValueError(f"unknown scope {unknown[0]!r}; known scopes: {', '.join(SCOPES)}")
+    if not scopes:
+        raise ValueError("a credential needs at least one scope")
+    return scopes

@@ -1,0 +1,200 @@
+"""The ``lrs`` command: run the LRS and manage its credentials."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import click
+
+from lrs.settings import AuthSettings, ServerSettings, StoreSettings
+
+log = logging.getLogger("lrs")
+
+
+@contextmanager
+def database(store: StoreSettings, data_dir: Path) -> Iterator[str]:
+    """The DSN of the statement store: LRS_DATABASE_URL, or the embedded server in ``data_dir``.
+
+    An embedded server already running on that directory (an ``lrs up`` elsewhere) is used as
+    it is; otherwise one is started for the duration of the block.
+    """
+    if store.database_url:
+        yield store.database_url
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the wheel warns about XDG_RUNTIME_DIR on import
+        from lrs.store.postgres.embedded import EmbeddedPostgres
+    server = EmbeddedPostgres(data_dir)
+    if server.running():
+        yield server.dsn
+        return
+    log.info("starting embedded PostgreSQL in %s", server.pgdata)
+    server.start()
+    try:
+        yield server.dsn
+    finally:
+        server.stop()
+        log.info("embedded PostgreSQL stopped")
+
+
+@click.group()
+@click.option("--log-level", default=None, help="debug, info, warning (default: LRS_LOG_LEVEL or info)")
+def main(log_level: str | None) -> None:
+    """A conformant xAPI 1.0.3 / 2.0 Learning Record Store."""
+    level = (log_level or ServerSettings().log_level).upper()
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("python_multipart").setLevel(logging.WARNING)
+
+
+@main.command()
+@click.option("--host", default=None, help="interface to listen on (default 127.0.0.1)")
+@click.option("--port", type=int, default=None, help="port (default 8080)")
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None, help="data directory (default ./.lrs-data)")
+def up(host: str | None, port: int | None, data_dir: Path | None) -> None:
+    """Start the LRS (embedded PostgreSQL unless LRS_DATABASE_URL is set)."""
+    import uvicorn
+
+    from lrs.http.app import create_app
+
+    overrides = {k: v for k, v in {"host": host, "port": port, "data_dir": data_dir}.items() if v is not None}
+    server = ServerSettings(**overrides)
+    store, auth = StoreSettings(), AuthSettings()
+    server.data_dir.mkdir(parents=True, exist_ok=True)
+    with database(store, server.data_dir) as dsn:
+        asyncio.run(_first_credential(dsn, auth))
+        app = create_app(dsn, server, store, auth)
+        config = uvicorn.Config(
+            app, host=server.host, port=server.port, loop="uvloop", http="httptools",
+            log_level=server.log_level.lower(), access_log=False, server_header=False,
+        )  # fmt: skip
+        log.info("xAPI endpoint: http://%s:%d/xapi/", server.host, server.port)
+        uvicorn.Server(config).run()  # returns after SIGINT / SIGTERM, once requests drained
+
+
+async def _first_credential(dsn: str, auth: AuthSettings) -> None:
+    """On a store without credentials (and no LRS_ADMIN_KEY), create one and show it once."""
+    if auth.admin_key and auth.admin_secret:
+        return
+    async with _stores(dsn) as stores:
+        if await stores.credentials.all():
+            return
+        from lrs.auth.credentials import new_credential
+
+        credential, secret = new_credential("admin", ["all"], auth.authority_homepage)
+        await stores.credentials.save(credential)
+    click.echo(
+        "\nNo credentials existed, so one was created with scope 'all' (the secret is shown only now):\n"
+        f"  key:    {credential.key}\n  secret: {secret}\n"
+        "Manage credentials with `lrs credentials create|list|revoke`.\n",
+        err=True,
+    )
+
+
+@contextmanager
+def _sync_stores(data_dir: Path | None):
+    server = ServerSettings(**({"data_dir": data_dir} if data_dir else {}))
+    with database(StoreSettings(), server.data_dir) as dsn:
+        yield dsn
+
+
+class _stores:
+    """``async with _stores(dsn) as stores``: a small pool, migrated, for command-line work."""
+
+    def __init__(self, dsn: str) -> None:
+        self.dsn = dsn
+
+    async def __aenter__(self):
+        from lrs.store.postgres import (
+            PostgresCredentialStore,
+            PostgresDocumentStore,
+            PostgresStatementStore,
+            create_pool,
+            migrate,
+        )  # fmt: skip
+        from lrs.usecases.stores import Stores
+
+        self.pool = await create_pool(self.dsn, min_size=1, max_size=2)
+        await migrate(self.pool)
+        return Stores(
+            PostgresStatementStore(self.pool), PostgresDocumentStore(self.pool), PostgresCredentialStore(self.pool)
+        )
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.pool.close()
+
+
+@main.group()
+def credentials() -> None:
+    """Create, list and revoke HTTP Basic credentials."""
+
+
+_DATA_DIR = click.option("--data-dir", type=click.Path(path_type=Path), default=None, help="data directory")
+
+
+@credentials.command("create")
+@click.option("--name", required=True, help="who the credential is for (becomes the authority's name)")
+@click.option("--scope", "scopes", multiple=True, default=("statements/write", "statements/read/mine"),
+              show_default=True, help="xAPI scope; repeat for several")  # fmt: skip
+@click.option("--key", default=None, help="key to use (default: random)")
+@click.option("--secret", default=None, help="secret to use (default: random)")
+@_DATA_DIR
+def credentials_create(name: str, scopes: tuple[str, ...], key: str | None, secret: str | None, data_dir) -> None:
+    """Create a credential and print its key and secret (the secret is not stored in clear)."""
+    from lrs.auth.credentials import new_credential
+
+    try:
+        credential, secret = new_credential(name, list(scopes), AuthSettings().authority_homepage, key=key, secret=secret)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--scope") from None
+
+    async def run(dsn: str) -> None:
+        async with _stores(dsn) as stores:
+            if await stores.credentials.find(credential.key) is not None:
+                raise click.ClickException(f"a credential with key {credential.key!r} exists")
+            await stores.credentials.save(credential)
+
+    with _sync_stores(data_dir) as dsn:
+        asyncio.run(run(dsn))
+    click.echo(f"key:    {credential.key}\nsecret: {secret}\nscopes: {' '.join(sorted(credential.scopes))}")
+
+
+@credentials.command("list")
+@_DATA_DIR
+def credentials_list(data_dir) -> None:
+    """List credentials (keys, names, scopes, state; never secrets)."""
+
+    async def run(dsn: str):
+        async with _stores(dsn) as stores:
+            return await stores.credentials.all()
+
+    with _sync_stores(data_dir) as dsn:
+        found = asyncio.run(run(dsn))
+    for c in found:
+        state = f"revoked {c.revoked:%Y-%m-%d %H:%M}" if c.revoked else "active"
+        click.echo(f"{c.key}\t{c.name}\t{' '.join(sorted(c.scopes))}\t{state}")
+
+
+@credentials.command("revoke")
+@click.argument("key")
+@_DATA_DIR
+def credentials_revoke(key: str, data_dir) -> None:
+    """Revoke a credential: its requests are refused from now on (running servers are told)."""
+
+    async def run(dsn: str) -> bool:
+        async with _stores(dsn) as stores:
+            return await stores.credentials.revoke(key)
+
+    with _sync_stores(data_dir) as dsn:
+        if not asyncio.run(run(dsn)):
+            raise click.ClickException(f"no active credential with key {key!r}")
+    click.echo(f"revoked {key}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The HTTP layer: xAPI resources on FastAPI/Starlette, translating HTTP to use cases."""

@@ -1,0 +1,168 @@
+"""The ASGI application: xAPI resources under ``/xapi``, plus health, readiness and metrics."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+import asyncpg
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from lrs import __version__
+from lrs.auth.credentials import Authenticator, check_secret, new_credential
+from lrs.settings import AuthSettings, ServerSettings, StoreSettings
+from lrs.store.postgres import (
+    PostgresCredentialStore,
+    PostgresDocumentStore,
+    PostgresStatementStore,
+    create_pool,
+    migrate,
+)
+from lrs.usecases.errors import LRSError
+from lrs.usecases.stores import Stores
+from lrs.xapi.statements import StatementError
+
+from . import documents, resources, statements
+from .metrics import MetricsMiddleware
+from .middleware import XapiMiddleware
+from .responses import error_response
+
+log = logging.getLogger(__name__)
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def by_method(**handlers: Endpoint) -> tuple[Endpoint, list[str]]:
+    """One endpoint dispatching on the HTTP method (HEAD is served by GET)."""
+
+    async def dispatch(request: Request) -> Response:
+        method = "GET" if request.method == "HEAD" else request.method
+        return await handlers[method](request)
+
+    return dispatch, list(handlers)
+
+
+async def ensure_admin(stores: Stores, auth: AuthSettings) -> None:
+    """Make sure LRS_ADMIN_KEY / LRS_ADMIN_SECRET exist as a credential with scope ``all``."""
+    if not (auth.admin_key and auth.admin_secret):
+        return
+    existing = await stores.credentials.find(auth.admin_key)
+    if (
+        existing is not None
+        and existing.revoked is None
+        and "all" in existing.scopes
+        and check_secret(auth.admin_secret, existing.secret_hash)
+    ):
+        return
+    credential, _ = new_credential(
+        "admin", ["all"], auth.authority_homepage, key=auth.admin_key, secret=auth.admin_secret
+    )
+    await stores.credentials.save(credential)
+    log.info("admin credential %s is ready", auth.admin_key)
+
+
+def create_app(
+    dsn: str,
+    server: ServerSettings | None = None,
+    store: StoreSettings | None = None,
+    auth: AuthSettings | None = None,
+    *,
+    base_path: str = "/xapi",
+) -> FastAPI:
+    server = server or ServerSettings()
+    store = store or StoreSettings()
+    auth = auth or AuthSettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        pool = await create_pool(dsn, min_size=store.pool_min, max_size=store.pool_max)
+        await migrate(pool)
+        stores = Stores(PostgresStatementStore(pool), PostgresDocumentStore(pool), PostgresCredentialStore(pool))
+        authenticator = Authenticator(stores.credentials, auth.credential_cache_seconds)
+        listener = await asyncpg.connect(dsn)
+        await listener.add_listener(PostgresCredentialStore.CHANNEL, lambda *_: authenticator.clear())
+        await ensure_admin(stores, auth)
+        app.state.stores, app.state.authenticator, app.state.pool = stores, authenticator, pool
+        try:
+            yield
+        finally:
+            await listener.close()
+            await pool.close()
+
+    app = FastAPI(
+        title="xAPI Learning Record Store",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url="/docs",
+        openapi_url="/openapi.json",
+    )
+    app.state.settings = server
+    app.state.base_path = base_path
+
+    async def lrs_error(request: Request, exc: LRSError) -> Response:
+        return error_response(exc.status, exc.message)
+
+    async def statement_error(request: Request, exc: StatementError) -> Response:
+        return error_response(400, str(exc))
+
+    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
+        return error_response(400, "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()))
+
+    app.add_exception_handler(LRSError, lrs_error)
+    app.add_exception_handler(StatementError, statement_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+
+    routes = {
+        "/statements": by_method(
+            GET=statements.get_statements, PUT=statements.put_statement, POST=statements.post_statements
+        ),
+        "/activities/state": _document_routes(documents.STATE),
+        "/activities/profile": _document_routes(documents.ACTIVITY_PROFILE),
+        "/agents/profile": _document_routes(documents.AGENT_PROFILE),
+        "/activities": by_method(GET=resources.get_activity),
+        "/agents": by_method(GET=resources.get_agent),
+        "/about": by_method(GET=resources.get_about),
+    }
+    for path, (endpoint, methods) in routes.items():
+        for variant in (path, path + "/"):
+            app.router.routes.append(Route(base_path + variant, endpoint, methods=methods))
+
+    async def not_found(request: Request) -> Response:
+        return error_response(404, f"no xAPI resource at {request.url.path}")
+
+    app.router.routes.append(
+        Route(base_path + "/{rest:path}", not_found, methods=["GET", "HEAD", "PUT", "POST", "DELETE"])
+    )
+
+    @app.get("/health", tags=["operations"])
+    async def health() -> dict:
+        """Liveness: the process answers."""
+        return {"status": "ok", "version": __version__}
+
+    @app.get("/ready", tags=["operations"])
+    async def ready(request: Request) -> Response:
+        """Readiness: the statement store answers."""
+        try:
+            await request.app.state.pool.fetchval("SELECT 1")
+        except Exception as exc:  # noqa: BLE001 - any failure means not ready
+            return error_response(503, f"statement store unavailable: {exc}")
+        return Response(b'{"status":"ready"}', media_type="application/json")
+
+    @app.get("/metrics", tags=["operations"])
+    async def metrics() -> Response:
+        """Prometheus metrics."""
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    app.add_middleware(XapiMiddleware, state=app.state, base_path=base_path, max_body_bytes=server.max_body_bytes)
+    app.add_middleware(MetricsMiddleware, base_path=base_path)
+    return app
+
+
+def _document_routes(resource: documents.Resource) -> tuple[Endpoint, list[str]]:
+    endpoint = documents.endpoint(resource)
+    return endpoint, ["GET", "PUT", "POST", "DELETE"]

@@ -1,0 +1,209 @@
+"""What every xAPI request goes through before its resource: a pure ASGI middleware.
+
+In order: CORS preflight, the 1.0.3 alternate request syntax (``POST ?method=…`` with a form
+body, rewritten into the request it stands for), the ``X-Experience-API-Version`` check, and
+HTTP Basic authentication. On the way out every response gets the version header and CORS
+headers, and every /statements response gets ``X-Experience-API-Consistent-Through``,
+errors included.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from urllib.parse import parse_qsl, urlencode
+
+from starlette.datastructures import Headers, State
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from lrs.auth.credentials import AuthenticationError, Authenticator
+from lrs.usecases.errors import BadRequest, LRSError, PayloadTooLarge, Unauthorized
+from lrs.usecases.stores import Stores
+from lrs.xapi.formats import format_timestamp
+from lrs.xapi.models import XapiVersion
+
+from .responses import error_response
+
+log = logging.getLogger(__name__)
+
+VERSION_HEADER = "x-experience-api-version"
+CONSISTENT_THROUGH = "x-experience-api-consistent-through"
+_V1 = re.compile(r"1\.0(\.\d+)?")
+_V2 = re.compile(r"2\.0(\.\d+)?")
+_ALT_HEADERS = {
+    "authorization", "x-experience-api-version", "content-type", "content-length", "if-match", "if-none-match",
+}  # fmt: skip
+_ALT_METHODS = {"GET", "HEAD", "PUT", "POST", "DELETE"}
+_CORS = [
+    (b"access-control-allow-origin", b"*"),
+    (
+        b"access-control-expose-headers",
+        b"ETag, Last-Modified, Content-Type, Content-Length, X-Experience-API-Version, "
+        b"X-Experience-API-Consistent-Through",
+    ),
+]
+_PREFLIGHT = [
+    (b"access-control-allow-methods", b"HEAD, GET, POST, PUT, DELETE, OPTIONS"),
+    (
+        b"access-control-allow-headers",
+        b"Authorization, Content-Type, X-Experience-API-Version, If-Match, If-None-Match, Accept-Language",
+    ),
+    (b"access-control-max-age", b"86400"),
+]
+
+
+def parse_version(value: str | None) -> XapiVersion:
+    if value is None:
+        raise BadRequest("the X-Experience-API-Version header is required (1.0.3 or 2.0.0)")
+    value = value.strip()
+    if _V1.fullmatch(value):
+        return XapiVersion.V1
+    if _V2.fullmatch(value):
+        return XapiVersion.V2
+    raise BadRequest(f"X-Experience-API-Version {value!r} is not supported; use 1.0.x or 2.0.x")
+
+
+class XapiMiddleware:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        state: State,
+        base_path: str,
+        max_body_bytes: int,
+        default_version: XapiVersion = XapiVersion.V2,
+    ) -> None:
+        self.app = app
+        self.state = state  # the application's state: ``stores`` and ``authenticator`` once started
+        self.base = base_path.rstrip("/")
+        self.max_body = max_body_bytes
+        self.default_version = default_version
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] != "http" or not (path == self.base or path.startswith(self.base + "/")):
+            await self.app(scope, receive, send)
+            return
+        resource = path[len(self.base) :].rstrip("/") or "/"
+        statements = resource == "/statements"
+        answered = {"version": self.default_version}
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                names = {name.lower() for name, _ in headers}
+                headers.append((VERSION_HEADER.encode(), answered["version"].value.encode()))
+                headers.extend(_CORS)
+                if statements and CONSISTENT_THROUGH.encode() not in names:
+                    stores: Stores = self.state.stores
+                    moment = await stores.consistent_through(max_age=0.05)
+                    headers.append((CONSISTENT_THROUGH.encode(), format_timestamp(moment).encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        try:
+            if scope["method"] == "OPTIONS":
+                await send_with_headers({"type": "http.response.start", "status": 204, "headers": _PREFLIGHT})
+                await send_with_headers({"type": "http.response.body", "body": b""})
+                return
+            if b"method" in scope.get("query_string", b"") and _has_method_param(scope):
+                scope, receive = await self._alternate_syntax(scope, receive)
+            headers = Headers(scope=scope)
+            state = scope.setdefault("state", {})
+            if resource != "/about":
+                version = parse_version(headers.get(VERSION_HEADER))
+                answered["version"] = version
+                state["version"] = version
+                try:
+                    authenticator: Authenticator = self.state.authenticator
+                    state["principal"] = await authenticator.authenticate(headers.get("authorization"))
+                except AuthenticationError as exc:
+                    raise Unauthorized(str(exc)) from None
+            else:
+                state["version"] = answered["version"]
+            length = headers.get("content-length")
+            if length is not None and length.isdigit() and int(length) > self.max_body:
+                raise PayloadTooLarge(f"request body exceeds {self.max_body} bytes")
+            await self.app(scope, receive, send_with_headers)
+        except LRSError as exc:
+            extra = {"WWW-Authenticate": 'Basic realm="xAPI"'} if exc.status == 401 else None
+            await error_response(exc.status, exc.message, extra)(scope, receive, send_with_headers)
+        except Exception:
+            log.exception("unexpected error answering %s %s", scope["method"], path)
+            await error_response(500, "internal error; the request changed nothing it had not committed")(
+                scope, receive, send_with_headers
+            )
+
+    async def _alternate_syntax(self, scope: Scope, receive: Receive) -> tuple[Scope, Receive]:
+        """Rewrite ``POST ?method=X`` with a form body into the X request it carries (xAPI 1.0.3)."""
+        query = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
+        names = [name for name, _ in query]
+        if scope["method"] != "POST":
+            raise BadRequest("the method parameter (alternate request syntax) is only allowed on POST")
+        if names != ["method"]:
+            raise BadRequest("with the alternate request syntax the query string may only hold 'method'")
+        method = query[0][1].upper()
+        if method not in _ALT_METHODS:
+            raise BadRequest(f"alternate request syntax: unsupported method {query[0][1]!r}")
+        headers = Headers(scope=scope)
+        if not headers.get("content-type", "").lower().startswith("application/x-www-form-urlencoded"):
+            raise BadRequest("the alternate request syntax needs an application/x-www-form-urlencoded body")
+        body = await _read_all(receive, self.max_body)
+        try:
+            form = parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=bool(body))
+        except (UnicodeDecodeError, ValueError):
+            raise BadRequest("the alternate request syntax form body is not valid urlencoded UTF-8") from None
+        new_headers = {k.lower(): v for k, v in headers.items() if k.lower() not in ("content-type", "content-length")}
+        params, content = [], None
+        for name, value in form:
+            if name.lower() in _ALT_HEADERS:
+                new_headers[name.lower()] = value
+            elif name == "content":
+                content = value
+            else:
+                params.append((name, value))
+        version = new_headers.get(VERSION_HEADER)
+        if version is not None and _V2.fullmatch(version.strip()):
+            raise BadRequest("xAPI 2.0 removed the alternate request syntax")
+        if method in ("PUT", "POST") and content is None:
+            raise BadRequest(f"alternate request syntax: a {method} needs its body in the 'content' form field")
+        new_body = (content or "").encode("utf-8")
+        if content is not None:
+            new_headers.setdefault("content-type", "application/json")
+        new_headers["content-length"] = str(len(new_body))
+        new_scope = {
+            **scope,
+            "method": method,
+            "query_string": urlencode(params).encode(),
+            "headers": [(k.encode("latin-1"), v.encode("latin-1", "replace")) for k, v in new_headers.items()],
+        }
+        sent = False
+
+        async def replay() -> Message:
+            nonlocal sent
+            if sent:
+                return await receive()
+            sent = True
+            return {"type": "http.request", "body": new_body, "more_body": False}
+
+        return new_scope, replay
+
+
+def _has_method_param(scope: Scope) -> bool:
+    return any(name == "method" for name, _ in parse_qsl(scope.get("query_string", b"").decode("latin-1")))
+
+
+async def _read_all(receive: Receive, limit: int) -> bytes:
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"request body exceeds {limit} bytes")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)

@@ -1,0 +1,82 @@
+"""multipart/mixed bodies (RFC 2046) for statements with attachments, both directions.
+
+Parsing uses python-multipart's streaming parser, which is binary-safe and strict about
+delimiters; this module only collects parts and headers and checks the body was complete.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+
+from python_multipart.exceptions import MultipartParseError
+from python_multipart.multipart import MultipartParser, parse_options_header
+
+
+class MultipartError(ValueError):
+    pass
+
+
+@dataclass(slots=True)
+class Part:
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytearray = field(default_factory=bytearray)
+
+
+def boundary_of(content_type: str) -> str:
+    _, params = parse_options_header(content_type)
+    boundary = params.get(b"boundary")
+    if not boundary:
+        raise MultipartError("multipart/mixed needs a boundary parameter in Content-Type")
+    return boundary.decode("latin-1")
+
+
+def parse_multipart(body: bytes, content_type: str) -> list[Part]:
+    """Split a multipart body into parts; header names are lower-cased."""
+    boundary = boundary_of(content_type)
+    parts: list[Part] = []
+    header = {"field": bytearray(), "value": bytearray()}
+    done = []
+
+    def on_header_end() -> None:
+        name = header["field"].decode("latin-1").strip().lower()
+        parts[-1].headers[name] = header["value"].decode("latin-1").strip()
+        header["field"].clear()
+        header["value"].clear()
+
+    callbacks = {
+        "on_part_begin": lambda: parts.append(Part()),
+        "on_header_field": lambda data, start, end: header["field"].extend(data[start:end]),
+        "on_header_value": lambda data, start, end: header["value"].extend(data[start:end]),
+        "on_header_end": on_header_end,
+        "on_part_data": lambda data, start, end: parts[-1].body.extend(data[start:end]),
+        "on_end": lambda: done.append(True),
+    }
+    parser = MultipartParser(boundary, callbacks)
+    try:
+        parser.write(body)
+        parser.finalize()
+    except MultipartParseError as exc:
+        raise MultipartError(f"malformed multipart/mixed body: {exc}") from None
+    if not done:
+        raise MultipartError("multipart/mixed body is incomplete: no closing boundary")
+    if not parts:
+        raise MultipartError("multipart/mixed body has no parts")
+    return parts
+
+
+def build_multipart(first: bytes, attachments: list[tuple[str, str, bytes]]) -> tuple[bytes, str]:
+    """A multipart/mixed response: the JSON first, then each (sha2, content type, content)."""
+    boundary = secrets.token_hex(16)
+    delimiter = f"--{boundary}\r\n".encode()
+    chunks = [delimiter, b"Content-Type: application/json\r\n\r\n", first, b"\r\n"]
+    for sha2, content_type, content in attachments:
+        chunks += [
+            delimiter,
+            f"Content-Type: {content_type}\r\nContent-Transfer-Encoding: binary\r\n"
+            f"X-Experience-API-Hash: {sha2}\r\n\r\n".encode(),
+            content,
+            b"\r\n",
+        ]
+    chunks.append(f"--{boundary}--\r\n".encode())
+    return b"".join(chunks), f"multipart/mixed; boundary={boundary}"

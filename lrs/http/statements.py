@@ -1,0 +1,227 @@
+"""The Statement resource: PUT, POST, GET and HEAD on ``/statements``."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+from datetime import datetime
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from lrs.store.ports import StatementQuery
+from lrs.usecases import statements as usecase
+from lrs.usecases.errors import BadRequest, PayloadTooLarge
+from lrs.usecases.statements import AttachmentPart, StatementFilter, check_part_hash
+from lrs.xapi.formats import format_timestamp
+from lrs.xapi.formatting import parse_accept_language
+from lrs.xapi.statements import StatementError, parse_json, read_statements
+
+from .middleware import CONSISTENT_THROUGH
+from .multipart import MultipartError, build_multipart, parse_multipart
+from .params import Params
+from .responses import JSON_TYPE, http_date, json_response, no_content, raw_json_response
+
+QUERY_PARAMS = (
+    "statementId", "voidedStatementId", "agent", "verb", "activity", "registration", "related_activities",
+    "related_agents", "since", "until", "limit", "format", "attachments", "ascending",
+)  # fmt: skip
+FORMATS = ("exact", "ids", "canonical")
+
+
+async def read_body(request: Request) -> bytes:
+    limit = request.app.state.settings.max_body_bytes
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"request body exceeds {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _media_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
+
+async def _read_statement_body(request: Request) -> tuple[Any, dict[str, AttachmentPart] | None]:
+    """The statements of a PUT/POST body, and the raw attachment parts of a multipart one."""
+    media_type = _media_type(request)
+    if media_type not in (JSON_TYPE, "multipart/mixed"):
+        raise BadRequest(f"Content-Type must be application/json or multipart/mixed, not {media_type or 'missing'!r}")
+    body = await read_body(request)
+    try:
+        if media_type == JSON_TYPE:
+            return parse_json(body), None
+        parts = parse_multipart(body, request.headers["content-type"])
+    except (StatementError, MultipartError) as exc:
+        raise BadRequest(str(exc)) from None
+    first, *rest = parts
+    if first.headers.get("content-type", "").split(";", 1)[0].strip().lower() != JSON_TYPE:
+        raise BadRequest("the first part of a multipart/mixed body must be the statements as application/json")
+    try:
+        data = parse_json(bytes(first.body))
+    except StatementError as exc:
+        raise BadRequest(str(exc)) from None
+    attachments: dict[str, AttachmentPart] = {}
+    for index, part in enumerate(rest, start=2):
+        sha2 = part.headers.get("x-experience-api-hash")
+        if not sha2:
+            raise BadRequest(f"multipart part {index} has no X-Experience-API-Hash header")
+        if part.headers.get("content-transfer-encoding", "").lower() != "binary":
+            raise BadRequest(f"multipart part {index} needs Content-Transfer-Encoding: binary")
+        content = bytes(part.body)
+        check_part_hash(sha2, content)
+        attachments[sha2] = AttachmentPart(part.headers.get("content-type", "application/octet-stream"), content)
+    return data, attachments
+
+
+async def post_statements(request: Request) -> Response:
+    if request.query_params:
+        names = ", ".join(sorted(request.query_params.keys()))
+        raise BadRequest(f"POST /statements takes no query parameters (got {names}); use GET to query")
+    data, parts = await _read_statement_body(request)
+    try:
+        statements = read_statements(data, request.state.version)
+    except StatementError as exc:
+        raise BadRequest(str(exc)) from None
+    ids = await usecase.store_statements(
+        request.app.state.stores, request.state.principal, request.state.version, statements, parts
+    )
+    return json_response(ids)
+
+
+async def put_statement(request: Request) -> Response:
+    params = Params(request.query_params.multi_items(), ("statementId",))
+    statement_id = params.uuid("statementId")
+    if statement_id is None:
+        raise BadRequest("PUT /statements needs the statementId parameter")
+    data, parts = await _read_statement_body(request)
+    if not isinstance(data, dict):
+        raise BadRequest("PUT /statements takes one statement (a JSON object), not an array")
+    try:
+        (statement,) = read_statements(data, request.state.version)
+    except StatementError as exc:
+        raise BadRequest(str(exc)) from None
+    if "id" in statement and statement["id"].lower() != statement_id.lower():
+        raise BadRequest(f"statement id {statement['id']} differs from the statementId parameter {statement_id}")
+    statement = {**statement, "id": statement_id}
+    await usecase.store_statements(
+        request.app.state.stores, request.state.principal, request.state.version, [statement], parts
+    )
+    return no_content()
+
+
+# --- GET -----------------------------------------------------------------------------------------
+
+
+def _encode_more(query: StatementQuery, keys: list[str], fmt: str, attachments: bool) -> str:
+    state = {
+        "k": keys,
+        "s": query.since.isoformat() if query.since else None,
+        "u": query.until.isoformat() if query.until else None,
+        "a": query.ascending,
+        "l": query.limit,
+        "c": query.cursor,
+        "n": query.snapshot.isoformat() if query.snapshot else None,
+        "f": fmt,
+        "t": attachments,
+    }
+    return base64.urlsafe_b64encode(orjson.dumps(state)).rstrip(b"=").decode()
+
+
+def _decode_more(token: str) -> tuple[StatementQuery, str, bool]:
+    try:
+        state = orjson.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+        query = StatementQuery(
+            keys=[str(k) for k in state["k"]],
+            since=datetime.fromisoformat(state["s"]) if state["s"] else None,
+            until=datetime.fromisoformat(state["u"]) if state["u"] else None,
+            ascending=bool(state["a"]),
+            limit=int(state["l"]),
+            cursor=str(state["c"]),
+            snapshot=datetime.fromisoformat(state["n"]),
+        )
+        fmt, attachments = state["f"], bool(state["t"])
+        if fmt not in FORMATS or query.limit < 1:
+            raise ValueError(fmt)
+    except (ValueError, TypeError, KeyError, binascii.Error, orjson.JSONDecodeError):
+        raise BadRequest("the more parameter is not a continuation this LRS issued") from None
+    return query, fmt, attachments
+
+
+async def _respond(
+    request: Request, documents: list[bytes], fmt: str, attachments: bool, wrap, headers: dict[str, str]
+) -> Response:
+    stores = request.app.state.stores
+    languages = parse_accept_language(request.headers.get("accept-language"))
+    rendered = await usecase.render(stores, documents, fmt, languages)
+    body = wrap(rendered)
+    if not attachments:
+        return raw_json_response(body, headers=headers)
+    hashes = usecase.attachment_hashes(documents)
+    found = {a.sha2: a for a in await stores.statements.attachments(hashes)} if hashes else {}
+    parts = [(h, found[h].content_type, found[h].content) for h in hashes if h in found]
+    multipart, content_type = build_multipart(body, parts)
+    return Response(multipart, media_type=content_type, headers=headers)
+
+
+async def get_statements(request: Request) -> Response:
+    stores = request.app.state.stores
+    principal = request.state.principal
+    pairs = request.query_params.multi_items()
+    if any(name == "more" for name, _ in pairs):
+        more = Params(pairs, ("more",)).required("more")
+        query, fmt, attachments = _decode_more(more)
+        keys = list(query.keys)
+    else:
+        params = Params(pairs, QUERY_PARAMS)
+        fmt = params.choice("format", FORMATS, "exact")
+        attachments = params.boolean("attachments")
+        statement_id, voided_id = params.uuid("statementId"), params.uuid("voidedStatementId")
+        if statement_id and voided_id:
+            raise BadRequest("give statementId or voidedStatementId, not both")
+        if statement_id or voided_id:
+            extra = params.names() - {"statementId", "voidedStatementId", "format", "attachments"}
+            if extra:
+                raise BadRequest(f"with a statement id only format and attachments may be given, not {sorted(extra)}")
+            found = await usecase.get_statement(stores, principal, statement_id or voided_id, voided=bool(voided_id))
+            headers = {"Last-Modified": http_date(found.stored)}
+            return await _respond(request, [found.document], fmt, attachments, lambda docs: docs[0], headers)
+        page_size = request.app.state.settings.max_page_size
+        limit = params.count("limit") or page_size
+        filters = StatementFilter(
+            agent=params.agent("agent"),
+            verb=params.iri("verb"),
+            activity=params.iri("activity"),
+            registration=params.uuid("registration"),
+            related_agents=params.boolean("related_agents"),
+            related_activities=params.boolean("related_activities"),
+            since=params.timestamp("since"),
+            until=params.timestamp("until"),
+            ascending=params.boolean("ascending"),
+        )
+        keys = filters.lookup_keys()
+        query = StatementQuery(
+            keys=list(keys), since=filters.since, until=filters.until, ascending=filters.ascending,
+            limit=min(limit, page_size),
+        )  # fmt: skip
+    page, consistent = await asyncio.gather(
+        usecase.query_statements(stores, principal, query), stores.consistent_through()
+    )
+    more = ""
+    if page.cursor is not None:
+        query.cursor, query.snapshot = page.cursor, page.snapshot
+        base = request.app.state.base_path
+        more = f"{base}/statements?more={_encode_more(query, keys, fmt, attachments)}"
+    headers = {CONSISTENT_THROUGH: format_timestamp(consistent)}
+    if page.statements:
+        headers["Last-Modified"] = http_date(max(s.stored for s in page.statements))
+    tail = b'],"more":' + orjson.dumps(more) + b"}"
+    documents = [s.document for s in page.statements]
+    return await _respond(
+        request, documents, fmt, attachments, lambda docs: b'{"statements":[' + b",".join(docs) + tail, headers
+    )

@@ -1,0 +1,55 @@
+"""Configuration: one pydantic-settings class per component, all read from ``LRS_*`` variables.
+
+Command-line options of ``lrs up`` override the environment. The README's configuration table
+lists every variable; keep the two in step.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_ENV = {"env_prefix": "LRS_", "extra": "ignore"}
+
+
+class ServerSettings(BaseSettings):
+    """HTTP server and xAPI endpoint."""
+
+    model_config = SettingsConfigDict(**_ENV)
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    data_dir: Path = Path(".lrs-data")
+    """Where the embedded PostgreSQL keeps its files (and later sinks their state)."""
+    max_body_bytes: int = 64 * 1024 * 1024
+    """Requests larger than this are answered 413."""
+    max_page_size: int = Field(default=500, ge=1)
+    """The most statements one GET /statements page returns (``limit=0`` means this)."""
+    log_level: str = "info"
+
+
+class StoreSettings(BaseSettings):
+    """Statement and document storage."""
+
+    model_config = SettingsConfigDict(**_ENV)
+
+    database_url: str | None = None
+    """An external PostgreSQL (``postgresql://user:pass@host/db``); unset = embedded server."""
+    pool_min: int = 2
+    pool_max: int = 10
+
+
+class AuthSettings(BaseSettings):
+    """Credentials."""
+
+    model_config = SettingsConfigDict(**_ENV)
+
+    admin_key: str | None = None
+    admin_secret: str | None = None
+    """When both are set, ``lrs up`` makes sure this Basic credential exists with scope ``all``."""
+    authority_homepage: str = "urn:lrs:credentials"
+    """``account.homePage`` of the authority Agent the LRS puts on statements for a credential."""
+    credential_cache_seconds: float = 60.0
+    """How long a verified secret is trusted without hashing it again (revocation clears it)."""

@@ -1,0 +1,1 @@
+"""Storage: ports (``ports``) and their adapters (``postgres``; MongoDB to come)."""

@@ -1,0 +1,191 @@
+"""Storage ports: what the use cases need from a store, independent of the database.
+
+Adapters (``lrs.store.postgres`` now, MongoDB later) implement these protocols and are all
+checked by one contract test suite. Adapters do not know xAPI rules: statement matching is
+reduced to key lookups (see ``lrs.xapi.statements``), and document concurrency rules arrive as
+a function the adapter runs inside its own transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import IntEnum
+from typing import Any, Protocol
+
+from lrs.xapi.statements import PreparedStatement
+
+
+class ConflictError(Exception):
+    """A statement id is already stored with different content (HTTP 409)."""
+
+    def __init__(self, statement_id: str) -> None:
+        super().__init__(f"statement {statement_id} already exists with different content")
+        self.statement_id = statement_id
+
+
+# --- statements ----------------------------------------------------------------------------------
+
+
+@dataclass(slots=True, frozen=True)
+class AttachmentContent:
+    sha2: str
+    content_type: str
+    content: bytes
+
+
+@dataclass(slots=True, frozen=True)
+class StoredStatement:
+    id: str
+    document: bytes
+    """The statement as stored (JSON, UTF-8), ``stored`` and ``timestamp`` included."""
+    stored: datetime
+    voided: bool
+
+
+@dataclass(slots=True)
+class StatementQuery:
+    """A normalised GET /statements query.
+
+    ``keys`` must all be present on a statement (see ``lrs.xapi.statements`` for prefixes).
+    ``until`` is inclusive, ``since`` exclusive. ``cursor`` is an adapter's own opaque
+    position from a previous page; ``snapshot`` bounds ``stored`` so later pages of one result
+    never grow while clients page through it.
+    """
+
+    keys: list[str] = field(default_factory=list)
+    since: datetime | None = None
+    until: datetime | None = None
+    ascending: bool = False
+    limit: int = 100
+    cursor: str | None = None
+    snapshot: datetime | None = None
+
+
+@dataclass(slots=True)
+class StatementPage:
+    statements: list[StoredStatement]
+    cursor: str | None
+    """Position after the last statement of this page, when more may follow."""
+    snapshot: datetime
+
+
+SameStatement = Callable[[dict[str, Any], dict[str, Any]], bool]
+"""Decides whether a stored statement and a re-sent one are the same (xAPI immutability rules)."""
+
+
+class StatementStore(Protocol):
+    async def store(
+        self,
+        statements: list[PreparedStatement],
+        attachments: list[AttachmentContent],
+        same: SameStatement,
+        define: bool,
+    ) -> None:
+        """Store a batch atomically.
+
+        Ids already stored are compared with ``same``: equal ones are skipped, a different one
+        raises ``ConflictError`` and nothing of the batch is kept. Voiding statements mark
+        their targets voided. Statements with a StatementRef object inherit the target's
+        lookup keys (also when the target arrives later). With ``define`` the batch's activity
+        definitions and verb displays update the canonical ones.
+        """
+
+    async def get(self, statement_id: str) -> StoredStatement | None: ...
+
+    async def query(self, query: StatementQuery) -> StatementPage: ...
+
+    async def attachments(self, sha2s: list[str]) -> list[AttachmentContent]: ...
+
+    async def consistent_through(self) -> datetime:
+        """Every statement stored at or before this instant is visible to queries."""
+
+    async def activity_definition(self, activity_id: str) -> dict[str, Any] | None: ...
+
+    async def canonical(self, activity_ids: list[str], verb_ids: list[str]) -> tuple[dict, dict]:
+        """Canonical activity definitions and verb displays for the given ids."""
+
+    async def agent_names(self, key: str) -> list[str]: ...
+
+
+# --- documents -----------------------------------------------------------------------------------
+
+
+class DocumentKind(IntEnum):
+    STATE = 1
+    ACTIVITY_PROFILE = 2
+    AGENT_PROFILE = 3
+
+
+@dataclass(slots=True, frozen=True)
+class DocumentScope:
+    """Where documents live: state (activity + agent + registration), activity or agent profile."""
+
+    kind: DocumentKind
+    activity_id: str = ""
+    agent_key: str = ""
+    registration: str = ""
+
+
+@dataclass(slots=True, frozen=True)
+class Document:
+    content: bytes
+    content_type: str
+    etag: str
+    updated: datetime
+
+
+@dataclass(slots=True, frozen=True)
+class Write:
+    content: bytes
+    content_type: str
+    etag: str
+
+
+class Delete:
+    """Remove the document."""
+
+
+Change = Write | Delete | None
+"""What a document update decides: write new content, delete, or change nothing."""
+
+
+class DocumentStore(Protocol):
+    async def get(self, scope: DocumentScope, doc_id: str) -> Document | None: ...
+
+    async def ids(self, scope: DocumentScope, since: datetime | None) -> tuple[list[str], datetime | None]:
+        """Ids in the scope (updated strictly after ``since``) and the latest update time."""
+
+    async def update(self, scope: DocumentScope, doc_id: str, decide: Callable[[Document | None], Change]) -> None:
+        """Run ``decide`` on the current document with it locked, then apply its change.
+
+        ``decide`` may raise to reject the request; the document is then left untouched.
+        """
+
+    async def delete_all(self, scope: DocumentScope) -> None: ...
+
+
+# --- credentials ---------------------------------------------------------------------------------
+
+
+@dataclass(slots=True, frozen=True)
+class Credential:
+    key: str
+    secret_hash: str
+    scopes: frozenset[str]
+    name: str
+    authority: dict[str, Any]
+    created: datetime
+    revoked: datetime | None = None
+
+
+class CredentialStore(Protocol):
+    async def find(self, key: str) -> Credential | None: ...
+
+    async def save(self, credential: Credential) -> None:
+        """Create the credential, or replace the one with the same key (un-revoking it)."""
+
+    async def all(self) -> list[Credential]: ...
+
+    async def revoke(self, key: str) -> bool: ...

@@ -1,0 +1,71 @@
+"""Connection pool and versioned migrations for the PostgreSQL adapters."""
+
+from __future__ import annotations
+
+import logging
+from importlib import resources
+
+import asyncpg
+
+log = logging.getLogger(__name__)
+
+APPLICATION_NAME = "lrs"
+"""Every LRS connection announces itself with this name; consistent-through looks for it."""
+
+_MIGRATION_LOCK = 0x4C5253  # pg_advisory_xact_lock key: "LRS"
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    # jsonb travels as raw JSON bytes both ways: statements are serialised once with orjson
+    # and served without being parsed again.
+    await conn.set_type_codec(
+        "jsonb",
+        schema="pg_catalog",
+        encoder=lambda value: b"\x01" + value,
+        decoder=lambda value: value[1:],
+        format="binary",
+    )
+
+
+async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool:
+    return await asyncpg.create_pool(
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        init=_init_connection,
+        server_settings={"application_name": APPLICATION_NAME, "jit": "off"},
+    )
+
+
+def _migrations() -> list[tuple[int, str, str]]:
+    folder = resources.files("lrs.store.postgres") / "migrations"
+    found = []
+    for entry in folder.iterdir():
+        if entry.name.endswith(".sql"):
+            version = int(entry.name.split("_", 1)[0])
+            found.append((version, entry.name, entry.read_text(encoding="utf-8")))
+    return sorted(found)
+
+
+async def migrate(pool: asyncpg.Pool) -> list[str]:
+    """Apply pending migrations in order, each in its own transaction; returns their names.
+
+    Concurrent starters (several LRS replicas) serialise on an advisory lock.
+    """
+    applied = []
+    async with pool.acquire() as conn:
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS lrs_schema_migrations"
+            " (version int PRIMARY KEY, name text NOT NULL, applied timestamptz NOT NULL DEFAULT now())"
+        )
+        for version, name, sql in _migrations():
+            async with conn.transaction():
+                await conn.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
+                done = await conn.fetchval("SELECT 1 FROM lrs_schema_migrations WHERE version = $1", version)
+                if done:
+                    continue
+                await conn.execute(sql)
+                await conn.execute("INSERT INTO lrs_schema_migrations (version, name) VALUES ($1, $2)", version, name)
+                applied.append(name)
+                log.info("applied migration %s", name)
+    return applied

@@ -1,0 +1,297 @@
+"""``StatementStore`` on PostgreSQL: JSONB documents plus one GIN-indexed array of lookup keys.
+
+Every filter of GET /statements is a containment test on ``keys`` (``keys @> ARRAY[...]``),
+so one inverted index answers any combination of agent, verb, activity and registration, and
+``(stored, seq)`` orders results and positions cursors. ``stored`` is the database's
+transaction time, which makes consistent-through exact: no statement can appear later with a
+``stored`` earlier than the oldest open LRS transaction.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+import orjson
+
+from lrs.xapi.formats import format_timestamp
+from lrs.xapi.statements import INHERITED_PREFIXES, PreparedStatement
+
+from ..ports import (
+    AttachmentContent,
+    ConflictError,
+    SameStatement,
+    StatementPage,
+    StatementQuery,
+    StoredStatement,
+)
+from .pool import APPLICATION_NAME
+
+_PREFLIGHT = """
+SELECT now() AS now,
+       ARRAY(SELECT id::text FROM lrs_statements WHERE id = ANY($1::uuid[])) AS existing,
+       ARRAY(SELECT DISTINCT ref_target::text FROM lrs_statements
+             WHERE ref_target = ANY($1::uuid[]) AND is_voiding) AS voided_by_existing,
+       EXISTS(SELECT 1 FROM lrs_statements WHERE ref_target = ANY($1::uuid[])) AS has_referrers
+"""
+
+_COLUMNS = ("id", "stored", "document", "keys", "ref_target", "is_voiding", "voided")
+
+
+def _inheritable(keys: set[str] | list[str]) -> set[str]:
+    return {k for k in keys if k.startswith(INHERITED_PREFIXES)}
+
+
+class _SeenCache:
+    """A bounded set of recently applied upserts (tag, id, payload), to skip repeating them."""
+
+    def __init__(self, size: int = 50_000) -> None:
+        self._items: OrderedDict[tuple, None] = OrderedDict()
+        self._size = size
+
+    def __contains__(self, item: tuple) -> bool:
+        if item in self._items:
+            self._items.move_to_end(item)
+            return True
+        return False
+
+    def add(self, item: tuple) -> None:
+        self._items[item] = None
+        if len(self._items) > self._size:
+            self._items.popitem(last=False)
+
+
+class PostgresStatementStore:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+        self._seen = _SeenCache()  # canonical definitions and agent names already applied
+
+    # --- writing ---------------------------------------------------------------------------------
+
+    async def store(
+        self,
+        statements: list[PreparedStatement],
+        attachments: list[AttachmentContent],
+        same: SameStatement,
+        define: bool,
+    ) -> None:
+        async with self._pool.acquire() as conn:
+            for attempt in range(3):
+                try:
+                    applied: list[tuple] = []
+                    async with conn.transaction():
+                        await self._store(conn, statements, attachments, same, define, applied)
+                    for item in applied:  # only once committed: a rollback must not be cached
+                        self._seen.add(item)
+                    return
+                except asyncpg.UniqueViolationError:
+                    # another writer stored one of these ids between our check and insert:
+                    # run again, now seeing it, so identical re-sends still succeed.
+                    if attempt == 2:
+                        raise
+
+    async def _store(self, conn, statements, attachments, same, define, applied: list[tuple]) -> None:
+        ids = [s.id for s in statements]
+        pre = await conn.fetchrow(_PREFLIGHT, ids)
+        now: datetime = pre["now"]
+        if pre["existing"]:
+            statements = await self._drop_resent(conn, statements, set(pre["existing"]), same)
+            if not statements:
+                return
+        stored = format_timestamp(now)
+        await self._inherit_ref_keys(conn, statements)
+        by_id = {s.id: s for s in statements}
+        voided = set(pre["voided_by_existing"])
+        outside_targets = []
+        for s in statements:
+            if s.is_voiding and s.ref_target:
+                if s.ref_target in by_id:
+                    if not by_id[s.ref_target].is_voiding:
+                        voided.add(s.ref_target)
+                else:
+                    outside_targets.append(s.ref_target)
+        records = []
+        for s in statements:
+            doc = s.document
+            doc["stored"] = stored
+            doc.setdefault("timestamp", stored)
+            records.append(
+                (s.id, now, orjson.dumps(doc), sorted(s.keys), s.ref_target, s.is_voiding,
+                 s.id in voided and not s.is_voiding)
+            )  # fmt: skip
+        await conn.copy_records_to_table("lrs_statements", records=records, columns=_COLUMNS)
+        if outside_targets:
+            await conn.execute(
+                "UPDATE lrs_statements SET voided = true WHERE id = ANY($1::uuid[]) AND NOT is_voiding",
+                outside_targets,
+            )
+        if pre["has_referrers"]:
+            await self._propagate_to_referrers(conn, statements)
+        if attachments:
+            await conn.executemany(
+                "INSERT INTO lrs_attachments (sha2, content_type, content) VALUES ($1, $2, $3)"
+                " ON CONFLICT (sha2) DO NOTHING",
+                [(a.sha2, a.content_type, a.content) for a in attachments],
+            )
+        await self._record_agent_names(conn, statements, applied)
+        if define:
+            await self._merge_canonical(conn, statements, applied)
+
+    async def _drop_resent(self, conn, statements, existing: set[str], same: SameStatement):
+        rows = await conn.fetch(
+            "SELECT id::text, document FROM lrs_statements WHERE id = ANY($1::uuid[])", list(existing)
+        )
+        for row in rows:
+            stored_doc = orjson.loads(row["document"])
+            new = next(s for s in statements if s.id == row["id"])
+            if not same(stored_doc, new.document):
+                raise ConflictError(row["id"])
+        return [s for s in statements if s.id not in existing]
+
+    async def _inherit_ref_keys(self, conn, statements: list[PreparedStatement]) -> None:
+        """Statements whose object is a StatementRef match filters their target matches."""
+        referring = [s for s in statements if s.ref_target]
+        if not referring:
+            return
+        in_batch = {s.id: s for s in statements}
+        outside = [s.ref_target for s in referring if s.ref_target not in in_batch]
+        target_keys: dict[str, set[str]] = {}
+        if outside:
+            for row in await conn.fetch(
+                "SELECT id::text, keys FROM lrs_statements WHERE id = ANY($1::uuid[])", outside
+            ):
+                target_keys[row["id"]] = _inheritable(row["keys"])
+        changed = True
+        while changed:  # chains inside one batch resolve in a few rounds; keys only grow
+            changed = False
+            for s in referring:
+                target = in_batch.get(s.ref_target)
+                inherited = _inheritable(target.keys) if target else target_keys.get(s.ref_target, set())
+                if not inherited <= s.keys:
+                    s.keys |= inherited
+                    changed = True
+
+    async def _propagate_to_referrers(self, conn, statements: list[PreparedStatement]) -> None:
+        """A target arrived after statements referring to it: they inherit its keys now."""
+        frontier = {s.id: _inheritable(s.keys) for s in statements}
+        while frontier:
+            rows = await conn.fetch(
+                "SELECT seq, id::text, ref_target::text, keys FROM lrs_statements"
+                " WHERE ref_target = ANY($1::uuid[]) FOR UPDATE",
+                list(frontier),
+            )
+            updates, next_frontier = [], {}
+            for row in rows:
+                keys = set(row["keys"])
+                merged = keys | frontier[row["ref_target"]]
+                if merged != keys:
+                    updates.append((row["seq"], sorted(merged)))
+                    next_frontier[row["id"]] = _inheritable(merged)
+            if updates:
+                await conn.executemany("UPDATE lrs_statements SET keys = $2 WHERE seq = $1", updates)
+            frontier = next_frontier
+
+    async def _record_agent_names(self, conn, statements: list[PreparedStatement], applied: list) -> None:
+        pairs = list(dict.fromkeys(p for s in statements for p in s.names if ("name", *p) not in self._seen))
+        if pairs:
+            await conn.executemany(
+                "INSERT INTO lrs_agents (key, names) VALUES ($1, ARRAY[$2::text]) ON CONFLICT (key) DO UPDATE"
+                " SET names = lrs_agents.names || $2::text WHERE NOT $2::text = ANY(lrs_agents.names)",
+                pairs,
+            )
+            applied.extend(("name", *pair) for pair in pairs)
+
+    async def _merge_canonical(self, conn, statements: list[PreparedStatement], applied: list) -> None:
+        def fresh(pairs):
+            items = ((i, orjson.dumps(value, option=orjson.OPT_SORT_KEYS)) for i, value in pairs)
+            return list(dict.fromkeys(item for item in items if ("def", *item) not in self._seen))
+
+        activities = fresh(d for s in statements for d in s.definitions)
+        verbs = fresh((s.document["verb"]["id"], s.document["verb"]["display"])
+                      for s in statements if "display" in s.document["verb"])  # fmt: skip
+        if activities:
+            await conn.executemany(
+                "INSERT INTO lrs_activities AS a (id, definition) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE"
+                " SET definition = lrs_merge_definition(a.definition, EXCLUDED.definition), updated = now()",
+                activities,
+            )
+        if verbs:
+            await conn.executemany(
+                "INSERT INTO lrs_verbs AS v (id, display) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE"
+                " SET display = v.display || EXCLUDED.display",
+                verbs,
+            )
+        applied.extend(("def", *item) for item in (*activities, *verbs))
+
+    # --- reading ---------------------------------------------------------------------------------
+
+    async def get(self, statement_id: str) -> StoredStatement | None:
+        row = await self._pool.fetchrow(
+            "SELECT id::text, document, stored, voided FROM lrs_statements WHERE id = $1::uuid", statement_id
+        )
+        return None if row is None else StoredStatement(row["id"], row["document"], row["stored"], row["voided"])
+
+    async def query(self, query: StatementQuery) -> StatementPage:
+        snapshot = query.snapshot or await self._pool.fetchval("SELECT now()")
+        where = ["NOT voided", "stored <= $1"]
+        args: list[Any] = [snapshot]
+
+        def arg(value: Any) -> str:
+            args.append(value)
+            return f"${len(args)}"
+
+        if query.keys:
+            where.append(f"keys @> {arg(sorted(set(query.keys)))}::text[]")
+        if query.since is not None:
+            where.append(f"stored > {arg(query.since)}")
+        if query.until is not None:
+            where.append(f"stored <= {arg(query.until)}")
+        if query.cursor:
+            stored_text, _, seq = query.cursor.partition("/")
+            cmp = ">" if query.ascending else "<"
+            where.append(f"(stored, seq) {cmp} ({arg(datetime.fromisoformat(stored_text))}, {arg(int(seq))})")
+        order = "ASC" if query.ascending else "DESC"
+        sql = (
+            f"SELECT id::text, document, stored, seq FROM lrs_statements WHERE {' AND '.join(where)}"
+            f" ORDER BY stored {order}, seq {order} LIMIT {arg(query.limit + 1)}"
+        )
+        rows = await self._pool.fetch(sql, *args)
+        more = len(rows) > query.limit
+        rows = rows[: query.limit]
+        cursor = f"{rows[-1]['stored'].isoformat()}/{rows[-1]['seq']}" if more else None
+        return StatementPage(
+            [StoredStatement(r["id"], r["document"], r["stored"], False) for r in rows], cursor, snapshot
+        )
+
+    async def attachments(self, sha2s: list[str]) -> list[AttachmentContent]:
+        rows = await self._pool.fetch(
+            "SELECT sha2, content_type, content FROM lrs_attachments WHERE sha2 = ANY($1::text[])", sha2s
+        )
+        return [AttachmentContent(r["sha2"], r["content_type"], r["content"]) for r in rows]
+
+    async def consistent_through(self) -> datetime:
+        return await self._pool.fetchval(
+            "SELECT coalesce(min(xact_start), now()) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND application_name = $1 AND xact_start IS NOT NULL",
+            APPLICATION_NAME,
+        )
+
+    async def activity_definition(self, activity_id: str) -> dict[str, Any] | None:
+        raw = await self._pool.fetchval("SELECT definition FROM lrs_activities WHERE id = $1", activity_id)
+        return None if raw is None else orjson.loads(raw)
+
+    async def canonical(self, activity_ids: list[str], verb_ids: list[str]) -> tuple[dict, dict]:
+        activities = await self._pool.fetch(
+            "SELECT id, definition FROM lrs_activities WHERE id = ANY($1::text[])", activity_ids
+        )
+        verbs = await self._pool.fetch("SELECT id, display FROM lrs_verbs WHERE id = ANY($1::text[])", verb_ids)
+        return (
+            {r["id"]: orjson.loads(r["definition"]) for r in activities},
+            {r["id"]: orjson.loads(r["display"]) for r in verbs},
+        )
+
+    async def agent_names(self, key: str) -> list[str]:
+        return list(await self._pool.fetchval("SELECT names FROM lrs_agents WHERE key = $1", key) or [])
+

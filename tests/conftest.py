@@ -1,0 +1,196 @@
+"""Test fixtures: a real PostgreSQL (embedded, or LRS_TEST_DATABASE_URL) and the LRS served over HTTP.
+
+The LRS runs in a background thread under uvicorn on a free 127.0.0.1 port; tests talk to it
+with httpx like any client would. Tests isolate their data with unique agents and activities
+(``unique_agent``, ``unique_activity``) instead of wiping the database.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+import uuid
+import warnings
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+from lrs.http.app import create_app
+from lrs.settings import AuthSettings, ServerSettings, StoreSettings
+
+ADMIN = ("test-admin", "test-admin-secret")
+V1, V2 = "1.0.3", "2.0.0"
+MAX_PAGE = 50
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def pg_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    if url := os.environ.get("LRS_TEST_DATABASE_URL"):
+        yield url
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from lrs.store.postgres.embedded import EmbeddedPostgres
+    server = EmbeddedPostgres(tmp_path_factory.mktemp("pg"))
+    server.start()
+    yield server.dsn
+    server.stop()
+
+
+class RunningServer:
+    def __init__(self, app, port: int) -> None:
+        self.port = port
+        self.server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", loop="uvloop")
+        )
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> RunningServer:
+        self.thread.start()
+        deadline = time.monotonic() + 60
+        while not self.server.started:  # a condition, not a guess: uvicorn sets it once listening
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("LRS test server did not start")
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(30)
+
+
+@pytest.fixture(scope="session")
+def server(pg_dsn: str) -> Iterator[RunningServer]:
+    app = create_app(
+        pg_dsn,
+        ServerSettings(max_page_size=MAX_PAGE, max_body_bytes=2 * 1024 * 1024),
+        StoreSettings(),
+        AuthSettings(admin_key=ADMIN[0], admin_secret=ADMIN[1]),
+    )
+    with RunningServer(app, free_port()) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def base_url(server: RunningServer) -> str:
+    return f"http://127.0.0.1:{server.port}"
+
+
+class Xapi(httpx.Client):
+    """An httpx client for the xAPI base, sending one xAPI version and credential by default."""
+
+    def __init__(self, base_url: str, version: str | None = V1, auth: tuple[str, str] | None = ADMIN) -> None:
+        headers = {"X-Experience-API-Version": version} if version else {}
+        super().__init__(base_url=base_url + "/xapi", auth=auth, headers=headers, timeout=30)
+        self.version = version
+
+    def post_statements(self, statements: Any, **kwargs) -> httpx.Response:
+        return self.post("/statements", json=statements, **kwargs)
+
+    def store(self, *statements: dict[str, Any]) -> list[str]:
+        """POST statements and insist on success; returns their ids."""
+        response = self.post_statements(list(statements))
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def find(self, **params: Any) -> list[dict[str, Any]]:
+        """GET /statements with the given filters, following `more` to the end."""
+        encoded = {k: (orjson_dumps(v) if isinstance(v, dict) else v) for k, v in params.items()}
+        response = self.get("/statements", params=encoded)
+        assert response.status_code == 200, response.text
+        body = response.json()
+        found = list(body["statements"])
+        while body.get("more"):
+            response = self.get(body["more"].removeprefix("/xapi"))
+            assert response.status_code == 200, response.text
+            body = response.json()
+            found.extend(body["statements"])
+        return found
+
+
+def orjson_dumps(value: Any) -> str:
+    import orjson
+
+    return orjson.dumps(value).decode()
+
+
+@pytest.fixture(scope="session")
+def xapi(base_url: str) -> Iterator[Xapi]:
+    with Xapi(base_url, V1) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def xapi2(base_url: str) -> Iterator[Xapi]:
+    with Xapi(base_url, V2) as client:
+        yield client
+
+
+@pytest.fixture(params=[V1, V2])
+def any_xapi(request: pytest.FixtureRequest, base_url: str) -> Iterator[Xapi]:
+    """The same test once per xAPI version."""
+    with Xapi(base_url, request.param) as client:
+        yield client
+
+
+@pytest.fixture()
+def client_for(base_url: str):
+    """Clients with other credentials or versions: ``client_for(auth=..., version=...)``."""
+    made: list[Xapi] = []
+
+    def make(auth: tuple[str, str] | None = ADMIN, version: str | None = V1) -> Xapi:
+        client = Xapi(base_url, version, auth)
+        made.append(client)
+        return client
+
+    yield make
+    for client in made:
+        client.close()
+
+
+# --- data builders -------------------------------------------------------------------------------
+
+
+def unique_agent(name: str = "Learner") -> dict[str, Any]:
+    return {"objectType": "Agent", "name": name, "mbox": f"mailto:{uuid.uuid4().hex[:12]}@example.com"}
+
+
+def unique_activity(**definition: Any) -> dict[str, Any]:
+    activity: dict[str, Any] = {"objectType": "Activity", "id": f"https://lms.example/activities/{uuid.uuid4()}"}
+    if definition:
+        activity["definition"] = definition
+    return activity
+
+
+VERBS = {
+    "completed": "http://adlnet.gov/expapi/verbs/completed",
+    "attempted": "http://adlnet.gov/expapi/verbs/attempted",
+    "experienced": "http://adlnet.gov/expapi/verbs/experienced",
+    "voided": "http://adlnet.gov/expapi/verbs/voided",
+}
+
+
+def statement(actor: dict | None = None, verb: str = "completed", obj: dict | None = None, **extra: Any) -> dict:
+    """A valid statement; every part can be overridden."""
+    st: dict[str, Any] = {
+        "actor": actor or unique_agent(),
+        "verb": {"id": VERBS.get(verb, verb), "display": {"en-US": verb}},
+        "object": obj or unique_activity(name={"en-US": "An activity"}),
+    }
+    st.update(extra)
+    return st
+
+
+def voiding(target_id: str, actor: dict | None = None) -> dict:
+    return statement(actor, "voided", {"objectType": "StatementRef", "id": target_id})
