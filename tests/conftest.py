@@ -194,3 +194,27 @@ def statement(actor: dict | None = None, verb: str = "completed", obj: dict | No
 
 def voiding(target_id: str, actor: dict | None = None) -> dict:
     return statement(actor, "voided", {"objectType": "StatementRef", "id": target_id})
+
+
+@pytest.fixture(scope="session")
+def make_credential(pg_dsn: str, server: RunningServer):
+    """Create a credential with the given scopes in the store: ``key, secret = make_credential([...])``."""
+    import asyncio
+
+    from lrs.auth.credentials import new_credential
+    from lrs.store.postgres import PostgresCredentialStore, create_pool
+
+    def make(scopes: list[str], name: str = "test client") -> tuple[str, str]:
+        credential, secret = new_credential(name, scopes, AuthSettings().authority_homepage)
+
+        async def save() -> None:
+            pool = await create_pool(pg_dsn, min_size=1, max_size=1)
+            try:
+                await PostgresCredentialStore(pool).save(credential)
+            finally:
+                await pool.close()
+
+        asyncio.run(save())
+        return credential.key, secret
+
+    return make
