@@ -6,7 +6,9 @@ Rules (xAPI 1.0.3 §6.3 and the 2.0 changes):
 * ``If-Match`` (PUT, POST, DELETE): the current ETag must be listed (``*`` = any), else 412.
 * ``If-None-Match`` (PUT, POST): ``*`` or a listed tag matching an existing document is 412.
 * PUT without either header onto an existing document is 409 for profiles (1.0.3) and for
-  every document kind (2.0); 1.0.3 State documents may be overwritten freely.
+  every document kind (2.0); 1.0.3 State documents may be overwritten freely. A 1.0.3 profile
+  PUT without either header onto a new document is 400, as the ADL conformance suite
+  (XAPI-00273) requires; 2.0 dropped that rule and creates the document.
 * POST merges a JSON object into an existing JSON object document (top-level keys of the
   new one win), or creates it; if either side is not a JSON object, 400 and nothing changes.
 
@@ -71,11 +73,14 @@ def _check(method: Method, kind: DocumentKind, version: XapiVersion, pre: Precon
     if pre.if_none_match is not None and method != "DELETE" and current is not None:
         if _matches(pre.if_none_match, current):
             raise PreconditionFailed("If-None-Match: the document already exists")
-    if method == "PUT" and pre.if_match is None and pre.if_none_match is None and current is not None:
-        if version is XapiVersion.V2 or kind is not DocumentKind.STATE:
+    if method == "PUT" and pre.if_match is None and pre.if_none_match is None:
+        profile = kind is not DocumentKind.STATE
+        if current is not None and (profile or version is XapiVersion.V2):
             raise Conflict(
                 "the document exists: GET it and send its ETag in If-Match (or If-None-Match: * to create only)"
             )
+        if current is None and profile and version is XapiVersion.V1:
+            raise BadRequest("a profile PUT needs If-Match (to update) or If-None-Match: * (to create)")
 
 
 def media_type(content_type: str | None) -> str:

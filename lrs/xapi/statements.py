@@ -29,6 +29,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from pydantic import ValidationError
 
 from .agents import identity_keys, ifi_key
@@ -54,19 +55,20 @@ def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return obj
 
 
-def _reject_constant(name: str) -> Any:
-    raise StatementError(f"{name} is not valid JSON")
+def parse_json(body: bytes) -> Any:
+    """Strict JSON: UTF-8, no NaN/Infinity, no lone surrogates, no duplicate keys in an object.
 
-
-def parse_json(body: bytes | str) -> Any:
-    """Strict JSON: UTF-8, no duplicate keys in an object, no NaN/Infinity."""
+    orjson parses; when the body is not exactly orjson's own compact serialisation of the
+    result (which cannot hold a duplicate key), the standard library re-reads it to look for
+    duplicate keys, which orjson would silently collapse.
+    """
     try:
-        text = body.decode("utf-8") if isinstance(body, bytes) else body
-        return json.loads(text, object_pairs_hook=_reject_duplicate_keys, parse_constant=_reject_constant)
-    except UnicodeDecodeError as exc:
-        raise StatementError(f"body is not UTF-8: {exc.reason} at byte {exc.start}") from None
-    except json.JSONDecodeError as exc:
-        raise StatementError(f"body is not valid JSON: {exc.msg} (line {exc.lineno} column {exc.colno})") from None
+        value = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise StatementError(f"body is not valid JSON: {exc}") from None
+    if orjson.dumps(value) != body:
+        json.loads(body, object_pairs_hook=_reject_duplicate_keys)
+    return value
 
 
 # --- validation ----------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from ..ports import (
     StatementQuery,
     StoredStatement,
 )
+from ..coalesce import Submission, WriteCoalescer
 from .pool import APPLICATION_NAME
 
 _PREFLIGHT = """
@@ -67,6 +68,7 @@ class PostgresStatementStore:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
         self._seen = _SeenCache()  # canonical definitions and agent names already applied
+        self._coalescer = WriteCoalescer(self._write_group)
 
     # --- writing ---------------------------------------------------------------------------------
 
@@ -77,29 +79,39 @@ class PostgresStatementStore:
         same: SameStatement,
         define: bool,
     ) -> None:
+        await self._coalescer.submit(Submission(statements, attachments, same, define))
+
+    async def _write_group(self, group: list[Submission]) -> None:
+        """One transaction for every submission of the group (see ``WriteCoalescer``)."""
         async with self._pool.acquire() as conn:
             for attempt in range(3):
                 try:
                     applied: list[tuple] = []
                     async with conn.transaction():
-                        await self._store(conn, statements, attachments, same, define, applied)
+                        await self._store_group(conn, group, applied)
                     for item in applied:  # only once committed: a rollback must not be cached
                         self._seen.add(item)
                     return
-                except asyncpg.UniqueViolationError:
-                    # another writer stored one of these ids between our check and insert:
-                    # run again, now seeing it, so identical re-sends still succeed.
+                except (asyncpg.UniqueViolationError, asyncpg.DeadlockDetectedError):
+                    # another writer stored one of these ids between our check and insert (run
+                    # again, now seeing it, so identical re-sends still succeed), or a deadlock
+                    # on the shared canonical rows was broken by rolling us back: retry.
                     if attempt == 2:
                         raise
 
-    async def _store(self, conn, statements, attachments, same, define, applied: list[tuple]) -> None:
-        ids = [s.id for s in statements]
+    async def _store_group(self, conn, group: list[Submission], applied: list[tuple]) -> None:
+        ids = [s.id for sub in group for s in sub.statements]
         pre = await conn.fetchrow(_PREFLIGHT, ids)
         now: datetime = pre["now"]
+        stored_docs: dict[str, dict] = {}
         if pre["existing"]:
-            statements = await self._drop_resent(conn, statements, set(pre["existing"]), same)
-            if not statements:
-                return
+            rows = await conn.fetch(
+                "SELECT id::text, document FROM lrs_statements WHERE id = ANY($1::uuid[])", pre["existing"]
+            )
+            stored_docs = {r["id"]: orjson.loads(r["document"]) for r in rows}
+        statements, attachments, defining = self._settle(group, stored_docs)
+        if not statements:
+            return
         stored = format_timestamp(now)
         await self._inherit_ref_keys(conn, statements)
         by_id = {s.id: s for s in statements}
@@ -133,22 +145,35 @@ class PostgresStatementStore:
             await conn.executemany(
                 "INSERT INTO lrs_attachments (sha2, content_type, content) VALUES ($1, $2, $3)"
                 " ON CONFLICT (sha2) DO NOTHING",
-                [(a.sha2, a.content_type, a.content) for a in attachments],
+                sorted({(a.sha2, a.content_type, a.content) for a in attachments}),
             )
         await self._record_agent_names(conn, statements, applied)
-        if define:
-            await self._merge_canonical(conn, statements, applied)
+        if defining:
+            await self._merge_canonical(conn, defining, applied)
 
-    async def _drop_resent(self, conn, statements, existing: set[str], same: SameStatement):
-        rows = await conn.fetch(
-            "SELECT id::text, document FROM lrs_statements WHERE id = ANY($1::uuid[])", list(existing)
-        )
-        for row in rows:
-            stored_doc = orjson.loads(row["document"])
-            new = next(s for s in statements if s.id == row["id"])
-            if not same(stored_doc, new.document):
-                raise ConflictError(row["id"])
-        return [s for s in statements if s.id not in existing]
+    @staticmethod
+    def _settle(group: list[Submission], stored_docs: dict[str, dict]):
+        """Decide each submission: conflicting ones fail alone, identical re-sends are dropped."""
+        accepted: dict[str, PreparedStatement] = {}
+        attachments: list[AttachmentContent] = []
+        defining: list[PreparedStatement] = []
+        for sub in group:
+            sub.error = None
+            keep = []
+            for s in sub.statements:
+                earlier = stored_docs.get(s.id) or (accepted[s.id].document if s.id in accepted else None)
+                if earlier is None:
+                    keep.append(s)
+                elif not sub.same(earlier, s.document):
+                    sub.error = ConflictError(s.id)
+                    break
+            if sub.error is not None:
+                continue
+            accepted.update((s.id, s) for s in keep)
+            attachments.extend(sub.attachments)
+            if sub.define:
+                defining.extend(keep)
+        return list(accepted.values()), attachments, defining
 
     async def _inherit_ref_keys(self, conn, statements: list[PreparedStatement]) -> None:
         """Statements whose object is a StatementRef match filters their target matches."""
@@ -194,7 +219,8 @@ class PostgresStatementStore:
             frontier = next_frontier
 
     async def _record_agent_names(self, conn, statements: list[PreparedStatement], applied: list) -> None:
-        pairs = list(dict.fromkeys(p for s in statements for p in s.names if ("name", *p) not in self._seen))
+        # sorted: concurrent batches lock shared rows in one order, so they cannot deadlock
+        pairs = sorted(set(p for s in statements for p in s.names if ("name", *p) not in self._seen))
         if pairs:
             await conn.executemany(
                 "INSERT INTO lrs_agents (key, names) VALUES ($1, ARRAY[$2::text]) ON CONFLICT (key) DO UPDATE"
@@ -206,7 +232,8 @@ class PostgresStatementStore:
     async def _merge_canonical(self, conn, statements: list[PreparedStatement], applied: list) -> None:
         def fresh(pairs):
             items = ((i, orjson.dumps(value, option=orjson.OPT_SORT_KEYS)) for i, value in pairs)
-            return list(dict.fromkeys(item for item in items if ("def", *item) not in self._seen))
+            fresh_items = dict.fromkeys(item for item in items if ("def", *item) not in self._seen)
+            return sorted(fresh_items, key=lambda item: item[0])  # by id; stable, so batch order per id
 
         activities = fresh(d for s in statements for d in s.definitions)
         verbs = fresh((s.document["verb"]["id"], s.document["verb"]["display"])

@@ -1,0 +1,11 @@
+# The LRS image (docker-compose.yml). Uses an external PostgreSQL via LRS_DATABASE_URL.
+FROM python:3.11-slim
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY lrs ./lrs
+COPY streams ./streams
+COPY sinks ./sinks
+RUN pip install --no-cache-dir .
+USER nobody
+EXPOSE 8080
+CMD ["lrs", "up", "--host", "0.0.0.0", "--port", "8080", "--data-dir", "/tmp/lrs"]
