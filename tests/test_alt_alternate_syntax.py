@@ -129,7 +129,9 @@ def test_alt3_only_method_may_be_in_the_query_string(bare, xapi, extra):
 def test_alt4_the_syntax_is_only_valid_on_post(bare, xapi, http_method):
     """ALT-4: e.g. PUT ?method=POST -> 400; nothing is stored."""
     st = statement(id=str(uuid.uuid4()))
-    response = alt(bare, "POST", "/statements", with_headers({"content": json.dumps(st)}), http_method=http_method)
+    response = alt(
+        bare, "POST", "/statements", with_headers({"content": json.dumps(st)}), http_method=http_method
+    )
     assert response.status_code == 400
     if http_method != "HEAD":
         assert "POST" in error_message(response)
@@ -179,12 +181,24 @@ def test_alt5_if_match_and_if_none_match_from_the_form(bare, xapi):
     params = state_params()
     assert xapi.put("/activities/state", params=params, json={"v": 1}).status_code == 204
     etag = xapi.get("/activities/state", params=params).headers["etag"]
-    stale = alt(bare, "PUT", "/activities/state", with_headers({**params, "If-Match": '"' + "0" * 40 + '"', "content": '{"v": 2}'}))
+    stale = alt(
+        bare,
+        "PUT",
+        "/activities/state",
+        with_headers({**params, "If-Match": '"' + "0" * 40 + '"', "content": '{"v": 2}'}),
+    )
     assert stale.status_code == 412
-    exists = alt(bare, "PUT", "/activities/state", with_headers({**params, "If-None-Match": "*", "content": '{"v": 3}'}))
+    exists = alt(
+        bare,
+        "PUT",
+        "/activities/state",
+        with_headers({**params, "If-None-Match": "*", "content": '{"v": 3}'}),
+    )
     assert exists.status_code == 412
     assert xapi.get("/activities/state", params=params).json() == {"v": 1}
-    fresh = alt(bare, "PUT", "/activities/state", with_headers({**params, "If-Match": etag, "content": '{"v": 4}'}))
+    fresh = alt(
+        bare, "PUT", "/activities/state", with_headers({**params, "If-Match": etag, "content": '{"v": 4}'})
+    )
     assert fresh.status_code == 204
     assert xapi.get("/activities/state", params=params).json() == {"v": 4}
 
@@ -202,7 +216,9 @@ def test_alt5_content_type_from_the_form(bare, xapi):
 def test_alt5_content_type_from_the_form_is_checked_for_statements(bare, xapi):
     """ALT-5, HDR-8: Content-Type: text/plain in the form makes a statement PUT a 400."""
     sid = str(uuid.uuid4())
-    form = with_headers({"statementId": sid, "Content-Type": "text/plain", "content": json.dumps(statement())})
+    form = with_headers(
+        {"statementId": sid, "Content-Type": "text/plain", "content": json.dumps(statement())}
+    )
     response = alt(bare, "PUT", "/statements", form)
     assert response.status_code == 400
     assert "Content-Type" in error_message(response)
@@ -247,7 +263,9 @@ def test_alt7_put_or_post_without_content_is_400(bare, xapi, method):
 def test_alt7_body_that_is_not_urlencoded_is_400(bare, xapi):
     """ALT-7: a form Content-Type with a JSON (not urlencoded) body -> 400; nothing stored."""
     sid = str(uuid.uuid4())
-    body = json.dumps({"statementId": sid, "content": json.dumps(statement()), "X-Experience-API-Version": "1.0.3"})
+    body = json.dumps(
+        {"statementId": sid, "content": json.dumps(statement()), "X-Experience-API-Version": "1.0.3"}
+    )
     response = bare.post(
         "/statements", params={"method": "PUT"}, content=body, headers={**FORM, "Authorization": AUTH}
     )
@@ -262,7 +280,9 @@ def test_alt7_body_without_form_content_type_is_400(client_for, xapi):
     client = client_for(version="1.0.3")
     response = client.post("/statements", params={"method": "PUT", "statementId": sid}, json=statement())
     assert response.status_code == 400
-    response = client.post("/statements", params={"method": "PUT"}, json={"statementId": sid, "content": "{}"})
+    response = client.post(
+        "/statements", params={"method": "PUT"}, json={"statementId": sid, "content": "{}"}
+    )
     assert response.status_code == 400
     assert "x-www-form-urlencoded" in error_message(response)
     assert xapi.get("/statements", params={"statementId": sid}).status_code == 404
@@ -334,7 +354,9 @@ def test_v2_18_alternate_syntax_is_400_for_xapi_2(client_for, bare, xapi, where,
 def test_v2_18_method_parameter_on_a_put_is_400_for_xapi_2(client_for, xapi):
     """V2-18: PUT with ``?method=`` under 2.0 -> 400; nothing stored."""
     st = statement(id=str(uuid.uuid4()))
-    response = alt(client_for(version="2.0.0"), "POST", "/statements", {"content": json.dumps(st)}, http_method="PUT")
+    response = alt(
+        client_for(version="2.0.0"), "POST", "/statements", {"content": json.dumps(st)}, http_method="PUT"
+    )
     assert response.status_code == 400
     assert xapi.get("/statements", params={"statementId": st["id"]}).status_code == 404
 

@@ -25,7 +25,13 @@ RESOURCES = [
 REQUEST_HEADERS = [
     "Authorization", "Content-Type", "X-Experience-API-Version", "If-Match", "If-None-Match", "Accept-Language",
 ]  # fmt: skip
-EXPOSED = ["ETag", "Last-Modified", "X-Experience-API-Version", "X-Experience-API-Consistent-Through", "Content-Type"]
+EXPOSED = [
+    "ETag",
+    "Last-Modified",
+    "X-Experience-API-Version",
+    "X-Experience-API-Consistent-Through",
+    "Content-Type",
+]
 
 
 def header_list(value: str) -> set[str]:

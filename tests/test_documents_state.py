@@ -20,6 +20,7 @@ from .conftest import statement, unique_activity, unique_agent
 
 STATE = "/activities/state"
 KINDS = ("state", "activity profile", "agent profile")
+CREATE = {"If-None-Match": "*"}  # profiles in 1.0.3 need a precondition header even to create
 BINARY = bytes(range(256)) * 8 + b"\x00\xff\r\n\x1a"
 
 
@@ -97,7 +98,7 @@ def test_doc1_any_content_type_round_trips_byte_exact(any_xapi, kind, content, c
     """DOC-1, CONC-1, CONC-2, V2-28: any content is stored for unknown activities/agents and read back
     byte for byte with its Content-Type; the ETag is the quoted SHA-1 hex of the content."""
     path, params = doc_params(kind)
-    put = any_xapi.put(path, params=params, content=content, headers={"Content-Type": content_type})
+    put = any_xapi.put(path, params=params, content=content, headers={"Content-Type": content_type, **CREATE})
     assert put.status_code == 204, put.text
     got = any_xapi.get(path, params=params)
     assert got.status_code == 200
@@ -111,7 +112,8 @@ def test_doc2_post_merges_json_objects_shallowly(any_xapi, kind):
     """DOC-2, APRF-6, GPRF-5: POST of a JSON object onto a JSON object document -> 204; top-level keys
     of the new object overwrite, nested objects are replaced wholesale, other keys stay."""
     path, params = doc_params(kind)
-    assert any_xapi.put(path, params=params, json={"a": 1, "keep": "me", "n": {"x": 1, "y": 1}}).status_code == 204
+    first = {"a": 1, "keep": "me", "n": {"x": 1, "y": 1}}
+    assert any_xapi.put(path, params=params, json=first, headers=CREATE).status_code == 204
     merged = any_xapi.post(path, params=params, json={"a": 2, "b": [1, 2], "n": {"z": 3}})
     assert merged.status_code == 204, merged.text
     got = any_xapi.get(path, params=params)
@@ -142,11 +144,13 @@ def test_doc3_post_onto_a_missing_document_creates_it(any_xapi, kind):
         (b'{"a": 1}', "application/json", b'{"b": 2}', None),  # posted without a Content-Type
     ],
 )
-def test_doc4_doc5_merge_needs_json_objects_on_both_sides(xapi, kind, stored, stored_type, posted, posted_type):
+def test_doc4_doc5_merge_needs_json_objects_on_both_sides(
+    xapi, kind, stored, stored_type, posted, posted_type
+):
     """DOC-4, DOC-5, ERR-5: POST merge when either side is not an application/json object -> 400 with
     a message, and the stored document (content, type, ETag) is untouched."""
     path, params = doc_params(kind)
-    put = xapi.put(path, params=params, content=stored, headers={"Content-Type": stored_type})
+    put = xapi.put(path, params=params, content=stored, headers={"Content-Type": stored_type, **CREATE})
     assert put.status_code == 204
     before = xapi.get(path, params=params)
     headers = {"Content-Type": posted_type} if posted_type else {}
@@ -163,7 +167,9 @@ def test_doc4_doc5_merge_needs_json_objects_on_both_sides(xapi, kind, stored, st
 def test_doc4_post_of_a_non_object_onto_a_missing_document_creates_nothing(any_xapi, kind):
     """DOC-4, DOC-5: a POST whose body is not a JSON object is 400 and creates no document."""
     path, params = doc_params(kind)
-    response = any_xapi.post(path, params=params, content=b'"just a string"', headers={"Content-Type": "application/json"})
+    response = any_xapi.post(
+        path, params=params, content=b'"just a string"', headers={"Content-Type": "application/json"}
+    )
     assert response.status_code == 400
     assert any_xapi.get(path, params=params).status_code == 404
 
@@ -174,10 +180,16 @@ def test_doc6_since_lists_only_documents_updated_after_it(any_xapi, kind):
     after it (an update moves an old id past it); without ``since`` every id is listed."""
     path, scope, id_name = document(kind)
     for doc_id in ("old", "touched"):
-        assert any_xapi.put(path, params={**scope, id_name: doc_id}, json={"v": 1}).status_code == 204
+        assert (
+            any_xapi.put(path, params={**scope, id_name: doc_id}, json={"v": 1}, headers=CREATE).status_code
+            == 204
+        )
     middle = server_now(any_xapi)
     for doc_id in ("new-1", "new-2"):
-        assert any_xapi.put(path, params={**scope, id_name: doc_id}, json={"v": 2}).status_code == 204
+        assert (
+            any_xapi.put(path, params={**scope, id_name: doc_id}, json={"v": 2}, headers=CREATE).status_code
+            == 204
+        )
     assert any_xapi.post(path, params={**scope, id_name: "touched"}, json={"w": 2}).status_code == 204
     after = any_xapi.get(path, params={**scope, "since": middle})
     assert after.status_code == 200
@@ -204,7 +216,12 @@ def test_doc7_last_modified_on_single_and_id_list_gets(any_xapi, kind):
     modified = []
     for doc_id in ("one", "two"):
         before = parse_stored(server_now(any_xapi)).replace(microsecond=0)
-        assert any_xapi.put(path, params={**scope, id_name: doc_id}, json={"id": doc_id}).status_code == 204
+        assert (
+            any_xapi.put(
+                path, params={**scope, id_name: doc_id}, json={"id": doc_id}, headers=CREATE
+            ).status_code
+            == 204
+        )
         after = parse_stored(server_now(any_xapi))
         got = any_xapi.get(path, params={**scope, id_name: doc_id})
         modified.append(http_time(got))
@@ -223,8 +240,7 @@ def test_doc7_v2_17_last_modified_advances_after_an_update(client_for, version):
     docs = [doc_params(kind) for kind in KINDS]
     first = {}
     for path, params in docs:
-        create = {"If-None-Match": "*"}
-        assert xapi.put(path, params=params, json={"v": 1}, headers=create).status_code == 204
+        assert xapi.put(path, params=params, json={"v": 1}, headers=CREATE).status_code == 204
         first[path] = http_time(xapi.get(path, params=params))
     wait_for_server_second_after(xapi, max(first.values()))
     for path, params in docs:
@@ -273,7 +289,7 @@ def test_doc9_document_ids_are_plain_strings(xapi, kind, doc_id):
     just ids, stored and listed verbatim (query parameters cannot carry other JSON types)."""
     path, scope, id_name = document(kind)
     params = {**scope, id_name: doc_id}
-    assert xapi.put(path, params=params, json={"id": doc_id}).status_code == 204
+    assert xapi.put(path, params=params, json={"id": doc_id}, headers=CREATE).status_code == 204
     assert xapi.get(path, params=params).json() == {"id": doc_id}
     assert xapi.get(path, params=scope).json() == [doc_id]
 
@@ -282,7 +298,7 @@ def test_doc9_document_ids_are_plain_strings(xapi, kind, doc_id):
 def test_doc9_empty_document_id_is_400(xapi, kind):
     """DOC-9: an empty id is not an id -> 400 naming it on every method; nothing created or deleted."""
     path, scope, id_name = document(kind)
-    assert xapi.put(path, params={**scope, id_name: "keep"}, json={"k": 1}).status_code == 204
+    assert xapi.put(path, params={**scope, id_name: "keep"}, json={"k": 1}, headers=CREATE).status_code == 204
     for method in ("GET", "PUT", "POST", "DELETE"):
         body = {"a": 1} if method in ("PUT", "POST") else None
         response = xapi.request(method, path, params={**scope, id_name: ""}, json=body)
@@ -322,7 +338,9 @@ def test_state2_required_parameters(any_xapi, method, missing):
     """STATE-2: activityId and agent are required on every method, stateId on PUT/POST -> 400 naming it."""
     params = {**state_scope(), "stateId": "s"}
     del params[missing]
-    response = any_xapi.request(method, STATE, params=params, json={"a": 1} if method in ("PUT", "POST") else None)
+    response = any_xapi.request(
+        method, STATE, params=params, json={"a": 1} if method in ("PUT", "POST") else None
+    )
     assert response.status_code == 400
     assert missing in error_message(response)
 
@@ -368,7 +386,9 @@ def test_state5_delete_without_state_id_clears_the_context(any_xapi):
     other_registration = {**scope, "registration": str(uuid.uuid4())}
     other_agent = {**scope, "agent": json.dumps(unique_agent())}
     for params in (other_registration, other_agent):
-        assert any_xapi.put(STATE, params={**params, "stateId": "x"}, json={"survives": True}).status_code == 204
+        assert (
+            any_xapi.put(STATE, params={**params, "stateId": "x"}, json={"survives": True}).status_code == 204
+        )
     response = any_xapi.delete(STATE, params=scope)
     assert response.status_code == 204
     assert any_xapi.get(STATE, params=scope).json() == []
@@ -381,9 +401,15 @@ def test_state6_registration_scopes_documents(any_xapi):
     """STATE-6: the same stateId under two registrations (and under none) are three documents."""
     scope = state_scope()
     first, second = str(uuid.uuid4()), str(uuid.uuid4())
-    variants = {"none": scope, "first": {**scope, "registration": first}, "second": {**scope, "registration": second}}
+    variants = {
+        "none": scope,
+        "first": {**scope, "registration": first},
+        "second": {**scope, "registration": second},
+    }
     for label, params in variants.items():
-        assert any_xapi.put(STATE, params={**params, "stateId": "same"}, json={"reg": label}).status_code == 204
+        assert (
+            any_xapi.put(STATE, params={**params, "stateId": "same"}, json={"reg": label}).status_code == 204
+        )
     for label, params in variants.items():
         assert any_xapi.get(STATE, params={**params, "stateId": "same"}).json() == {"reg": label}
     assert any_xapi.delete(STATE, params={**variants["first"], "stateId": "same"}).status_code == 204
@@ -434,7 +460,12 @@ def test_conc1_conc2_state_etag_is_quoted_sha1(client_for, version):
     xapi = client_for(version=version)
     params = {**state_scope(), "stateId": "etag"}
     first = b'{"v": 1}'
-    assert xapi.put(STATE, params=params, content=first, headers={"Content-Type": "application/json"}).status_code == 204
+    assert (
+        xapi.put(
+            STATE, params=params, content=first, headers={"Content-Type": "application/json"}
+        ).status_code
+        == 204
+    )
     etag = xapi.get(STATE, params=params).headers["etag"]
     assert etag == sha1_etag(first)
     assert etag == etag.lower() and len(etag) == 42

@@ -264,10 +264,10 @@ NULL_PATHS = [
 
 
 @pytest.mark.parametrize("path", NULL_PATHS, ids=[".".join(map(str, p)) for p in NULL_PATHS])
-def test_fmt3_null_rejected_outside_extension_values(any_xapi, path):
+def test_fmt3_null_rejected_outside_extension_values(xapi, path):
     """FMT-3: null anywhere but as an extension value → 400 naming the property."""
     named = next(p for p in reversed(path) if isinstance(p, str))
-    post_rejected(any_xapi, set_path(rich_statement(), path, None), named)
+    post_rejected(xapi, set_path(rich_statement(), path, None), named)
 
 
 @pytest.mark.parametrize("path", [("actor",), ("verb",), ("object",), ("context",), ("result",)])
@@ -327,13 +327,13 @@ WRONG_TYPES = [
 @pytest.mark.parametrize(
     "path, value, named", WRONG_TYPES, ids=[f"{'.'.join(map(str, p))}={v!r}" for p, v, _ in WRONG_TYPES]
 )
-def test_fmt4_wrong_json_types_rejected(any_xapi, path, value, named):
+def test_fmt4_wrong_json_types_rejected(xapi, path, value, named):
     """FMT-4: numeric strings for numbers, "true"/"false" for booleans and other wrong types → 400."""
     st = set_path(rich_statement(), path, value)
     if path == ("id",):
-        assert_rejected(any_xapi.post_statements(st), named)
+        assert_rejected(xapi.post_statements(st), named)
     else:
-        post_rejected(any_xapi, st, named)
+        post_rejected(xapi, st, named)
 
 
 def test_fmt4_integers_are_valid_numbers(xapi):
@@ -371,10 +371,10 @@ BAD_FORMATTED = [
 @pytest.mark.parametrize(
     "path, value, named", BAD_FORMATTED, ids=[f"{'.'.join(map(str, p))}={v!r}" for p, v, _ in BAD_FORMATTED]
 )
-def test_fmt5_formatted_strings_must_parse(any_xapi, path, value, named):
+def test_fmt5_formatted_strings_must_parse(xapi, path, value, named):
     """FMT-5: mailto IRIs, UUIDs, IRIs, timestamps, durations, language tags that do not parse
     (the empty string included) → 400."""
-    post_rejected(any_xapi, set_path(rich_statement(), path, value), named)
+    post_rejected(xapi, set_path(rich_statement(), path, value), named)
 
 
 @pytest.mark.parametrize("value", ["", "not-a-uuid"])
@@ -408,14 +408,14 @@ WRONG_CASE_KEYS = [
 @pytest.mark.parametrize(
     "parent, key, wrong", WRONG_CASE_KEYS, ids=[f"{'.'.join(p + (k,))}->{w}" for p, k, w in WRONG_CASE_KEYS]
 )
-def test_fmt6_keys_are_case_sensitive(any_xapi, parent, key, wrong):
+def test_fmt6_keys_are_case_sensitive(xapi, parent, key, wrong):
     """FMT-6: `Actor`, `ID`, `moreinfo` etc. are not the xAPI properties → 400 naming the key."""
     st = rich_statement()
     target = st
     for p in parent:
         target = target[p]
     target[wrong] = target.pop(key)
-    post_rejected(any_xapi, st, wrong)
+    post_rejected(xapi, st, wrong)
 
 
 # --- FMT-7: enumerated values are exact-case ---------------------------------------------------
@@ -433,9 +433,9 @@ WRONG_CASE_ENUMS = [
 @pytest.mark.parametrize(
     "path, value, named", WRONG_CASE_ENUMS, ids=[f"{'.'.join(map(str, p))}={v}" for p, v, _ in WRONG_CASE_ENUMS]
 )
-def test_fmt7_enumerations_are_exact_case(any_xapi, path, value, named):
+def test_fmt7_enumerations_are_exact_case(xapi, path, value, named):
     """FMT-7: objectType and interactionType values must match exactly."""
-    post_rejected(any_xapi, set_path(rich_statement(), path, value), named)
+    post_rejected(xapi, set_path(rich_statement(), path, value), named)
 
 
 @pytest.mark.parametrize(
@@ -484,14 +484,14 @@ EXTRA_AT = [
 
 
 @pytest.mark.parametrize("parent", EXTRA_AT, ids=[".".join(map(str, p)) or "statement" for p in EXTRA_AT])
-def test_fmt8_undefined_properties_rejected(any_xapi, parent):
+def test_fmt8_undefined_properties_rejected(xapi, parent):
     """FMT-8: a property xAPI does not define (here `dummy`) → 400 naming it."""
     st = rich_statement()
     target = st
     for p in parent:
         target = target[p]
     target["dummy"] = "value"
-    post_rejected(any_xapi, st, "dummy")
+    post_rejected(xapi, st, "dummy")
 
 
 def test_fmt8_undefined_properties_rejected_in_account_statementref_substatement_attachment(xapi):
@@ -529,9 +529,9 @@ NO_SCHEME = [
 @pytest.mark.parametrize(
     "path, value, named", NO_SCHEME, ids=[".".join(map(str, p)) for p, _, _ in NO_SCHEME]
 )
-def test_fmt9_iris_need_a_scheme(any_xapi, path, value, named):
+def test_fmt9_iris_need_a_scheme(xapi, path, value, named):
     """FMT-9: scheme-less IRIs in verb id, activity id/type/moreInfo, context activities → 400."""
-    post_rejected(any_xapi, set_path(rich_statement(), path, value), named)
+    post_rejected(xapi, set_path(rich_statement(), path, value), named)
 
 
 @pytest.mark.parametrize(
@@ -618,18 +618,18 @@ def test_fmt10_fmt18_invalid_language_tags_rejected(xapi, tag, position):
 
 
 @pytest.mark.parametrize("tag", GOOD_TAGS)
-def test_fmt10_valid_language_tags_accepted(any_xapi, tag):
+def test_fmt10_valid_language_tags_accepted(xapi, tag):
     """FMT-10: `sr-Latn-RS`, `cmn`, `ase`, `es-MX` … pass (tags are case-insensitive)."""
     for position, st in _map_positions({tag: "text"}).items():
-        got = post_accepted(any_xapi, st)
+        got = post_accepted(xapi, st)
         if position == "verb.display":
             assert got["verb"]["display"] == {tag: "text"}
 
 
 @pytest.mark.parametrize("position", POSITIONS)
-def test_fmt10_empty_language_map_accepted(any_xapi, position):
+def test_fmt10_empty_language_map_accepted(xapi, position):
     """FMT-10: `{}` is an acceptable language map (suite #129)."""
-    post_accepted(any_xapi, _map_positions({})[position])
+    post_accepted(xapi, _map_positions({})[position])
 
 
 # --- FMT-11: language-map values are strings ----------------------------------------------------
@@ -724,9 +724,9 @@ BAD_UUIDS = [
 
 
 @pytest.mark.parametrize("value", BAD_UUIDS)
-def test_fmt14_statement_id_must_be_rfc4122_uuid(any_xapi, value):
+def test_fmt14_statement_id_must_be_rfc4122_uuid(xapi, value):
     """FMT-14 / PROP-1: statement id with too many digits, non-hex, other forms or variant → 400."""
-    assert_rejected(any_xapi.post_statements({**statement(), "id": value}), "id")
+    assert_rejected(xapi.post_statements({**statement(), "id": value}), "id")
 
 
 @pytest.mark.parametrize("value", [123, {"id": "8f87ccde-bb56-4c2e-ab83-44982ef22df0"}, True])
@@ -825,9 +825,9 @@ def test_fmt16_empty_extensions_object_accepted(any_xapi, where):
 
 @pytest.mark.parametrize("value", ["text", ["http://example.com/ext"], 5, True])
 @pytest.mark.parametrize("where", EXT_POSITIONS)
-def test_fmt16_extensions_must_be_an_object(any_xapi, where, value):
+def test_fmt16_extensions_must_be_an_object(xapi, where, value):
     """FMT-16: a non-object `extensions` → 400."""
-    post_rejected(any_xapi, _with_extensions(where, value), "extensions")
+    post_rejected(xapi, _with_extensions(where, value), "extensions")
 
 
 def test_fmt16_extension_value_beyond_64_bits_is_not_rejected(xapi):
@@ -860,9 +860,9 @@ BAD_PARAMS = [
 
 
 @pytest.mark.parametrize("name, value", BAD_PARAMS, ids=[f"{n}={v}" for n, v in BAD_PARAMS])
-def test_fmt17_query_parameters_validated(any_xapi, name, value):
+def test_fmt17_query_parameters_validated(xapi, name, value):
     """FMT-17: a query parameter value that would be invalid in a statement → 400 naming it."""
-    assert_rejected(any_xapi.get("/statements", params={name: value}), name)
+    assert_rejected(xapi.get("/statements", params={name: value}), name)
 
 
 def test_fmt17_valid_query_parameter_values_accepted(any_xapi):

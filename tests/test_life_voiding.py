@@ -220,8 +220,12 @@ def test_life2_v1_result_duration_is_compared_as_a_string(xapi):
         pytest.param(lambda: unique_activity(), id="activity"),
         pytest.param(lambda: dict(unique_agent(), objectType="Agent"), id="agent"),
         pytest.param(
-            lambda: {"objectType": "SubStatement", "actor": unique_agent(), "verb": {"id": VERBS["completed"]},
-                     "object": unique_activity()},
+            lambda: {
+                "objectType": "SubStatement",
+                "actor": unique_agent(),
+                "verb": {"id": VERBS["completed"]},
+                "object": unique_activity(),
+            },
             id="substatement",
         ),
     ],
@@ -425,7 +429,9 @@ def test_voided_statement_keeps_its_content_and_is_not_returned_with_other_param
     actor = unique_agent()
     (target,) = xapi.store(statement(actor=actor))
     xapi.store(voiding(target))
-    ok = xapi.get("/statements", params={"voidedStatementId": target, "format": "ids", "attachments": "false"})
+    ok = xapi.get(
+        "/statements", params={"voidedStatementId": target, "format": "ids", "attachments": "false"}
+    )
     assert ok.status_code == 200
     assert ok.json()["actor"] == {"objectType": "Agent", "mbox": actor["mbox"]}
     bad = xapi.get("/statements", params={"voidedStatementId": target, "agent": json.dumps(actor)})

@@ -71,23 +71,50 @@ def signature_attachment(token: bytes, content_type: str = "application/octet-st
 
 def multipart(first: Any, *raw: bytes) -> bytes:
     delimiter = b"--" + BOUNDARY.encode()
-    chunks = [delimiter, CRLF, b"Content-Type: application/json", CRLF, CRLF, json.dumps(first).encode(), CRLF]
+    chunks = [
+        delimiter,
+        CRLF,
+        b"Content-Type: application/json",
+        CRLF,
+        CRLF,
+        json.dumps(first).encode(),
+        CRLF,
+    ]
     for content in raw:
-        chunks += [delimiter, CRLF, b"Content-Type: application/octet-stream", CRLF,
-                   b"Content-Transfer-Encoding: binary", CRLF,
-                   f"X-Experience-API-Hash: {hashlib.sha256(content).hexdigest()}".encode(), CRLF, CRLF,
-                   content, CRLF]
+        chunks += [
+            delimiter,
+            CRLF,
+            b"Content-Type: application/octet-stream",
+            CRLF,
+            b"Content-Transfer-Encoding: binary",
+            CRLF,
+            f"X-Experience-API-Hash: {hashlib.sha256(content).hexdigest()}".encode(),
+            CRLF,
+            CRLF,
+            content,
+            CRLF,
+        ]
     chunks += [delimiter, b"--", CRLF]
     return b"".join(chunks)
 
 
 def post_signed(client, signed: dict, *raw: bytes):
-    return client.post("/statements", content=multipart(signed, *raw),
-                       headers={"Content-Type": f"multipart/mixed; boundary={BOUNDARY}"})
+    return client.post(
+        "/statements",
+        content=multipart(signed, *raw),
+        headers={"Content-Type": f"multipart/mixed; boundary={BOUNDARY}"},
+    )
 
 
-def sign(st: dict, key, algorithm: str = "RS256", *, payload: bytes | None = None, headers: dict | None = None,
-         content_type: str = "application/octet-stream") -> tuple[dict, bytes]:
+def sign(
+    st: dict,
+    key,
+    algorithm: str = "RS256",
+    *,
+    payload: bytes | None = None,
+    headers: dict | None = None,
+    content_type: str = "application/octet-stream",
+) -> tuple[dict, bytes]:
     """The statement with a signature attachment added, and the JWS bytes to send as its part."""
     token = jws(json.dumps(st).encode() if payload is None else payload, key, algorithm, headers)
     signed = copy.deepcopy(st)
@@ -114,7 +141,9 @@ def returned_parts(response) -> dict[str, bytes]:
     boundary = response.headers["content-type"].split("boundary=", 1)[1].strip('"')
     body = response.content
     end = body.rindex(CRLF + b"--" + boundary.encode() + b"--")
-    sections = body[len(b"--" + boundary.encode() + CRLF):end].split(CRLF + b"--" + boundary.encode() + CRLF)
+    sections = body[len(b"--" + boundary.encode() + CRLF) : end].split(
+        CRLF + b"--" + boundary.encode() + CRLF
+    )
     found = {}
     for section in sections[1:]:
         head, _, content = section.partition(CRLF + CRLF)
@@ -207,7 +236,9 @@ def test_sig2_payload_that_is_not_json_is_rejected(any_xapi, rsa_key):
     assert_not_stored(any_xapi, st["id"])
 
 
-@pytest.mark.parametrize("payload", [b"[]", b"42", b'"a statement"', b"{}"], ids=["array", "number", "string", "empty"])
+@pytest.mark.parametrize(
+    "payload", [b"[]", b"42", b'"a statement"', b"{}"], ids=["array", "number", "string", "empty"]
+)
 def test_sig2_payload_that_is_not_the_statement_is_rejected(any_xapi, rsa_key, payload):
     """SIG-2 / SIG-4: JSON that is not the statement → 400."""
     st = new_statement()
@@ -220,9 +251,14 @@ def test_sig2_payload_that_is_not_the_statement_is_rejected(any_xapi, rsa_key, p
 def test_sig2_payload_is_the_statement_before_the_signature_was_added(any_xapi, rsa_key):
     """SIG-2: a statement that already has another attachment is signed with that attachment in the
     payload; only the signature attachment is added afterwards."""
-    other = {"usageType": "http://example.com/attachment-usage/certificate", "display": {"en-US": "cert"},
-             "contentType": "application/pdf", "length": 3, "sha2": "b" * 64,
-             "fileUrl": "https://files.example/cert.pdf"}
+    other = {
+        "usageType": "http://example.com/attachment-usage/certificate",
+        "display": {"en-US": "cert"},
+        "contentType": "application/pdf",
+        "length": 3,
+        "sha2": "b" * 64,
+        "fileUrl": "https://files.example/cert.pdf",
+    }
     st = new_statement(attachments=[other])
     signed, token = sign(st, rsa_key)
     assert [a["usageType"] for a in signed["attachments"]] == [other["usageType"], SIGNATURE]
@@ -277,14 +313,24 @@ def _group_statement() -> dict:
     [
         pytest.param(lambda st: st.update(timestamp="2024-06-01T12:00:00+02:00"), id="timestamp-zone"),
         pytest.param(lambda st: st["actor"]["member"].reverse(), id="member-order"),
-        pytest.param(lambda st: st["actor"]["member"][0].update(
-            mbox=st["actor"]["member"][0]["mbox"].replace("example.com", "Example.COM")), id="mbox-domain-case"),
+        pytest.param(
+            lambda st: st["actor"]["member"][0].update(
+                mbox=st["actor"]["member"][0]["mbox"].replace("example.com", "Example.COM")
+            ),
+            id="mbox-domain-case",
+        ),
         pytest.param(lambda st: st.update(id=st["id"].upper()), id="uuid-case"),
-        pytest.param(lambda st: st["context"]["contextActivities"].update(
-            parent=st["context"]["contextActivities"]["parent"][0]), id="single-context-activity"),
+        pytest.param(
+            lambda st: st["context"]["contextActivities"].update(
+                parent=st["context"]["contextActivities"]["parent"][0]
+            ),
+            id="single-context-activity",
+        ),
         pytest.param(lambda st: st.update(version="1.0.0"), id="version-added"),
         pytest.param(lambda st: st["verb"].update(display={"de-DE": "abgeschlossen"}), id="verb-display"),
-        pytest.param(lambda st: st["object"].update(definition={"name": {"fr-FR": "Autre"}}), id="activity-definition"),
+        pytest.param(
+            lambda st: st["object"].update(definition={"name": {"fr-FR": "Autre"}}), id="activity-definition"
+        ),
     ],
 )
 def test_sig4_payload_equal_under_the_comparison_rules_is_accepted(any_xapi, rsa_key, change):
@@ -351,8 +397,11 @@ def test_sig5_tampered_signature_with_x5c_is_rejected(any_xapi, rsa_key):
     assert_not_stored(any_xapi, st["id"])
 
 
-@pytest.mark.parametrize("x5c", [[], "not-a-list", ["bm90IGEgY2VydGlmaWNhdGU="], ["%%%"]],
-                         ids=["empty", "string", "not-der", "not-base64"])
+@pytest.mark.parametrize(
+    "x5c",
+    [[], "not-a-list", ["bm90IGEgY2VydGlmaWNhdGU="], ["%%%"]],
+    ids=["empty", "string", "not-der", "not-base64"],
+)
 def test_sig5_malformed_x5c_is_rejected(any_xapi, rsa_key, x5c):
     """SIG-5: an x5c header that holds no usable certificate → 400."""
     st = new_statement()

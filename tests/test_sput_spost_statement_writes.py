@@ -185,7 +185,10 @@ def test_sput5_statement_is_retrievable_once_put_answered(any_xapi):
     stores synchronously, so right after 204 it is retrievable and a query's Consistent-Through covers it."""
     sid = str(uuid.uuid4())
     actor = unique_agent()
-    assert any_xapi.put("/statements", params={"statementId": sid}, json=statement(actor=actor)).status_code == 204
+    assert (
+        any_xapi.put("/statements", params={"statementId": sid}, json=statement(actor=actor)).status_code
+        == 204
+    )
     stored = datetime.fromisoformat(get_by_id(any_xapi, sid).json()["stored"])
     query = any_xapi.get("/statements", params={"agent": json.dumps(actor)})
     assert [s["id"] for s in query.json()["statements"]] == [sid]
@@ -262,7 +265,9 @@ def _voiding_an_activity(st: dict) -> None:
     st["verb"] = {"id": VERBS["voided"]}
 
 
-@pytest.mark.parametrize("invalid", [_missing_verb, _bad_mbox, _null_result, _bad_timestamp, _voiding_an_activity])
+@pytest.mark.parametrize(
+    "invalid", [_missing_verb, _bad_mbox, _null_result, _bad_timestamp, _voiding_an_activity]
+)
 @pytest.mark.parametrize("position", [0, 1, 2])
 def test_spost4_one_invalid_statement_rejects_the_whole_batch(any_xapi, invalid, position):
     """SPOST-4: one invalid statement anywhere in a batch → 400 naming its index; the valid statements of

@@ -34,6 +34,12 @@ def boundary_of(content_type: str) -> str:
 def parse_multipart(body: bytes, content_type: str) -> list[Part]:
     """Split a multipart body into parts; header names are lower-cased."""
     boundary = boundary_of(content_type)
+    delimiter = b"--" + boundary.encode("latin-1")
+    if not body.startswith(delimiter):  # RFC 2046 preamble: ignored
+        at = body.find(b"\r\n" + delimiter)
+        if at < 0:
+            raise MultipartError("multipart/mixed body has no boundary line")
+        body = body[at + 2 :]
     parts: list[Part] = []
     header = {"field": bytearray(), "value": bytearray()}
     done = []

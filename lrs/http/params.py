@@ -93,6 +93,8 @@ class Params:
         value = self.required(name) if required else self.get(name)
         if value is not None and value == "":
             raise BadRequest(f"parameter {name!r} must not be empty")
+        if value is not None and "\x00" in value:
+            raise BadRequest(f"parameter {name!r} must not contain the character U+0000")
         return value
 
     def agent(self, name: str, *, required: bool = False, groups: bool = True) -> dict[str, Any] | None:

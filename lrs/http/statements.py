@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 import orjson
@@ -75,7 +75,7 @@ async def _read_statement_body(request: Request) -> tuple[Any, dict[str, Attachm
             raise BadRequest(f"multipart part {index} needs Content-Transfer-Encoding: binary")
         content = bytes(part.body)
         check_part_hash(sha2, content)
-        attachments[sha2] = AttachmentPart(part.headers.get("content-type", "application/octet-stream"), content)
+        attachments[sha2] = AttachmentPart(content, part.headers.get("content-type"), part.headers.get("content-length"))
     return data, attachments
 
 
@@ -133,22 +133,31 @@ def _encode_more(query: StatementQuery, keys: list[str], fmt: str, attachments: 
     return base64.urlsafe_b64encode(orjson.dumps(state)).rstrip(b"=").decode()
 
 
+def _moment(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    moment = datetime.fromisoformat(value)
+    if moment.tzinfo is None:
+        raise ValueError(value)
+    return moment.astimezone(timezone.utc)
+
+
 def _decode_more(token: str) -> tuple[StatementQuery, str, bool]:
     try:
         state = orjson.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
         query = StatementQuery(
             keys=[str(k) for k in state["k"]],
-            since=datetime.fromisoformat(state["s"]) if state["s"] else None,
-            until=datetime.fromisoformat(state["u"]) if state["u"] else None,
+            since=_moment(state["s"]),
+            until=_moment(state["u"]),
             ascending=bool(state["a"]),
             limit=int(state["l"]),
             cursor=str(state["c"]),
-            snapshot=datetime.fromisoformat(state["n"]),
+            snapshot=_moment(state["n"]),
         )
         fmt, attachments = state["f"], bool(state["t"])
-        if fmt not in FORMATS or query.limit < 1:
+        if fmt not in FORMATS or query.limit < 1 or query.snapshot is None:
             raise ValueError(fmt)
-    except (ValueError, TypeError, KeyError, binascii.Error, orjson.JSONDecodeError):
+    except (ValueError, TypeError, KeyError, OverflowError, binascii.Error, orjson.JSONDecodeError):
         raise BadRequest("the more parameter is not a continuation this LRS issued") from None
     return query, fmt, attachments
 
@@ -176,6 +185,7 @@ async def get_statements(request: Request) -> Response:
     if any(name == "more" for name, _ in pairs):
         more = Params(pairs, ("more",)).required("more")
         query, fmt, attachments = _decode_more(more)
+        query.limit = min(query.limit, request.app.state.settings.max_page_size)
         keys = list(query.keys)
     else:
         params = Params(pairs, QUERY_PARAMS)
@@ -188,8 +198,11 @@ async def get_statements(request: Request) -> Response:
             extra = params.names() - {"statementId", "voidedStatementId", "format", "attachments"}
             if extra:
                 raise BadRequest(f"with a statement id only format and attachments may be given, not {sorted(extra)}")
-            found = await usecase.get_statement(stores, principal, statement_id or voided_id, voided=bool(voided_id))
-            headers = {"Last-Modified": http_date(found.stored)}
+            found, consistent = await asyncio.gather(
+                usecase.get_statement(stores, principal, statement_id or voided_id, voided=bool(voided_id)),
+                stores.consistent_through(),
+            )
+            headers = {"Last-Modified": http_date(found.stored), CONSISTENT_THROUGH: format_timestamp(consistent)}
             return await _respond(request, [found.document], fmt, attachments, lambda docs: docs[0], headers)
         page_size = request.app.state.settings.max_page_size
         limit = params.count("limit") or page_size

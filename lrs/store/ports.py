@@ -17,6 +17,10 @@ from typing import Any, Protocol
 from lrs.xapi.statements import PreparedStatement
 
 
+class InvalidCursor(ValueError):
+    """A paging cursor that this adapter did not issue."""
+
+
 class ConflictError(Exception):
     """A statement id is already stored with different content (HTTP 409)."""
 

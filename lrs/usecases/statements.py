@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from functools import partial
 from datetime import datetime
 from typing import Any, Literal
 
@@ -11,7 +12,14 @@ import orjson
 
 from lrs.auth.credentials import Principal
 from lrs.auth.scopes import Need, allows, may_define, reads_only_own
-from lrs.store.ports import AttachmentContent, ConflictError, StatementPage, StatementQuery, StoredStatement
+from lrs.store.ports import (
+    AttachmentContent,
+    ConflictError,
+    InvalidCursor,
+    StatementPage,
+    StatementQuery,
+    StoredStatement,
+)
 from lrs.xapi.agents import ifi_key
 from lrs.xapi.compare import same_statement
 from lrs.xapi.formatting import canonical_format, ids_format, verbs_of
@@ -27,10 +35,15 @@ Format = Literal["exact", "ids", "canonical"]
 
 @dataclass(slots=True)
 class AttachmentPart:
-    """Raw attachment data from a multipart request, keyed by its X-Experience-API-Hash."""
+    """Raw attachment data from a multipart request, keyed by its X-Experience-API-Hash.
 
-    content_type: str
+    ``content_type`` and ``content_length`` are the part's own headers (``None`` when absent);
+    where given they must agree with the attachment's metadata.
+    """
+
     content: bytes
+    content_type: str | None = None
+    content_length: str | None = None
 
 
 def _require(principal: Principal, need: Need) -> None:
@@ -47,8 +60,26 @@ def _declared_attachments(statements: list[dict[str, Any]]) -> list[dict[str, An
     return found
 
 
+def _media(value: str) -> str:
+    return value.split(";", 1)[0].strip().lower()
+
+
+def _check_part_headers(sha2: str, part: AttachmentPart, metadata: list[dict[str, Any]]) -> None:
+    """Part headers that repeat attachment metadata must agree with it (ATTM-2)."""
+    if part.content_type is not None and _media(part.content_type) not in {_media(a["contentType"]) for a in metadata}:
+        raise BadRequest(
+            f"part {sha2}: Content-Type {part.content_type!r} differs from the attachment's contentType"
+            f" {metadata[0]['contentType']!r}"
+        )
+    if part.content_length is not None and part.content_length.strip() not in {str(a["length"]) for a in metadata}:
+        raise BadRequest(
+            f"part {sha2}: Content-Length {part.content_length} differs from the attachment's length"
+            f" {metadata[0]['length']}"
+        )
+
+
 def _match_attachments(
-    statements: list[dict[str, Any]], parts: dict[str, AttachmentPart] | None
+    statements: list[dict[str, Any]], parts: dict[str, AttachmentPart] | None, version: XapiVersion
 ) -> list[AttachmentContent]:
     """Pair raw parts with attachment metadata by SHA-2 and check signed statements."""
     declared = _declared_attachments(statements)
@@ -59,10 +90,13 @@ def _match_attachments(
                 f"attachment {missing['sha2']} has no fileUrl, so its data must be sent as multipart/mixed"
             )
         return []
-    hashes = {a["sha2"] for a in declared}
-    for sha2 in parts:
-        if sha2 not in hashes:
+    by_hash: dict[str, list[dict[str, Any]]] = {}
+    for attachment in declared:
+        by_hash.setdefault(attachment["sha2"], []).append(attachment)
+    for sha2, part in parts.items():
+        if sha2 not in by_hash:
             raise BadRequest(f"multipart part {sha2} matches no attachment's sha2 in the statements")
+        _check_part_headers(sha2, part, by_hash[sha2])
     for attachment in declared:
         if "fileUrl" not in attachment and attachment["sha2"] not in parts:
             raise BadRequest(f"attachment {attachment['sha2']} has no fileUrl and no part carrying its data")
@@ -75,16 +109,27 @@ def _match_attachments(
         if signature["sha2"] not in parts:
             raise BadRequest("a signature attachment must be sent as a multipart part")
         try:
-            verify_signature(statement, parts[signature["sha2"]].content)
+            verify_signature(
+                statement, parts[signature["sha2"]].content, truncate_durations=version is XapiVersion.V2
+            )
         except StatementError as exc:
             raise BadRequest(str(exc)) from None
-    return [AttachmentContent(sha2, p.content_type, p.content) for sha2, p in parts.items()]
+    return [
+        AttachmentContent(sha2, by_hash[sha2][0]["contentType"], part.content) for sha2, part in parts.items()
+    ]
+
+
+_SHA2_BY_HEX_LENGTH = {56: hashlib.sha224, 64: hashlib.sha256, 96: hashlib.sha384, 128: hashlib.sha512}
 
 
 def check_part_hash(sha2: str, content: bytes) -> None:
-    actual = hashlib.sha256(content).hexdigest()
+    """X-Experience-API-Hash is a SHA-2 digest (224, 256, 384 or 512 bits) of the part's content."""
+    algorithm = _SHA2_BY_HEX_LENGTH.get(len(sha2))
+    if algorithm is None:
+        raise BadRequest(f"X-Experience-API-Hash {sha2!r} is not a hex SHA-2 digest")
+    actual = algorithm(content).hexdigest()
     if actual != sha2.lower():
-        raise BadRequest(f"part X-Experience-API-Hash {sha2} does not match its content (SHA-256 {actual})")
+        raise BadRequest(f"part X-Experience-API-Hash {sha2} does not match its content ({algorithm().name} {actual})")
 
 
 async def store_statements(
@@ -96,10 +141,11 @@ async def store_statements(
 ) -> list[str]:
     """Store validated statements atomically; returns their ids in request order."""
     _require(principal, Need.STATEMENTS_WRITE)
-    attachments = _match_attachments(statements, parts)
+    attachments = _match_attachments(statements, parts, version)
     prepared = [prepare(s, principal.authority, version) for s in statements]
+    same = partial(same_statement, truncate_durations=version is XapiVersion.V2)
     try:
-        await stores.statements.store(prepared, attachments, same_statement, may_define(principal.scopes))
+        await stores.statements.store(prepared, attachments, same, may_define(principal.scopes))
     except ConflictError as exc:
         raise Conflict(f"{exc}; statements are immutable (void it and send a new one)") from None
     return [p.id for p in prepared]
@@ -156,7 +202,10 @@ async def query_statements(stores: Stores, principal: Principal, query: Statemen
     _require(principal, Need.STATEMENTS_READ)
     if reads_only_own(principal.scopes):
         query.keys = [*query.keys, _own_key(principal)]
-    return await stores.statements.query(query)
+    try:
+        return await stores.statements.query(query)
+    except InvalidCursor:
+        raise BadRequest("the more parameter is not a continuation this LRS issued") from None
 
 
 async def render(

@@ -27,7 +27,9 @@ def ifi_key(agent: dict[str, Any]) -> str | None:
     if (openid := agent.get("openid")) is not None:
         return "openid:" + openid
     if (account := agent.get("account")) is not None:
-        return "account:" + orjson.dumps([account["homePage"], account["name"]]).decode()
+        # U+0000 cannot be stored in database text; as a key it stands in as U+FFFD
+        name = account["name"].replace("\x00", "\ufffd")
+        return "account:" + orjson.dumps([account["homePage"], name]).decode()
     return None
 
 

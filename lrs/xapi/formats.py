@@ -109,10 +109,9 @@ def parse_timestamp(value: str) -> datetime | None:
     if int(offset[1:3]) > 23 or int(offset[4:6]) > 59:
         return None
     try:
-        parsed = datetime.fromisoformat(f"{m['date']}T{m['time']}{frac}{offset}")
-    except ValueError:
+        return datetime.fromisoformat(f"{m['date']}T{m['time']}{frac}{offset}").astimezone(timezone.utc)
+    except (ValueError, OverflowError):  # out of the calendar, or of it once moved to UTC
         return None
-    return parsed.astimezone(timezone.utc)
 
 
 def format_timestamp(value: datetime) -> str:

@@ -30,7 +30,7 @@ def signature_attachment(statement: dict[str, Any]) -> dict[str, Any] | None:
     return next((a for a in statement.get("attachments", ()) if a["usageType"] == SIGNATURE_USAGE_TYPE), None)
 
 
-def verify_signature(statement: dict[str, Any], jws: bytes) -> None:
+def verify_signature(statement: dict[str, Any], jws: bytes, *, truncate_durations: bool = False) -> None:
     """Raise ``StatementError`` unless ``jws`` is a valid signature of ``statement``."""
     try:
         token = jws.decode("ascii").strip()
@@ -56,7 +56,9 @@ def verify_signature(statement: dict[str, Any], jws: bytes) -> None:
     except orjson.JSONDecodeError:
         raise StatementError("signature payload is not valid JSON") from None
     try:
-        matches = isinstance(payload, dict) and same_statement(payload, statement)
+        matches = isinstance(payload, dict) and same_statement(
+            payload, statement, truncate_durations=truncate_durations
+        )
     except (KeyError, TypeError, AttributeError):  # a payload that is not shaped like a statement
         matches = False
     if not matches:

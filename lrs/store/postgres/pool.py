@@ -25,6 +25,9 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         decoder=lambda value: value[1:],
         format="binary",
     )
+    await conn.set_type_codec(
+        "json", schema="pg_catalog", encoder=lambda value: value, decoder=lambda value: value, format="binary"
+    )
 
 
 async def _no_reset(conn: asyncpg.Connection) -> None:

@@ -10,7 +10,7 @@ transaction time, which makes consistent-through exact: no statement can appear 
 from __future__ import annotations
 
 from collections import OrderedDict
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 import asyncpg
@@ -22,6 +22,7 @@ from lrs.xapi.statements import INHERITED_PREFIXES, PreparedStatement
 from ..ports import (
     AttachmentContent,
     ConflictError,
+    InvalidCursor,
     SameStatement,
     StatementPage,
     StatementQuery,
@@ -38,7 +39,26 @@ SELECT now() AS now,
        EXISTS(SELECT 1 FROM lrs_statements WHERE ref_target = ANY($1::uuid[])) AS has_referrers
 """
 
-_COLUMNS = ("id", "stored", "document", "keys", "ref_target", "is_voiding", "voided")
+_COLUMNS = ("id", "stored", "document", "exact", "keys", "ref_target", "is_voiding", "voided")
+_NUL = b"\\u0000"  # how orjson writes U+0000, which jsonb refuses
+
+
+def _document_columns(raw: bytes) -> tuple[bytes, bytes | None]:
+    """(jsonb copy, exact text or None): see the "exact" column in the migration."""
+    if _NUL in raw:
+        return raw.replace(_NUL, b"\\ufffd"), raw
+    return raw, None
+
+
+def _parse_cursor(cursor: str) -> tuple[datetime, int]:
+    stored_text, sep, seq_text = cursor.partition("/")
+    try:
+        stored_at, seq = datetime.fromisoformat(stored_text), int(seq_text)
+        if not sep or stored_at.tzinfo is None or not 0 < seq < 2**63:
+            raise ValueError(cursor)
+        return stored_at.astimezone(timezone.utc), seq
+    except (ValueError, OverflowError):
+        raise InvalidCursor(cursor) from None
 
 
 def _inheritable(keys: set[str] | list[str]) -> set[str]:
@@ -106,9 +126,9 @@ class PostgresStatementStore:
         stored_docs: dict[str, dict] = {}
         if pre["existing"]:
             rows = await conn.fetch(
-                "SELECT id::text, document FROM lrs_statements WHERE id = ANY($1::uuid[])", pre["existing"]
+                "SELECT id::text, document, exact FROM lrs_statements WHERE id = ANY($1::uuid[])", pre["existing"]
             )
-            stored_docs = {r["id"]: orjson.loads(r["document"]) for r in rows}
+            stored_docs = {r["id"]: orjson.loads(r["exact"] or r["document"]) for r in rows}
         statements, attachments, defining = self._settle(group, stored_docs)
         if not statements:
             return
@@ -130,7 +150,7 @@ class PostgresStatementStore:
             doc["stored"] = stored
             doc.setdefault("timestamp", stored)
             records.append(
-                (s.id, now, orjson.dumps(doc), sorted(s.keys), s.ref_target, s.is_voiding,
+                (s.id, now, *_document_columns(orjson.dumps(doc)), sorted(s.keys), s.ref_target, s.is_voiding,
                  s.id in voided and not s.is_voiding)
             )  # fmt: skip
         await conn.copy_records_to_table("lrs_statements", records=records, columns=_COLUMNS)
@@ -220,7 +240,9 @@ class PostgresStatementStore:
 
     async def _record_agent_names(self, conn, statements: list[PreparedStatement], applied: list) -> None:
         # sorted: concurrent batches lock shared rows in one order, so they cannot deadlock
-        pairs = sorted(set(p for s in statements for p in s.names if ("name", *p) not in self._seen))
+        pairs = sorted(
+            {p for s in statements for p in s.names if "\x00" not in p[1] and ("name", *p) not in self._seen}
+        )
         if pairs:
             await conn.executemany(
                 "INSERT INTO lrs_agents (key, names) VALUES ($1, ARRAY[$2::text]) ON CONFLICT (key) DO UPDATE"
@@ -231,7 +253,7 @@ class PostgresStatementStore:
 
     async def _merge_canonical(self, conn, statements: list[PreparedStatement], applied: list) -> None:
         def fresh(pairs):
-            items = ((i, orjson.dumps(value, option=orjson.OPT_SORT_KEYS)) for i, value in pairs)
+            items = ((i, _document_columns(orjson.dumps(value, option=orjson.OPT_SORT_KEYS))[0]) for i, value in pairs)
             fresh_items = dict.fromkeys(item for item in items if ("def", *item) not in self._seen)
             return sorted(fresh_items, key=lambda item: item[0])  # by id; stable, so batch order per id
 
@@ -256,9 +278,11 @@ class PostgresStatementStore:
 
     async def get(self, statement_id: str) -> StoredStatement | None:
         row = await self._pool.fetchrow(
-            "SELECT id::text, document, stored, voided FROM lrs_statements WHERE id = $1::uuid", statement_id
+            "SELECT id::text, document, exact, stored, voided FROM lrs_statements WHERE id = $1::uuid", statement_id
         )
-        return None if row is None else StoredStatement(row["id"], row["document"], row["stored"], row["voided"])
+        if row is None:
+            return None
+        return StoredStatement(row["id"], row["exact"] or row["document"], row["stored"], row["voided"])
 
     async def query(self, query: StatementQuery) -> StatementPage:
         snapshot = query.snapshot or await self._pool.fetchval("SELECT now()")
@@ -276,12 +300,12 @@ class PostgresStatementStore:
         if query.until is not None:
             where.append(f"stored <= {arg(query.until)}")
         if query.cursor:
-            stored_text, _, seq = query.cursor.partition("/")
+            stored_at, seq = _parse_cursor(query.cursor)
             cmp = ">" if query.ascending else "<"
-            where.append(f"(stored, seq) {cmp} ({arg(datetime.fromisoformat(stored_text))}, {arg(int(seq))})")
+            where.append(f"(stored, seq) {cmp} ({arg(stored_at)}, {arg(seq)})")
         order = "ASC" if query.ascending else "DESC"
         sql = (
-            f"SELECT id::text, document, stored, seq FROM lrs_statements WHERE {' AND '.join(where)}"
+            f"SELECT id::text, document, exact, stored, seq FROM lrs_statements WHERE {' AND '.join(where)}"
             f" ORDER BY stored {order}, seq {order} LIMIT {arg(query.limit + 1)}"
         )
         rows = await self._pool.fetch(sql, *args)
@@ -289,7 +313,7 @@ class PostgresStatementStore:
         rows = rows[: query.limit]
         cursor = f"{rows[-1]['stored'].isoformat()}/{rows[-1]['seq']}" if more else None
         return StatementPage(
-            [StoredStatement(r["id"], r["document"], r["stored"], False) for r in rows], cursor, snapshot
+            [StoredStatement(r["id"], r["exact"] or r["document"], r["stored"], False) for r in rows], cursor, snapshot
         )
 
     async def attachments(self, sha2s: list[str]) -> list[AttachmentContent]:

@@ -1,9 +1,12 @@
 -- Statements: the document as stored plus precomputed lookup keys (see lrs.xapi.statements).
+-- jsonb cannot hold the character U+0000; the rare statement with one keeps its exact text in
+-- "exact" (served instead of "document", whose copy has U+FFFD in its place).
 CREATE TABLE lrs_statements (
     seq        bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     id         uuid        NOT NULL,
     stored     timestamptz NOT NULL,
     document   jsonb       NOT NULL,
+    exact      json,
     keys       text[]      NOT NULL,
     ref_target uuid,
     is_voiding boolean     NOT NULL DEFAULT false,
