@@ -10,6 +10,7 @@ import asyncpg
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -110,12 +111,16 @@ def create_app(
     async def statement_error(request: Request, exc: StatementError) -> Response:
         return error_response(400, str(exc))
 
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        return error_response(exc.status_code, str(exc.detail), getattr(exc, "headers", None))
+
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:
         return error_response(400, "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()))
 
     app.add_exception_handler(LRSError, lrs_error)
     app.add_exception_handler(StatementError, statement_error)
     app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
 
     routes = {
         "/statements": by_method(

@@ -56,7 +56,9 @@ def endpoint(resource: Resource):
         params = Params(request.query_params.multi_items(), resource.allowed(method))
         scope = resource.scope(params)
         stores, principal, version = request.app.state.stores, request.state.principal, request.state.version
-        doc_id = params.string(resource.id_param, required=method in ("PUT", "POST"))
+        # only State has multi-document DELETE; profiles need their id to delete one
+        id_required = method in ("PUT", "POST") or (method == "DELETE" and resource.kind is not DocumentKind.STATE)
+        doc_id = params.string(resource.id_param, required=id_required)
         if method in ("GET", "HEAD"):
             if doc_id is None:
                 ids, latest = await usecase.document_ids(stores, principal, scope, params.timestamp("since"))
