@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
-import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,9 +26,8 @@ def database(store: StoreSettings, data_dir: Path) -> Iterator[str]:
     if store.database_url:
         yield store.database_url
         return
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the wheel warns about XDG_RUNTIME_DIR on import
-        from lrs.store.postgres.embedded import EmbeddedPostgres
+    from lrs.store.postgres.embedded import EmbeddedPostgres
+
     server = EmbeddedPostgres(data_dir)
     if server.running():
         yield server.dsn

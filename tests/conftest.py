@@ -12,7 +12,6 @@ import socket
 import threading
 import time
 import uuid
-import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -39,9 +38,8 @@ def pg_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if url := os.environ.get("LRS_TEST_DATABASE_URL"):
         yield url
         return
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        from lrs.store.postgres.embedded import EmbeddedPostgres
+    from lrs.store.postgres.embedded import EmbeddedPostgres
+
     server = EmbeddedPostgres(tmp_path_factory.mktemp("pg"))
     server.start()
     yield server.dsn

