@@ -109,7 +109,16 @@ WHERE = {
     "sub_team": ("object", "team"),
 }
 AGENT_POSITIONS = ["actor", "object", "authority", "instructor", "sub_actor", "sub_object", "sub_instructor"]
-GROUP_POSITIONS = ["actor", "object", "instructor", "team", "sub_actor", "sub_object", "sub_instructor", "sub_team"]
+GROUP_POSITIONS = [
+    "actor",
+    "object",
+    "instructor",
+    "team",
+    "sub_actor",
+    "sub_object",
+    "sub_instructor",
+    "sub_team",
+]
 
 
 # --- invalid agents, at every position (AGT-1 … AGT-7, AGT-10) ----------------------------------
@@ -146,10 +155,17 @@ INVALID_AGENTS = {
     "account-no-homepage": (lambda: agent(mbox=DROP, account={"name": "u1"}), "homePage"),
     "account-no-name": (lambda: agent(mbox=DROP, account={"homePage": "https://lms.example"}), "name"),
     "account-homepage-no-scheme": (
-        lambda: agent(mbox=DROP, account={"homePage": "lms.example", "name": "u1"}), "homePage"),
-    "account-name-number": (lambda: agent(mbox=DROP, account={"homePage": "https://lms.example", "name": 7}), "name"),
+        lambda: agent(mbox=DROP, account={"homePage": "lms.example", "name": "u1"}),
+        "homePage",
+    ),
+    "account-name-number": (
+        lambda: agent(mbox=DROP, account={"homePage": "https://lms.example", "name": 7}),
+        "name",
+    ),
     "account-wrong-case-key": (
-        lambda: agent(mbox=DROP, account={"homepage": "https://lms.example", "name": "u1"}), "homepage"),
+        lambda: agent(mbox=DROP, account={"homepage": "https://lms.example", "name": "u1"}),
+        "homepage",
+    ),
     # unknown keys, AGT-9 member on an Agent
     "unknown-key": (lambda: agent(email="someone@example.com"), "email"),
     "member-on-agent": (lambda: agent(member=[agent()]), "member"),
@@ -159,8 +175,9 @@ INVALID_AGENTS = {
 @pytest.mark.parametrize("position", AGENT_POSITIONS)
 @pytest.mark.parametrize("case", list(INVALID_AGENTS))
 def test_agt10_invalid_agent_rejected_at_every_position(xapi, case, position):
-    """AGT-1..AGT-7, AGT-9, AGT-10: each invalid Agent → 400 at actor, object, authority,
-    context.instructor and the same inside a SubStatement; the message names the property."""
+    """AGT-1, AGT-2, AGT-3, AGT-4, AGT-5, AGT-6, AGT-7, AGT-9, AGT-10: each invalid Agent → 400 at
+    actor, object, authority, context.instructor and the same inside a SubStatement; the message
+    names the property."""
     make, fragment = INVALID_AGENTS[case]
     post_rejected(xapi, at(position, make()), *WHERE[position], fragment)
 
@@ -169,7 +186,9 @@ VALID_AGENTS = {
     "mbox": lambda: agent(),
     "mbox_sha1sum": lambda: agent(mbox=DROP, mbox_sha1sum=hashlib.sha1(mbox().encode()).hexdigest()),
     "openid": lambda: agent(mbox=DROP, openid=f"http://openid.example.org/{uuid.uuid4()}"),
-    "account": lambda: agent(mbox=DROP, account={"homePage": "https://lms.example", "name": str(uuid.uuid4())}),
+    "account": lambda: agent(
+        mbox=DROP, account={"homePage": "https://lms.example", "name": str(uuid.uuid4())}
+    ),
     "no-name": lambda: agent(name=DROP),
 }
 
@@ -177,7 +196,8 @@ VALID_AGENTS = {
 @pytest.mark.parametrize("position", AGENT_POSITIONS)
 @pytest.mark.parametrize("case", list(VALID_AGENTS))
 def test_agt3_agt10_each_ifi_accepted_at_every_position(xapi, case, position):
-    """AGT-3..AGT-7, AGT-10: an Agent with exactly one IFI of each kind is valid everywhere."""
+    """AGT-3, AGT-4, AGT-5, AGT-6, AGT-7, AGT-10: an Agent with exactly one IFI of each kind is
+    valid everywhere."""
     who = VALID_AGENTS[case]()
     got = post_accepted(xapi, at(position, who))
     if position in ("actor", "object"):
@@ -267,7 +287,9 @@ def test_agt8_agt10_valid_groups_accepted_at_every_position(xapi, case, position
     if position in ("actor", "object"):
         assert got[position]["objectType"] == "Group"
         canon = lambda m: json.dumps(m, sort_keys=True)  # noqa: E731
-        assert sorted(map(canon, got[position].get("member", []))) == sorted(map(canon, who.get("member", [])))
+        assert sorted(map(canon, got[position].get("member", []))) == sorted(
+            map(canon, who.get("member", []))
+        )
 
 
 def test_agt8_group_actor_needs_object_type(any_xapi):

@@ -67,14 +67,14 @@ WHERE = ["statement", "substatement"]
 
 
 def test_ctx_context_must_be_an_object(xapi):
-    """CTX-1..CTX-9: context itself must be a JSON object."""
+    """CTX-1 (context carrier): context itself must be a JSON object."""
     for value in ("context", 1, [], True):
         post_rejected(xapi, with_context(value), "context")
 
 
 @pytest.mark.parametrize("key", ["Registration", "instructors", "activities", "dummy", "contextStatement"])
 def test_ctx_context_has_only_defined_keys(xapi, key):
-    """CTX-1..CTX-9 / FMT-8: unknown or wrong-case context keys → 400."""
+    """FMT-6 / FMT-8 (context): unknown or wrong-case context keys → 400."""
     post_rejected(xapi, with_context({key: "x"}), key)
 
 
@@ -328,7 +328,8 @@ def test_ctx9_extension_values_free(any_xapi, where):
 
 
 def test_ctx_full_context_accepted_and_kept(any_xapi):
-    """CTX-1..CTX-9: a context using every 1.0.3 property is valid and read back (arrays normalised)."""
+    """CTX-1, CTX-2, CTX-3, CTX-4, CTX-5, CTX-6, CTX-7, CTX-9: a context using every 1.0.3
+    property is valid and read back (arrays normalised)."""
     context = {
         "registration": str(uuid.uuid4()),
         "instructor": unique_agent("Instructor"),

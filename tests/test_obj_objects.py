@@ -125,7 +125,9 @@ def test_obj3_all_definition_properties_accepted_and_kept(any_xapi):
     assert got["object"]["definition"] == FULL_DEFINITION
 
 
-@pytest.mark.parametrize("definition", ["a definition", 5, [], True], ids=["string", "number", "array", "bool"])
+@pytest.mark.parametrize(
+    "definition", ["a definition", 5, [], True], ids=["string", "number", "array", "bool"]
+)
 @pytest.mark.parametrize("where", ["statement", "substatement"])
 def test_obj3_definition_must_be_an_object(xapi, where, definition):
     """OBJ-3: `definition` must be a JSON object."""

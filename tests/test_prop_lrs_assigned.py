@@ -94,7 +94,9 @@ def test_prop1_given_id_is_kept(any_xapi):
     assert any_xapi.get("/statements", params={"statementId": sid}).json()["id"] == sid
 
 
-@pytest.mark.parametrize("value", ["", "1234", "not-a-uuid", 42, None, ["8f87ccde-bb56-4c2e-ab83-44982ef22df0"]])
+@pytest.mark.parametrize(
+    "value", ["", "1234", "not-a-uuid", 42, None, ["8f87ccde-bb56-4c2e-ab83-44982ef22df0"]]
+)
 def test_prop1_present_id_must_be_a_uuid_string(any_xapi, value):
     """PROP-1: an id that is present must be a valid UUID string."""
     error_message_text = error_message(any_xapi.post_statements({**statement(), "id": value}))

@@ -134,7 +134,10 @@ def test_v2_5_context_agents_accepted_and_kept(xapi2, where):
 
 def test_v2_5_empty_context_agents_array_accepted(xapi2):
     """V2-5: an empty contextAgents array is an array of contextAgent objects."""
-    assert post_accepted(xapi2, with_context({"contextAgents": []}, "statement"))["context"]["contextAgents"] == []
+    assert (
+        post_accepted(xapi2, with_context({"contextAgents": []}, "statement"))["context"]["contextAgents"]
+        == []
+    )
 
 
 INVALID_CONTEXT_AGENTS = {
@@ -146,7 +149,9 @@ INVALID_CONTEXT_AGENTS = {
     "agent-missing": lambda: [{"objectType": "contextAgent", "relevantTypes": [INSTRUCTOR]}],
     "agent-no-ifi": lambda: [context_agent(agent={"objectType": "Agent", "name": "nobody"})],
     "agent-bad-mbox": lambda: [context_agent(agent={"mbox": "someone@example.com"})],
-    "agent-two-ifis": lambda: [context_agent(agent={"mbox": mbox(), "openid": "http://openid.example.org/x"})],
+    "agent-two-ifis": lambda: [
+        context_agent(agent={"mbox": mbox(), "openid": "http://openid.example.org/x"})
+    ],
     "agent-is-group": lambda: [context_agent(agent={"objectType": "Group", "member": [{"mbox": mbox()}]})],
     "agent-string": lambda: [context_agent(agent=mbox())],
     "relevantTypes-empty": lambda: [context_agent(relevantTypes=[])],
@@ -212,7 +217,9 @@ INVALID_CONTEXT_GROUPS = {
     "group-without-objectType": lambda: [context_group(group={"member": [{"mbox": mbox()}]})],
     "group-anonymous-no-member": lambda: [context_group(group={"objectType": "Group", "name": "x"})],
     "group-member-invalid": lambda: [context_group(group=a_group(member=[{"mbox": "nope"}]))],
-    "group-two-ifis": lambda: [context_group(group=a_group(mbox=mbox(), openid="http://openid.example.org/t"))],
+    "group-two-ifis": lambda: [
+        context_group(group=a_group(mbox=mbox(), openid="http://openid.example.org/t"))
+    ],
     "agent-key-instead-of-group": lambda: [{"objectType": "contextGroup", "agent": {"mbox": mbox()}}],
     "relevantTypes-empty": lambda: [context_group(relevantTypes=[])],
     "relevantTypes-not-iri": lambda: [context_group(relevantTypes=["team"])],
@@ -266,7 +273,9 @@ def test_v2_7_team_still_must_be_a_group_in_2_0(xapi2, where):
 )
 def test_v2_9_additional_properties_rejected(any_xapi, place):
     """V2-9 / FMT-8: a property outside the model (`dummy`) → 400 in 2.0 (and in 1.0.3)."""
-    st = statement(obj=unique_activity(name={"en-US": "x"}), result={"success": True}, context={"language": "en"})
+    st = statement(
+        obj=unique_activity(name={"en-US": "x"}), result={"success": True}, context={"language": "en"}
+    )
     if place == "statement":
         st["dummy"] = "x"
     elif place == "definition":
@@ -365,7 +374,9 @@ def test_v2_20_extra_duration_precision_accepted_and_only_truncated(xapi2, where
     if where == "statement":
         got = post_accepted(xapi2, statement(result={"duration": duration}))["result"]
     else:
-        got = post_accepted(xapi2, statement(obj=sub_statement(result={"duration": duration})))["object"]["result"]
+        got = post_accepted(xapi2, statement(obj=sub_statement(result={"duration": duration})))["object"][
+            "result"
+        ]
     assert got["duration"] in (duration, "P1DT12H36M0.12S"), got["duration"]
 
 
@@ -405,12 +416,14 @@ def signed_multipart(st: dict[str, Any], signed_copy: dict[str, Any], key) -> tu
         "contentType": "application/octet-stream", "length": len(jws), "sha2": sha2,
     }]}  # fmt: skip
     boundary = uuid.uuid4().hex
-    body = (
-        f"--{boundary}\r\nContent-Type: application/json\r\n\r\n".encode() + json.dumps(st).encode()
-        + f"\r\n--{boundary}\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: binary\r\n"
-          f"X-Experience-API-Hash: {sha2}\r\n\r\n".encode()
-        + jws + f"\r\n--{boundary}--\r\n".encode()
-    )  # fmt: skip
+    body = b"".join([
+        f"--{boundary}\r\nContent-Type: application/json\r\n\r\n".encode(),
+        json.dumps(st).encode(),
+        f"\r\n--{boundary}\r\nContent-Type: application/octet-stream\r\n".encode(),
+        f"Content-Transfer-Encoding: binary\r\nX-Experience-API-Hash: {sha2}\r\n\r\n".encode(),
+        jws,
+        f"\r\n--{boundary}--\r\n".encode(),
+    ])  # fmt: skip
     return body, f"multipart/mixed; boundary={boundary}"
 
 
@@ -420,7 +433,9 @@ def signed_multipart(st: dict[str, Any], signed_copy: dict[str, Any], key) -> tu
      ("P1DT12H36M0.13S", "P1DT12H36M0.12S", 400)],
     ids=["more-digits-sent", "more-digits-signed", "hundredths-differ"],
 )  # fmt: skip
-def test_v2_20_signature_check_ignores_duration_digits_beyond_hundredths(xapi2, rsa_key, sent, signed, status):
+def test_v2_20_signature_check_ignores_duration_digits_beyond_hundredths(
+    xapi2, rsa_key, sent, signed, status
+):
     """V2-20 / SIG-4: a signed statement whose duration differs from the JWS payload only beyond
     0.01 s verifies (200); a difference in the hundredths is a mismatch (400)."""
     base = {**statement(), "id": str(uuid.uuid4())}

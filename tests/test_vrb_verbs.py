@@ -73,7 +73,9 @@ def test_vrb1_verb_id_required_and_an_iri(xapi, where, case):
     post_rejected(xapi, st, "verb")
 
 
-@pytest.mark.parametrize("value", ["http://adlnet.gov/expapi/verbs/completed", "urn:example:verb:done", 7, []])
+@pytest.mark.parametrize(
+    "value", ["http://adlnet.gov/expapi/verbs/completed", "urn:example:verb:done", 7, []]
+)
 def test_vrb1_verb_must_be_an_object(any_xapi, value):
     """VRB-1: a verb given as a bare string/number/array → 400."""
     post_rejected(any_xapi, with_verb(value), "verb")

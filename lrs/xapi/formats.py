@@ -59,11 +59,16 @@ def is_uuid(value: str) -> bool:
     return bool(_UUID.fullmatch(value))
 
 
+_TAG_CHARACTERS = re.compile(r"[A-Za-z0-9]+(-[A-Za-z0-9]+)*")
+
+
 @lru_cache(maxsize=4096)
 def is_language_tag(value: str) -> bool:
     """A valid RFC 5646 language tag (registered subtags, well-formed extensions)."""
+    if not _TAG_CHARACTERS.fullmatch(value):  # langcodes would quietly accept "en_US"
+        return False
     try:
-        return bool(value) and langcodes.tag_is_valid(value)
+        return langcodes.tag_is_valid(value)
     except Exception:  # langcodes raises on some malformed private-use forms
         return False
 
@@ -131,6 +136,9 @@ _SECONDS_PER = (365.2425 * 86400, 30.436875 * 86400, 86400, 3600, 60, 1)
 def _duration_parts(value: str) -> tuple[str | None, ...] | None:
     m = _DURATION.fullmatch(value)
     if m is None or value in ("P", "PT") or value.endswith("T"):
+        return None
+    present = [p for p in m.groups() if p is not None]
+    if any("." in p or "," in p for p in present[:-1]):  # a fraction only on the smallest unit given
         return None
     return m.groups()
 

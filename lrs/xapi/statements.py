@@ -33,6 +33,7 @@ import orjson
 from pydantic import ValidationError
 
 from .agents import identity_keys, ifi_key
+from .formats import format_timestamp, parse_timestamp
 from .models import VOIDED_VERB, Statement, XapiVersion
 
 INHERITED_PREFIXES = ("a:", "A:", "v:", "o:", "O:", "r:")
@@ -237,6 +238,10 @@ def prepare(statement: dict[str, Any], authority: dict[str, Any], version: XapiV
     if doc["object"].get("objectType") == "SubStatement":
         doc["object"] = dict(doc["object"])
         _normalise_context(doc["object"])
+    if version is XapiVersion.V2:  # 2.0 converts timestamps to UTC (the instant is unchanged)
+        for part in (doc, doc["object"]):
+            if "timestamp" in part and not part["timestamp"].endswith("Z"):
+                part["timestamp"] = format_timestamp(parse_timestamp(part["timestamp"]))
     obj = doc["object"]
     ref_target = obj["id"].lower() if obj.get("objectType") == "StatementRef" else None
     return PreparedStatement(
