@@ -8,12 +8,14 @@ from contextlib import asynccontextmanager
 
 import asyncpg
 from fastapi import FastAPI
-from fastapi.exceptions import RequestValidationError
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.applications import Starlette
+from starlette.datastructures import State
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from lrs import __version__
 from lrs.auth.credentials import Authenticator, check_secret, new_credential
@@ -95,15 +97,67 @@ def create_app(
             await listener.close()
             await pool.close()
 
-    app = FastAPI(
-        title="xAPI Learning Record Store",
+    ops = FastAPI(
+        title="xAPI Learning Record Store: operations",
         version=__version__,
         lifespan=lifespan,
         docs_url="/docs",
         openapi_url="/openapi.json",
     )
-    app.state.settings = server
-    app.state.base_path = base_path
+    ops.state.settings = server
+    ops.state.base_path = base_path
+
+    @ops.get("/health", tags=["operations"])
+    async def health() -> dict:
+        """Liveness: the process answers."""
+        return {"status": "ok", "version": __version__}
+
+    @ops.get("/ready", tags=["operations"])
+    async def ready(request: Request) -> Response:
+        """Readiness: the statement store answers."""
+        try:
+            await request.app.state.pool.fetchval("SELECT 1")
+        except Exception as exc:  # noqa: BLE001 - any failure means not ready
+            return error_response(503, f"statement store unavailable: {exc}")
+        return Response(b'{"status":"ready"}', media_type="application/json")
+
+    @ops.get("/metrics", tags=["operations"])
+    async def metrics() -> Response:
+        """Prometheus metrics."""
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    xapi = _xapi_app(base_path, ops.state, server.max_body_bytes)
+    ops.add_middleware(MetricsMiddleware, base_path=base_path)
+    return Application(base_path, xapi, ops)
+
+
+class Application:
+    """The ASGI entry point: xAPI requests go to a lean Starlette app, the rest to FastAPI.
+
+    The xAPI resources are hot paths (thousands of requests a second); FastAPI's own middleware
+    layers cost them about a tenth of their CPU, so they run on plain Starlette with only the
+    layers they need. Operations endpoints (health, readiness, metrics, OpenAPI docs) and the
+    lifespan (opening the stores) belong to the FastAPI app.
+    """
+
+    def __init__(self, base_path: str, xapi: Starlette, ops: FastAPI) -> None:
+        self.base = base_path.rstrip("/")
+        self.xapi, self.ops = xapi, ops
+
+    @property
+    def state(self):
+        return self.ops.state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] == "http" and (path == self.base or path.startswith(self.base + "/")):
+            await self.xapi(scope, receive, send)
+        else:
+            await self.ops(scope, receive, send)
+
+
+def _xapi_app(base_path: str, state: State, max_body_bytes: int) -> Starlette:
+    """The xAPI resources, sharing ``state`` (stores, settings) with the operations app."""
 
     async def lrs_error(request: Request, exc: LRSError) -> Response:
         return error_response(exc.status, exc.message)
@@ -114,15 +168,10 @@ def create_app(
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         return error_response(exc.status_code, str(exc.detail), getattr(exc, "headers", None))
 
-    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
-        return error_response(400, "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()))
+    async def not_found(request: Request) -> Response:
+        return error_response(404, f"no xAPI resource at {request.url.path}")
 
-    app.add_exception_handler(LRSError, lrs_error)
-    app.add_exception_handler(StatementError, statement_error)
-    app.add_exception_handler(RequestValidationError, validation_error)
-    app.add_exception_handler(StarletteHTTPException, http_error)
-
-    routes = {
+    resources_by_path = {
         "/statements": by_method(
             GET=statements.get_statements, PUT=statements.put_statement, POST=statements.post_statements
         ),
@@ -133,37 +182,22 @@ def create_app(
         "/agents": by_method(GET=resources.get_agent),
         "/about": by_method(GET=resources.get_about),
     }
-    for path, (endpoint, methods) in routes.items():
-        for variant in (path, path + "/"):
-            app.router.routes.append(Route(base_path + variant, endpoint, methods=methods))
-
-    async def not_found(request: Request) -> Response:
-        return error_response(404, f"no xAPI resource at {request.url.path}")
-
-    app.router.routes.append(
-        Route(base_path + "/{rest:path}", not_found, methods=["GET", "HEAD", "PUT", "POST", "DELETE"])
+    routes = [
+        Route(base_path + variant, endpoint, methods=methods)
+        for path, (endpoint, methods) in resources_by_path.items()
+        for variant in (path, path + "/")
+    ]
+    routes.append(Route(base_path + "/{rest:path}", not_found, methods=["GET", "HEAD", "PUT", "POST", "DELETE"]))
+    app = Starlette(
+        routes=routes,
+        exception_handlers={
+            LRSError: lrs_error,
+            StatementError: statement_error,
+            StarletteHTTPException: http_error,
+        },
     )
-
-    @app.get("/health", tags=["operations"])
-    async def health() -> dict:
-        """Liveness: the process answers."""
-        return {"status": "ok", "version": __version__}
-
-    @app.get("/ready", tags=["operations"])
-    async def ready(request: Request) -> Response:
-        """Readiness: the statement store answers."""
-        try:
-            await request.app.state.pool.fetchval("SELECT 1")
-        except Exception as exc:  # noqa: BLE001 - any failure means not ready
-            return error_response(503, f"statement store unavailable: {exc}")
-        return Response(b'{"status":"ready"}', media_type="application/json")
-
-    @app.get("/metrics", tags=["operations"])
-    async def metrics() -> Response:
-        """Prometheus metrics."""
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
-
-    app.add_middleware(XapiMiddleware, state=app.state, base_path=base_path, max_body_bytes=server.max_body_bytes)
+    app.state = state  # one state: the lifespan of the operations app opens the stores for both
+    app.add_middleware(XapiMiddleware, state=state, base_path=base_path, max_body_bytes=max_body_bytes)
     app.add_middleware(MetricsMiddleware, base_path=base_path)
     return app
 

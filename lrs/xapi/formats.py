@@ -121,7 +121,7 @@ def parse_timestamp(value: str) -> datetime | None:
 
 def format_timestamp(value: datetime) -> str:
     """UTC, ``Z`` suffix, microsecond precision (xAPI asks for at least milliseconds)."""
-    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return value.astimezone(timezone.utc).isoformat(timespec="microseconds")[:-6] + "Z"
 
 
 # --- durations ----------------------------------------------------------------------------------

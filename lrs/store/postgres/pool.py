@@ -41,7 +41,8 @@ async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10) -> asy
         max_size=max_size,
         init=_init_connection,
         reset=_no_reset,
-        server_settings={"application_name": APPLICATION_NAME, "jit": "off"},
+        # custom plans: a generic plan cannot know how selective a lookup key or an id list is
+        server_settings={"application_name": APPLICATION_NAME, "jit": "off", "plan_cache_mode": "force_custom_plan"},
     )
 
 

@@ -31,12 +31,15 @@ from ..ports import (
 from ..coalesce import Submission, WriteCoalescer
 from .pool import APPLICATION_NAME
 
+# One round trip before inserting a group: the transaction time (becomes ``stored``), which of
+# the ids exist already, and which are targets of stored statements (voiding ones, or any).
+# (No LIMIT in these subqueries: before the table has statistics, a LIMIT tempts the planner
+# into a sequential scan "to find the first row early", which never ends early when none match.)
 _PREFLIGHT = """
 SELECT now() AS now,
        ARRAY(SELECT id::text FROM lrs_statements WHERE id = ANY($1::uuid[])) AS existing,
-       ARRAY(SELECT DISTINCT ref_target::text FROM lrs_statements
-             WHERE ref_target = ANY($1::uuid[]) AND is_voiding) AS voided_by_existing,
-       EXISTS(SELECT 1 FROM lrs_statements WHERE ref_target = ANY($1::uuid[])) AS has_referrers
+       ARRAY(SELECT ref_target::text || CASE WHEN is_voiding THEN '/voided' ELSE '' END
+             FROM lrs_statements WHERE ref_target = ANY($1::uuid[])) AS referred
 """
 
 _COLUMNS = ("id", "stored", "document", "exact", "keys", "ref_target", "is_voiding", "voided")
@@ -135,7 +138,8 @@ class PostgresStatementStore:
         stored = format_timestamp(now)
         await self._inherit_ref_keys(conn, statements)
         by_id = {s.id: s for s in statements}
-        voided = set(pre["voided_by_existing"])
+        voided = {r.removesuffix("/voided") for r in pre["referred"] if r.endswith("/voided")}
+        has_referrers = bool(pre["referred"])
         outside_targets = []
         for s in statements:
             if s.is_voiding and s.ref_target:
@@ -159,7 +163,7 @@ class PostgresStatementStore:
                 "UPDATE lrs_statements SET voided = true WHERE id = ANY($1::uuid[]) AND NOT is_voiding",
                 outside_targets,
             )
-        if pre["has_referrers"]:
+        if has_referrers:
             await self._propagate_to_referrers(conn, statements)
         if attachments:
             await conn.executemany(
