@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -54,25 +55,30 @@ def main(log_level: str | None) -> None:
 @click.option("--host", default=None, help="interface to listen on (default 127.0.0.1)")
 @click.option("--port", type=int, default=None, help="port (default 8080)")
 @click.option("--data-dir", type=click.Path(path_type=Path), default=None, help="data directory (default ./.lrs-data)")
-def up(host: str | None, port: int | None, data_dir: Path | None) -> None:
+@click.option("--workers", type=int, default=None, help="server processes (default LRS_WORKERS or 1)")
+def up(host: str | None, port: int | None, data_dir: Path | None, workers: int | None) -> None:
     """Start the LRS (embedded PostgreSQL unless LRS_DATABASE_URL is set)."""
     import uvicorn
 
     from lrs.http.app import create_app
 
-    overrides = {k: v for k, v in {"host": host, "port": port, "data_dir": data_dir}.items() if v is not None}
-    server = ServerSettings(**overrides)
+    given = {"host": host, "port": port, "data_dir": data_dir, "workers": workers}
+    server = ServerSettings(**{k: v for k, v in given.items() if v is not None})
     store, auth = StoreSettings(), AuthSettings()
     server.data_dir.mkdir(parents=True, exist_ok=True)
     with database(store, server.data_dir) as dsn:
         asyncio.run(_first_credential(dsn, auth))
-        app = create_app(dsn, server, store, auth)
-        config = uvicorn.Config(
-            app, host=server.host, port=server.port, loop="uvloop", http="httptools",
+        options = dict(
+            host=server.host, port=server.port, loop="uvloop", http="httptools",
             log_level=server.log_level.lower(), access_log=False, server_header=False,
         )  # fmt: skip
         log.info("xAPI endpoint: http://%s:%d/xapi/", server.host, server.port)
-        uvicorn.Server(config).run()  # returns after SIGINT / SIGTERM, once requests drained
+        if server.workers == 1:
+            uvicorn.Server(uvicorn.Config(create_app(dsn, server, store, auth), **options)).run()
+        else:  # worker processes build the app from the environment; they share the port
+            os.environ.update(LRS_DATABASE_URL=dsn, LRS_HOST=server.host, LRS_PORT=str(server.port))
+            uvicorn.run("lrs.http.app:app_from_environment", factory=True, workers=server.workers, **options)
+        # uvicorn returns after SIGINT / SIGTERM, once requests have drained
 
 
 async def _first_credential(dsn: str, auth: AuthSettings) -> None:

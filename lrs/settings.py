@@ -28,6 +28,8 @@ class ServerSettings(BaseSettings):
     max_page_size: int = Field(default=500, ge=1)
     """The most statements one GET /statements page returns (``limit=0`` means this)."""
     log_level: str = "info"
+    workers: int = Field(default=1, ge=1)
+    """Server processes sharing the port (each with its own event loop and connection pool)."""
 
 
 class StoreSettings(BaseSettings):

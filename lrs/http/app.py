@@ -131,6 +131,14 @@ def create_app(
     return Application(base_path, xapi, ops)
 
 
+def app_from_environment() -> Application:
+    """The application as configured by ``LRS_*`` variables (uvicorn worker processes use this)."""
+    store = StoreSettings()
+    if not store.database_url:
+        raise RuntimeError("LRS_DATABASE_URL must be set for worker processes")
+    return create_app(store.database_url, ServerSettings(), store, AuthSettings())
+
+
 class Application:
     """The ASGI entry point: xAPI requests go to a lean Starlette app, the rest to FastAPI.
 

@@ -2,9 +2,9 @@
 
 In order: CORS preflight, the 1.0.3 alternate request syntax (``POST ?method=…`` with a form
 body, rewritten into the request it stands for), the ``X-Experience-API-Version`` check, and
-HTTP Basic authentication. On the way out every response gets the version header and CORS
-headers, and every /statements response gets ``X-Experience-API-Consistent-Through``,
-errors included.
+HTTP Basic authentication. On the way out every response gets the version header (and CORS
+headers when the request came with an ``Origin``), and every /statements response gets
+``X-Experience-API-Consistent-Through``, errors included.
 """
 
 from __future__ import annotations
@@ -87,13 +87,16 @@ class XapiMiddleware:
         resource = path[len(self.base) :].rstrip("/") or "/"
         statements = resource == "/statements"
         answered = {"version": self.default_version}
+        # CORS headers matter only to browsers, which always send Origin on cross-origin requests
+        cors = any(name == b"origin" for name, _ in scope["headers"])
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
                 names = {name.lower() for name, _ in headers}
                 headers.append((VERSION_HEADER.encode(), answered["version"].value.encode()))
-                headers.extend(_CORS)
+                if cors:
+                    headers.extend(_CORS)
                 if statements and CONSISTENT_THROUGH.encode() not in names:
                     stores: Stores = self.state.stores
                     moment = await stores.consistent_through(max_age=0.05)
@@ -103,6 +106,7 @@ class XapiMiddleware:
 
         try:
             if scope["method"] == "OPTIONS":
+                cors = True
                 await send_with_headers({"type": "http.response.start", "status": 204, "headers": _PREFLIGHT})
                 await send_with_headers({"type": "http.response.body", "body": b""})
                 return

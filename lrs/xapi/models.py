@@ -19,6 +19,7 @@ import re
 from enum import Enum
 from typing import Annotated, Any, Literal, Union
 
+import orjson
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -31,6 +32,8 @@ from pydantic import (
     StrictStr,
     Tag,
     ValidationInfo,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
@@ -77,6 +80,33 @@ MediaType = Annotated[StrictStr, _format(formats.is_media_type, "must be a media
 LanguageMap = dict[LanguageTag, StrictStr]
 Extensions = dict[IRI, Any]
 Number = StrictFloat  # strict floats accept JSON integers, reject booleans and strings
+
+
+def _remembered(size: int = 4096) -> WrapValidator:
+    """Validate a part once per distinct JSON: learning content repeats its actors, verbs and
+    activities across thousands of statements, and a repeat costs one serialisation and a lookup.
+
+    The key holds the exact JSON and the xAPI version, so a remembered part is one that would
+    validate the same way again. Invalid parts are never remembered (validation raised).
+    """
+    remembered: dict[tuple, Any] = {}
+
+    def validate(value: Any, handler: ValidatorFunctionWrapHandler, info: ValidationInfo) -> Any:
+        if type(value) is not dict:
+            return handler(value)
+        try:
+            key = (_version(info), orjson.dumps(value))
+        except TypeError:  # not plain JSON data (only possible for in-process callers)
+            return handler(value)
+        found = remembered.get(key)
+        if found is None:
+            found = handler(value)
+            if len(remembered) >= size:
+                remembered.clear()
+            remembered[key] = found
+        return found
+
+    return WrapValidator(validate)
 
 
 class XapiModel(BaseModel):
@@ -290,7 +320,7 @@ class Context(XapiModel):
     registration: UUIDStr = None
     instructor: Actor = None
     team: Group = None
-    contextActivities: ContextActivities = None
+    contextActivities: Annotated[ContextActivities, _remembered()] = None
     contextAgents: list[ContextAgent] = None
     contextGroups: list[ContextGroup] = None
     revision: StrictStr = None
@@ -393,9 +423,9 @@ StatementObject = Annotated[
 
 class Statement(XapiModel):
     id: UUIDStr = None
-    actor: Actor
-    verb: Verb
-    object: StatementObject
+    actor: Annotated[Actor, _remembered()]
+    verb: Annotated[Verb, _remembered()]
+    object: Annotated[StatementObject, _remembered()]
     result: Result = None
     context: Context = None
     timestamp: Timestamp = None

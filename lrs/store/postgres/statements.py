@@ -42,7 +42,16 @@ SELECT now() AS now,
              FROM lrs_statements WHERE ref_target = ANY($1::uuid[])) AS referred
 """
 
-_COLUMNS = ("id", "stored", "document", "exact", "keys", "ref_target", "is_voiding", "voided")
+# One INSERT for a whole group, columns as parallel arrays. Keys travel joined by U+001F, which
+# no key can contain (IRIs, mailto and UUIDs exclude control characters; account names are
+# JSON-escaped inside their key).
+_KEY_SEPARATOR = "\x1f"
+_INSERT = """
+INSERT INTO lrs_statements (id, stored, document, exact, keys, ref_target, is_voiding, voided)
+SELECT id, $2, document, exact, string_to_array(keys, E'\\x1f'), ref_target, is_voiding, voided
+FROM unnest($1::uuid[], $3::jsonb[], $4::json[], $5::text[], $6::uuid[], $7::bool[], $8::bool[])
+     AS t(id, document, exact, keys, ref_target, is_voiding, voided)
+"""
 _NUL = b"\\u0000"  # how orjson writes U+0000, which jsonb refuses
 
 
@@ -148,16 +157,25 @@ class PostgresStatementStore:
                         voided.add(s.ref_target)
                 else:
                     outside_targets.append(s.ref_target)
-        records = []
+        documents, exacts = [], []
         for s in statements:
             doc = s.document
             doc["stored"] = stored
             doc.setdefault("timestamp", stored)
-            records.append(
-                (s.id, now, *_document_columns(orjson.dumps(doc)), sorted(s.keys), s.ref_target, s.is_voiding,
-                 s.id in voided and not s.is_voiding)
-            )  # fmt: skip
-        await conn.copy_records_to_table("lrs_statements", records=records, columns=_COLUMNS)
+            document, exact = _document_columns(orjson.dumps(doc))
+            documents.append(document)
+            exacts.append(exact)
+        await conn.execute(
+            _INSERT,
+            [s.id for s in statements],
+            now,
+            documents,
+            exacts,
+            [_KEY_SEPARATOR.join(sorted(s.keys)) for s in statements],
+            [s.ref_target for s in statements],
+            [s.is_voiding for s in statements],
+            [s.id in voided and not s.is_voiding for s in statements],
+        )
         if outside_targets:
             await conn.execute(
                 "UPDATE lrs_statements SET voided = true WHERE id = ANY($1::uuid[]) AND NOT is_voiding",
