@@ -240,6 +240,33 @@ def test_attm2_part_hash_header_must_match_its_content(any_xapi):
     assert_not_stored(any_xapi, sid)
 
 
+def test_attm2_binary_sent_as_utf8_encoded_latin1_text_is_repaired_and_proven(any_xapi):
+    """ATTM-2 / MP-5: JavaScript clients (the ADL suite among them) read binary files as Latin-1
+    "binary" strings and send them UTF-8 encoded, doubling every byte above 0x7F. The LRS accepts
+    such a part only because its Latin-1 reading hashes to the declared SHA-2, and it stores and
+    returns the original bytes, not the mangled ones."""
+    original = unique_content("jpeg") + bytes(range(128, 256))
+    mangled = original.decode("latin-1").encode("utf-8")
+    assert sha256(mangled) != sha256(original)
+    sid = str(uuid.uuid4())
+    st = statement(id=sid, attachments=[attachment(original)])
+    response = post_multipart(any_xapi, multipart(json_part(st), part(mangled, sha2=sha256(original))))
+    assert response.status_code == 200, response.text
+    assert raw_parts(get_with_attachments(any_xapi, sid)) == {sha256(original): original}
+
+
+def test_attm2_mangled_part_that_does_not_prove_its_hash_is_still_rejected(any_xapi):
+    """ATTM-2: the Latin-1 repair never admits data its hash does not prove."""
+    original = unique_content("jpeg") + bytes(range(128, 256))
+    mangled = original.decode("latin-1").encode("utf-8") + b"!"
+    sid = str(uuid.uuid4())
+    st = statement(id=sid, attachments=[attachment(original)])
+    response = post_multipart(any_xapi, multipart(json_part(st), part(mangled, sha2=sha256(original))))
+    assert response.status_code == 400
+    assert "X-Experience-API-Hash" in error_message(response)
+    assert_not_stored(any_xapi, sid)
+
+
 def test_attm2_part_content_type_must_agree_with_attachment_content_type(xapi):
     """ATTM-2: a part's Content-Type duplicates the attachment's contentType and must agree with it;
     text/plain metadata with an image/png part → 400."""

@@ -164,14 +164,17 @@ def test_doc4_doc5_merge_needs_json_objects_on_both_sides(
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_doc4_post_of_a_non_object_onto_a_missing_document_creates_nothing(any_xapi, kind):
-    """DOC-4, DOC-5: a POST whose body is not a JSON object is 400 and creates no document."""
+@pytest.mark.parametrize("body", [b'"just a string"', b"1", b"true"])
+def test_doc3_post_of_a_non_object_onto_a_missing_document_creates_it(any_xapi, kind, body):
+    """DOC-3, DOC-1: POST onto a missing document stores it like a PUT, whatever JSON it holds; the
+    ADL suite posts ``1`` and ``true`` and expects 204 ("cannot reject a POST based on the contents
+    of the document"). Merging (and its JSON-object rule, DOC-4) applies only to existing documents."""
     path, params = doc_params(kind)
-    response = any_xapi.post(
-        path, params=params, content=b'"just a string"', headers={"Content-Type": "application/json"}
-    )
-    assert response.status_code == 400
-    assert any_xapi.get(path, params=params).status_code == 404
+    response = any_xapi.post(path, params=params, content=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 204
+    stored = any_xapi.get(path, params=params)
+    assert stored.status_code == 200
+    assert stored.content == body
 
 
 @pytest.mark.parametrize("kind", KINDS)

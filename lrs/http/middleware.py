@@ -17,7 +17,7 @@ from starlette.datastructures import Headers, State
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lrs.auth.credentials import AuthenticationError, Authenticator
-from lrs.usecases.errors import BadRequest, LRSError, PayloadTooLarge, Unauthorized
+from lrs.usecases.errors import BadRequest, LRSError, MethodNotAllowed, PayloadTooLarge, Unauthorized
 from lrs.usecases.stores import Stores
 from lrs.xapi.formats import format_timestamp
 from lrs.xapi.models import XapiVersion
@@ -34,6 +34,17 @@ _ALT_HEADERS = {
     "authorization", "x-experience-api-version", "content-type", "content-length", "if-match", "if-none-match",
 }  # fmt: skip
 _ALT_METHODS = {"GET", "HEAD", "PUT", "POST", "DELETE"}
+_DOCUMENT_METHODS = ("GET", "HEAD", "PUT", "POST", "DELETE")
+RESOURCE_METHODS = {
+    "/statements": ("GET", "HEAD", "PUT", "POST"),
+    "/activities/state": _DOCUMENT_METHODS,
+    "/activities/profile": _DOCUMENT_METHODS,
+    "/agents/profile": _DOCUMENT_METHODS,
+    "/activities": ("GET", "HEAD"),
+    "/agents": ("GET", "HEAD"),
+    "/about": ("GET", "HEAD"),
+}
+"""The methods each xAPI resource defines (OPTIONS is answered for CORS before this check)."""
 _CORS = [
     (b"access-control-allow-origin", b"*"),
     (
@@ -71,7 +82,7 @@ class XapiMiddleware:
         state: State,
         base_path: str,
         max_body_bytes: int,
-        default_version: XapiVersion = XapiVersion.V2,
+        default_version: XapiVersion = XapiVersion.V1,
     ) -> None:
         self.app = app
         self.state = state  # the application's state: ``stores`` and ``authenticator`` once started
@@ -114,23 +125,33 @@ class XapiMiddleware:
                 scope, receive = await self._alternate_syntax(scope, receive)
             headers = Headers(scope=scope)
             state = scope.setdefault("state", {})
-            if resource != "/about":
-                version = parse_version(headers.get(VERSION_HEADER))
-                answered["version"] = version
-                state["version"] = version
+            sent_version = headers.get(VERSION_HEADER)
+            try:  # every answer speaks the client's version when it named a valid one
+                answered["version"] = parse_version(sent_version)
+            except BadRequest:
+                pass
+            allowed = RESOURCE_METHODS.get(resource)
+            if allowed is not None and scope["method"] not in allowed:
+                raise MethodNotAllowed(f"{scope['method']} is not an xAPI method of {resource}", allowed)
+            if resource == "/about":  # About needs no version header
+                state["version"] = answered["version"] if sent_version is not None else None
+            else:
+                state["version"] = parse_version(sent_version)
+                authenticator: Authenticator = self.state.authenticator
                 try:
-                    authenticator: Authenticator = self.state.authenticator
                     state["principal"] = await authenticator.authenticate(headers.get("authorization"))
                 except AuthenticationError as exc:
                     raise Unauthorized(str(exc)) from None
-            else:
-                state["version"] = answered["version"]
             length = headers.get("content-length")
             if length is not None and length.isdigit() and int(length) > self.max_body:
                 raise PayloadTooLarge(f"request body exceeds {self.max_body} bytes")
             await self.app(scope, receive, send_with_headers)
         except LRSError as exc:
-            extra = {"WWW-Authenticate": 'Basic realm="xAPI"'} if exc.status == 401 else None
+            extra = None
+            if exc.status == 401:
+                extra = {"WWW-Authenticate": 'Basic realm="xAPI"'}
+            elif isinstance(exc, MethodNotAllowed):
+                extra = {"Allow": ", ".join(exc.allowed)}
             await error_response(exc.status, exc.message, extra)(scope, receive, send_with_headers)
         except Exception:
             log.exception("unexpected error answering %s %s", scope["method"], path)

@@ -9,6 +9,7 @@ from lrs import __version__
 from lrs.auth.scopes import Need, allows
 from lrs.usecases.errors import Forbidden
 from lrs.xapi.agents import ifi_key, person
+from lrs.xapi.models import XapiVersion
 
 from .params import Params
 from .responses import json_response
@@ -41,5 +42,9 @@ async def get_agent(request: Request) -> Response:
 
 
 async def get_about(request: Request) -> Response:
+    """The versions this LRS speaks. A client that announces xAPI 1.0.x is told only of 1.0.3:
+    to a 1.0.x client the About resource may list 1.0.x versions alone (xAPI 1.0.3 §2.8), and a
+    dual-version LRS must not confuse it; everyone else learns of 2.0.0 as well."""
     Params(request.query_params.multi_items(), ())
-    return json_response({"version": VERSIONS, "extensions": {"urn:x-lrs-analytics:version": __version__}})
+    versions = ["1.0.3"] if request.state.version is XapiVersion.V1 else VERSIONS
+    return json_response({"version": versions, "extensions": {"urn:x-lrs-analytics:version": __version__}})

@@ -15,7 +15,7 @@ from starlette.responses import Response
 from lrs.store.ports import StatementQuery
 from lrs.usecases import statements as usecase
 from lrs.usecases.errors import BadRequest, PayloadTooLarge
-from lrs.usecases.statements import AttachmentPart, StatementFilter, check_part_hash
+from lrs.usecases.statements import AttachmentPart, StatementFilter, verified_part
 from lrs.xapi.formats import format_timestamp
 from lrs.xapi.formatting import parse_accept_language
 from lrs.xapi.statements import StatementError, parse_json, read_statements
@@ -73,8 +73,7 @@ async def _read_statement_body(request: Request) -> tuple[Any, dict[str, Attachm
             raise BadRequest(f"multipart part {index} has no X-Experience-API-Hash header")
         if part.headers.get("content-transfer-encoding", "").lower() != "binary":
             raise BadRequest(f"multipart part {index} needs Content-Transfer-Encoding: binary")
-        content = bytes(part.body)
-        check_part_hash(sha2, content)
+        content = verified_part(sha2, bytes(part.body))
         attachments[sha2] = AttachmentPart(content, part.headers.get("content-type"), part.headers.get("content-length"))
     return data, attachments
 

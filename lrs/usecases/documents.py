@@ -9,8 +9,9 @@ Rules (xAPI 1.0.3 §6.3 and the 2.0 changes):
   every document kind (2.0); 1.0.3 State documents may be overwritten freely. A 1.0.3 profile
   PUT without either header onto a new document is 400, as the ADL conformance suite
   (XAPI-00273) requires; 2.0 dropped that rule and creates the document.
-* POST merges a JSON object into an existing JSON object document (top-level keys of the
-  new one win), or creates it; if either side is not a JSON object, 400 and nothing changes.
+* POST onto a missing document creates it, like PUT, whatever it holds (the ADL suite posts
+  ``1`` and ``true``). POST onto an existing document merges a JSON object into it (top-level
+  keys of the new one win); if either side is not a JSON object, 400 and nothing changes.
 
 Each rule is evaluated by ``decide`` inside the store's transaction, with the document
 locked, so concurrent writers cannot slip between the check and the write.
@@ -141,20 +142,21 @@ async def post_document(
     stores: Stores, principal: Principal, version: XapiVersion, scope: DocumentScope, doc_id: str,
     content: bytes, content_type: str | None, pre: Preconditions,
 ) -> None:  # fmt: skip
-    """Create the document, or merge a JSON object into the existing JSON object."""
+    """Create the document (any content, as PUT would), or merge a JSON object into the existing one."""
     _require(principal, scope.kind, write=True)
-    if media_type(content_type) != JSON:
-        raise BadRequest("POST merges JSON objects: send the document as application/json (or use PUT)")
-    incoming = _json_object(content, "the posted document")
 
     def decide(current: Document | None) -> Change:
         _check("POST", scope.kind, version, pre, current)
         if current is None:
-            return Write(content, JSON, etag_of(content))
-        if media_type(current.content_type) != JSON:
-            raise BadRequest("the stored document is not application/json, so it cannot be merged into")
-        merged = orjson.dumps({**_json_object(current.content, "the stored document"), **incoming})
-        return Write(merged, JSON, etag_of(merged))
+            return Write(content, content_type or "application/octet-stream", etag_of(content))
+        if media_type(content_type) != JSON or media_type(current.content_type) != JSON:
+            raise BadRequest("POST onto an existing document merges JSON objects: both must be application/json")
+        merged = {
+            **_json_object(current.content, "the stored document"),
+            **_json_object(content, "the posted document"),
+        }
+        payload = orjson.dumps(merged)
+        return Write(payload, JSON, etag_of(payload))
 
     await stores.documents.update(scope, doc_id, decide)
 

@@ -27,6 +27,14 @@ class NotFound(LRSError):
     status = 404
 
 
+class MethodNotAllowed(LRSError):
+    status = 405
+
+    def __init__(self, message: str, allowed: tuple[str, ...]) -> None:
+        super().__init__(message)
+        self.allowed = allowed
+
+
 class Conflict(LRSError):
     status = 409
 

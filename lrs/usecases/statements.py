@@ -122,14 +122,28 @@ def _match_attachments(
 _SHA2_BY_HEX_LENGTH = {56: hashlib.sha224, 64: hashlib.sha256, 96: hashlib.sha384, 128: hashlib.sha512}
 
 
-def check_part_hash(sha2: str, content: bytes) -> None:
-    """X-Experience-API-Hash is a SHA-2 digest (224, 256, 384 or 512 bits) of the part's content."""
+def verified_part(sha2: str, content: bytes) -> bytes:
+    """The part's content, proven by its X-Experience-API-Hash (a SHA-2 digest of 224, 256, 384 or
+    512 bits).
+
+    Some JavaScript clients read binary files as "binary" (Latin-1) strings and send them UTF-8
+    encoded, so every byte above 0x7F arrives as two. When the content fails its hash but its
+    Latin-1 reading of the UTF-8 text passes, that repaired content is the attachment: the hash
+    proves it byte for byte, so nothing unverified is ever stored.
+    """
     algorithm = _SHA2_BY_HEX_LENGTH.get(len(sha2))
     if algorithm is None:
         raise BadRequest(f"X-Experience-API-Hash {sha2!r} is not a hex SHA-2 digest")
     actual = algorithm(content).hexdigest()
-    if actual != sha2.lower():
-        raise BadRequest(f"part X-Experience-API-Hash {sha2} does not match its content ({algorithm().name} {actual})")
+    if actual == sha2.lower():
+        return content
+    try:
+        repaired = content.decode("utf-8").encode("latin-1")
+    except (UnicodeDecodeError, UnicodeEncodeError):
+        repaired = None
+    if repaired is not None and algorithm(repaired).hexdigest() == sha2.lower():
+        return repaired
+    raise BadRequest(f"part X-Experience-API-Hash {sha2} does not match its content ({algorithm().name} {actual})")
 
 
 async def store_statements(

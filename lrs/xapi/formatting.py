@@ -23,7 +23,7 @@ def _ids_object(obj: dict[str, Any]) -> dict[str, Any]:
         return _ids_statement(obj)
     if kind == "StatementRef":
         return obj
-    return {**({"objectType": "Activity"} if "objectType" in obj else {}), "id": obj["id"]}
+    return {"id": obj["id"]}
 
 
 def _ids_context(context: dict[str, Any]) -> dict[str, Any]:
