@@ -10,7 +10,7 @@ Rules (xAPI 1.0.3 §6.3 and the 2.0 changes):
   PUT without either header onto a new document is 400, as the ADL conformance suite
   (XAPI-00273) requires; 2.0 dropped that rule and creates the document.
 * POST onto a missing document creates it, like PUT, whatever it holds (the ADL suite posts
-  ``1`` and ``true``). POST onto an existing document merges a JSON object into it (top-level
+  ``1`` and ``true``), except that a body declared ``application/json`` must be JSON. POST onto an existing document merges a JSON object into it (top-level
   keys of the new one win); if either side is not a JSON object, 400 and nothing changes.
 
 Each rule is evaluated by ``decide`` inside the store's transaction, with the document
@@ -144,6 +144,11 @@ async def post_document(
 ) -> None:  # fmt: skip
     """Create the document (any content, as PUT would), or merge a JSON object into the existing one."""
     _require(principal, scope.kind, write=True)
+    if media_type(content_type) == JSON:
+        try:
+            orjson.loads(content)
+        except orjson.JSONDecodeError as exc:
+            raise BadRequest(f"the posted document is declared application/json but is not JSON: {exc}") from None
 
     def decide(current: Document | None) -> Change:
         _check("POST", scope.kind, version, pre, current)
