@@ -298,10 +298,18 @@ def test_ctx7_arrays_in_other_formats(any_xapi):
 
 
 @pytest.mark.parametrize("where", WHERE)
-def test_ctx8_empty_context_activities_accepted(any_xapi, where):
-    """CTX-8: `contextActivities: {}` is not to be rejected."""
-    got = post_accepted(any_xapi, with_context({"contextActivities": {}}, where))
+def test_ctx8_empty_context_activities_accepted_in_2_0(xapi2, where):
+    """CTX-8: xAPI 2.0 dropped the "one or more entries" rule (XAPI-00095 removed), so
+    `contextActivities: {}` is accepted and kept."""
+    got = post_accepted(xapi2, with_context({"contextActivities": {}}, where))
     assert read_context(got, where)["contextActivities"] == {}
+
+
+@pytest.mark.parametrize("where", WHERE)
+def test_ctx8_empty_context_activities_rejected_in_1_0_3(xapi, where):
+    """CTX-8: rejecting an empty `contextActivities` is no longer required but still allowed; this LRS
+    keeps the 1.0.3 rule ("one or more key/value pairs"), which the ADL 1.0.3 suite still checks."""
+    post_rejected(xapi, with_context({"contextActivities": {}}, where), "contextActivities")
 
 
 # --- CTX-9: extensions ---------------------------------------------------------------------------

@@ -247,7 +247,8 @@ def contexts(draw, version: XapiVersion, activity_object: bool) -> dict[str, Any
     optional(draw, out, "team", groups())
     if draw(st.booleans()):
         keys = draw(
-            st.lists(st.sampled_from(["parent", "grouping", "category", "other"]), unique=True, max_size=4)
+            # at least one key: xAPI 1.0.3 rejects an empty contextActivities (tested in CTX-8)
+            st.lists(st.sampled_from(["parent", "grouping", "category", "other"]), unique=True, min_size=1, max_size=4)
         )
         out["contextActivities"] = {k: draw(activities() | st.lists(activities(), max_size=2)) for k in keys}
     if activity_object:

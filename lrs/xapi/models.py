@@ -330,11 +330,15 @@ class Context(XapiModel):
     extensions: Extensions = None
 
     @model_validator(mode="after")
-    def _version_2_properties(self, info: ValidationInfo) -> Context:
+    def _version_rules(self, info: ValidationInfo) -> Context:
         if _version(info) is XapiVersion.V1:
             for key in ("contextAgents", "contextGroups"):
                 if key in self.model_fields_set:
                     raise _fail(f"context.{key} exists only in xAPI 2.0 (send X-Experience-API-Version: 2.0.0)")
+            # 1.0.3 asks for "one or more" entries (the ADL 1.0.3 suite checks it, XAPI-00095);
+            # 2.0 dropped the rule, so an empty object passes there
+            if self.contextActivities is not None and not self.contextActivities.model_fields_set:
+                raise _fail("context.contextActivities must hold at least one of parent, grouping, category, other")
         return self
 
 
