@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -73,12 +74,39 @@ def up(host: str | None, port: int | None, data_dir: Path | None, workers: int |
             log_level=server.log_level.lower(), access_log=False, server_header=False,
         )  # fmt: skip
         log.info("xAPI endpoint: http://%s:%d/xapi/", server.host, server.port)
-        if server.workers == 1:
-            uvicorn.Server(uvicorn.Config(create_app(dsn, server, store, auth), **options)).run()
-        else:  # worker processes build the app from the environment; they share the port
-            os.environ.update(LRS_DATABASE_URL=dsn, LRS_HOST=server.host, LRS_PORT=str(server.port))
-            uvicorn.run("lrs.http.app:app_from_environment", factory=True, workers=server.workers, **options)
-        # uvicorn returns after SIGINT / SIGTERM, once requests have drained
+        with _stopped_by_signals():
+            if server.workers == 1:
+                uvicorn.Server(uvicorn.Config(create_app(dsn, server, store, auth), **options)).run()
+            else:  # worker processes build the app from the environment; they share the port
+                os.environ.update(LRS_DATABASE_URL=dsn, LRS_HOST=server.host, LRS_PORT=str(server.port))
+                uvicorn.run("lrs.http.app:app_from_environment", factory=True, workers=server.workers, **options)
+    log.info("stopped")
+
+
+class _Stop(Exception):
+    pass
+
+
+@contextmanager
+def _stopped_by_signals() -> Iterator[None]:
+    """A clean exit (status 0) after SIGINT / SIGTERM.
+
+    uvicorn drains requests on those signals, then raises the signal again with the handler it
+    found when it started; with this handler in place that ends the block instead of the
+    process, so the embedded PostgreSQL is stopped by ``database()`` on the way out.
+    """
+
+    def stop(signum: int, frame: object) -> None:
+        raise _Stop(signum)
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    except _Stop:
+        pass
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 async def _first_credential(dsn: str, auth: AuthSettings) -> None:

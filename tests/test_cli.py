@@ -1,0 +1,163 @@
+"""The `lrs` command as an operator uses it: `lrs up` on the embedded PostgreSQL, credentials, and
+a clean shutdown. Each test runs the real command in a subprocess on its own data directory."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from .conftest import free_port, statement
+
+LRS = [sys.executable, "-m", "lrs"]
+
+
+def run_lrs(*args: str, data_dir: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [*LRS, *args, "--data-dir", str(data_dir)],
+        capture_output=True, text=True, timeout=120, env={**os.environ, **(env or {})},
+    )  # fmt: skip
+
+
+class Up:
+    """`lrs up` in a subprocess, ready once /ready answers (polled with a deadline, not slept)."""
+
+    def __init__(self, data_dir: Path, **env: str) -> None:
+        self.port = free_port()
+        self.process = subprocess.Popen(
+            [*LRS, "up", "--port", str(self.port), "--data-dir", str(data_dir)],
+            env={**os.environ, "LRS_LOG_LEVEL": "warning", **env},
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        self.base = f"http://127.0.0.1:{self.port}"
+        deadline = time.monotonic() + 90
+        while True:
+            if self.process.poll() is not None:
+                raise AssertionError(f"lrs up exited: {self.process.stderr.read()}")
+            try:
+                if httpx.get(self.base + "/ready", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "lrs up did not become ready"
+            time.sleep(0.1)
+
+    def family(self) -> list[psutil.Process]:
+        return psutil.Process(self.process.pid).children(recursive=True)
+
+    def stop(self) -> int:
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(60)
+
+
+@pytest.fixture()
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path / "lrs-data"
+
+
+ADMIN_ENV = {"LRS_ADMIN_KEY": "ops", "LRS_ADMIN_SECRET": "ops-secret"}
+
+
+def test_up_serves_persists_and_shuts_down_cleanly(data_dir: Path):
+    """`lrs up` starts the embedded PostgreSQL, serves xAPI with the LRS_ADMIN_* credential, keeps
+    data across a restart, and SIGTERM stops everything it started (no orphan postgres)."""
+    server = Up(data_dir, **ADMIN_ENV)
+    children = server.family()
+    assert any("postgres" in p.name() for p in children)
+    with httpx.Client(base_url=server.base + "/xapi", auth=("ops", "ops-secret"),
+                      headers={"X-Experience-API-Version": "1.0.3"}) as client:  # fmt: skip
+        sent = statement()
+        response = client.post("/statements", json=sent)
+        assert response.status_code == 200, response.text
+        (statement_id,) = response.json()
+    assert server.stop() == 0
+    gone, alive = psutil.wait_procs(children, timeout=30)
+    assert alive == [], f"left running: {[p.name() for p in alive]}"
+
+    again = Up(data_dir, **ADMIN_ENV)  # same data directory: the statement is still there
+    try:
+        with httpx.Client(base_url=again.base + "/xapi", auth=("ops", "ops-secret"),
+                          headers={"X-Experience-API-Version": "1.0.3"}) as client:  # fmt: skip
+            found = client.get("/statements", params={"statementId": statement_id})
+            assert found.status_code == 200
+            assert found.json()["actor"] == sent["actor"]
+    finally:
+        assert again.stop() == 0
+
+
+def test_first_start_without_admin_env_prints_a_credential_that_works(data_dir: Path):
+    """With no credential at all and no LRS_ADMIN_*, `lrs up` creates one with scope `all` and shows
+    its secret once; a second start creates no other."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LRS_ADMIN")}
+    port = free_port()
+    process = subprocess.Popen(
+        [*LRS, "up", "--port", str(port), "--data-dir", str(data_dir)],
+        env={**env, "LRS_LOG_LEVEL": "warning"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    lines = []
+    while not any(line.startswith("  secret:") for line in lines):
+        line = process.stderr.readline()
+        assert line, f"no credential printed: {lines}"
+        lines.append(line)
+    key = next(line.split()[-1] for line in lines if line.startswith("  key:"))
+    secret = next(line.split()[-1] for line in lines if line.startswith("  secret:"))
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(base + "/ready", timeout=1).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    response = httpx.get(base + "/xapi/statements", auth=(key, secret), headers={"X-Experience-API-Version": "2.0.0"})
+    assert response.status_code == 200
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(60) == 0
+    listed = run_lrs("credentials", "list", data_dir=data_dir, env=env)
+    assert listed.returncode == 0, listed.stderr
+    assert [line.split("\t")[0] for line in listed.stdout.splitlines()] == [key]
+
+
+def test_credentials_create_list_revoke(data_dir: Path):
+    """`lrs credentials` creates scoped credentials (secret shown once, stored hashed), lists them and
+    revokes them; a revoked credential is refused by a running server."""
+    created = run_lrs("credentials", "create", "--name", "Course player", "--scope", "statements/write",
+                      "--scope", "state", data_dir=data_dir)  # fmt: skip
+    assert created.returncode == 0, created.stderr
+    fields = dict(line.split(":", 1) for line in created.stdout.splitlines())
+    key, secret = fields["key"].strip(), fields["secret"].strip()
+    assert fields["scopes"].split() == ["state", "statements/write"]
+
+    listed = run_lrs("credentials", "list", data_dir=data_dir)
+    row = next(line.split("\t") for line in listed.stdout.splitlines() if line.startswith(key))
+    assert row[1:] == ["Course player", "state statements/write", "active"]
+    assert secret not in listed.stdout
+
+    bad = run_lrs("credentials", "create", "--name", "x", "--scope", "everything", data_dir=data_dir)
+    assert bad.returncode != 0 and "unknown scope" in bad.stderr
+
+    server = Up(data_dir, **ADMIN_ENV)
+    try:
+        headers = {"X-Experience-API-Version": "1.0.3"}
+        url = server.base + "/xapi/statements"
+        assert httpx.post(url, json=statement(), auth=(key, secret), headers=headers).status_code == 200
+        assert httpx.get(url, auth=(key, secret), headers=headers).status_code == 403  # write-only scopes
+        revoked = run_lrs("credentials", "revoke", key, data_dir=data_dir)  # uses the running server's database
+        assert revoked.returncode == 0, revoked.stderr
+        deadline = time.monotonic() + 10
+        while httpx.post(url, json=statement(), auth=(key, secret), headers=headers).status_code != 401:
+            assert time.monotonic() < deadline, "revoked credential still accepted"
+            time.sleep(0.05)
+    finally:
+        assert server.stop() == 0
+    again = run_lrs("credentials", "revoke", key, data_dir=data_dir)
+    assert again.returncode != 0 and "no active credential" in again.stderr
