@@ -78,11 +78,13 @@ class Population:
         }
 
 
-def spawn(port: int, data_dir: Path, key: str, secret: str) -> subprocess.Popen:
+def spawn(port: int, data_dir: Path, key: str, secret: str, workers: int) -> subprocess.Popen:
     env = {**os.environ, "LRS_ADMIN_KEY": key, "LRS_ADMIN_SECRET": secret, "LRS_LOG_LEVEL": "warning"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "lrs", "up", "--port", str(port), "--data-dir", str(data_dir)], env=env
-    )
+        [sys.executable, "-m", "lrs", "up", "--port", str(port), "--data-dir", str(data_dir),
+         "--workers", str(workers)],
+        env=env,
+    )  # fmt: skip
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
@@ -97,10 +99,25 @@ def spawn(port: int, data_dir: Path, key: str, secret: str) -> subprocess.Popen:
 
 
 def peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+    """Peak resident memory of the server: the process and its Python worker processes
+    (not the PostgreSQL it runs, which is reported apart)."""
+    import psutil
+
+    total = 0.0
+    for process in [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]:
+        if "postgres" in process.name():
+            continue
+        for line in Path(f"/proc/{process.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                total += int(line.split()[1]) / 1024
+    return total
+
+
+def postgres_rss_mb(pid: int) -> float:
+    import psutil
+
+    return sum(p.memory_info().rss for p in psutil.Process(pid).children(recursive=True)
+               if "postgres" in p.name()) / 2**20  # fmt: skip
 
 
 def report(label: str, count: int, elapsed: float, timings) -> None:
@@ -173,7 +190,9 @@ async def main_async(args) -> None:
         f"   p99 {timings.percentile(99) * 1000:6.1f} ms   ({n:,} queries)"
     )
     if args.pid:
-        print(f"\nserver peak RSS (VmHWM, pid {args.pid}): {peak_rss_mb(args.pid):.0f} MB")
+        print(f"\nserver peak RSS (VmHWM, pid {args.pid} and its workers): {peak_rss_mb(args.pid):.0f} MB")
+        if args.spawn:
+            print(f"embedded PostgreSQL RSS now (shared buffers counted per process): {postgres_rss_mb(args.pid):.0f} MB")
 
 
 def main() -> None:
@@ -183,6 +202,7 @@ def main() -> None:
     parser.add_argument("--pid", type=int, default=None, help="server PID, to report its peak RSS")
     parser.add_argument("--spawn", action="store_true", help="start `lrs up` on a fresh data dir for the run")
     parser.add_argument("--data-dir", type=Path, default=None, help="with --spawn: data dir (default: temporary)")
+    parser.add_argument("--workers", type=int, default=1, help="with --spawn: server processes")
     parser.add_argument("--batches", type=int, default=300)
     parser.add_argument("--singles", type=int, default=20000)
     parser.add_argument("--total", type=int, default=1_000_000, help="statements stored before the query phase")
@@ -193,7 +213,7 @@ def main() -> None:
         port = 18080
         data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="lrs-bench-"))
         key, secret = args.auth.split(":", 1)
-        process = spawn(port, data_dir, key, secret)
+        process = spawn(port, data_dir, key, secret, args.workers)
         args.url, args.pid = f"http://127.0.0.1:{port}/xapi", process.pid
     try:
         asyncio.run(main_async(args))

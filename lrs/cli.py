@@ -136,29 +136,20 @@ def _sync_stores(data_dir: Path | None):
 
 
 class _stores:
-    """``async with _stores(dsn) as stores``: a small pool, migrated, for command-line work."""
+    """``async with _stores(dsn) as stores``: a small, migrated connection for command-line work."""
 
     def __init__(self, dsn: str) -> None:
         self.dsn = dsn
 
     async def __aenter__(self):
-        from lrs.store.postgres import (
-            PostgresCredentialStore,
-            PostgresDocumentStore,
-            PostgresStatementStore,
-            create_pool,
-            migrate,
-        )  # fmt: skip
+        from lrs.store.postgres import open_stores
         from lrs.usecases.stores import Stores
 
-        self.pool = await create_pool(self.dsn, min_size=1, max_size=2)
-        await migrate(self.pool)
-        return Stores(
-            PostgresStatementStore(self.pool), PostgresDocumentStore(self.pool), PostgresCredentialStore(self.pool)
-        )
+        self.backend = await open_stores(self.dsn, pool_min=1, pool_max=2)
+        return Stores(self.backend.statements, self.backend.documents, self.backend.credentials)
 
     async def __aexit__(self, *exc: object) -> None:
-        await self.pool.close()
+        await self.backend.close()
 
 
 @main.group()

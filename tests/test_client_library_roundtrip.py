@@ -26,9 +26,6 @@ import json
 import uuid
 
 import pytest
-
-from .conftest import ADMIN
-
 from tincan import (
     Activity,
     ActivityDefinition,
@@ -42,6 +39,8 @@ from tincan import (
     Verb,
 )
 from tincan.documents import StateDocument
+
+from .conftest import ADMIN
 
 
 @pytest.fixture()

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 from jwt.api_jws import PyJWS
 
-from .conftest import statement, unique_agent, unique_activity
+from .conftest import statement, unique_activity, unique_agent
 
 SIGNATURE = "http://adlnet.gov/expapi/attachments/signature"
 BOUNDARY = "sig-boundary-0b2f"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -9,24 +10,18 @@ from contextlib import asynccontextmanager
 import asyncpg
 from fastapi import FastAPI
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.datastructures import State
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.applications import Starlette
-from starlette.datastructures import State
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from lrs import __version__
 from lrs.auth.credentials import Authenticator, check_secret, new_credential
 from lrs.settings import AuthSettings, ServerSettings, StoreSettings
-from lrs.store.postgres import (
-    PostgresCredentialStore,
-    PostgresDocumentStore,
-    PostgresStatementStore,
-    create_pool,
-    migrate,
-)
+from lrs.store.postgres import PostgresCredentialStore, open_stores
 from lrs.usecases.errors import LRSError
 from lrs.usecases.stores import Stores
 from lrs.xapi.statements import StatementError
@@ -83,19 +78,19 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        pool = await create_pool(dsn, min_size=store.pool_min, max_size=store.pool_max)
-        await migrate(pool)
-        stores = Stores(PostgresStatementStore(pool), PostgresDocumentStore(pool), PostgresCredentialStore(pool))
+        backend = await open_stores(dsn, pool_min=store.pool_min, pool_max=store.pool_max)
+        stores = Stores(backend.statements, backend.documents, backend.credentials)
         authenticator = Authenticator(stores.credentials, auth.credential_cache_seconds)
         listener = await asyncpg.connect(dsn)
         await listener.add_listener(PostgresCredentialStore.CHANNEL, lambda *_: authenticator.clear())
         await ensure_admin(stores, auth)
-        app.state.stores, app.state.authenticator, app.state.pool = stores, authenticator, pool
+        app.state.stores, app.state.authenticator, app.state.pool = stores, authenticator, backend.pool
+        _tune_garbage_collection()
         try:
             yield
         finally:
             await listener.close()
-            await pool.close()
+            await backend.close()
 
     ops = FastAPI(
         title="xAPI Learning Record Store: operations",
@@ -129,6 +124,17 @@ def create_app(
     xapi = _xapi_app(base_path, ops.state, server.max_body_bytes)
     ops.add_middleware(MetricsMiddleware, base_path=base_path)
     return Application(base_path, xapi, ops)
+
+
+def _tune_garbage_collection() -> None:
+    """Collect cycles less often: statements are acyclic JSON that reference counting frees,
+    yet each batch allocates tens of thousands of objects, and with CPython's default thresholds
+    that triggers collections which walk the long-lived heap (caches, pools, modules) again and
+    again; profiling showed them costing a fifth of ingest time. Objects alive after start-up
+    are frozen out of collection altogether."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 20)
 
 
 def app_from_environment() -> Application:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+
 from lrs.xapi.statements import PreparedStatement
 
 from .ports import AttachmentContent, SameStatement

@@ -1,8 +1,60 @@
 """PostgreSQL adapters for the storage ports, the migrations, and the embedded server."""
 
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import asyncpg
+
 from .credentials import PostgresCredentialStore
 from .documents import PostgresDocumentStore
 from .pool import create_pool, migrate
 from .statements import PostgresStatementStore
 
-__all__ = ["PostgresCredentialStore", "PostgresDocumentStore", "PostgresStatementStore", "create_pool", "migrate"]
+
+@dataclass
+class PostgresStores:
+    """The three PostgreSQL adapters over their pools; ``close()`` releases the pools."""
+
+    statements: PostgresStatementStore
+    documents: PostgresDocumentStore
+    credentials: PostgresCredentialStore
+    pool: asyncpg.Pool
+    query_pool: asyncpg.Pool
+
+    async def close(self) -> None:
+        await self.query_pool.close()
+        await self.pool.close()
+
+
+async def open_stores(dsn: str, *, pool_min: int = 2, pool_max: int = 10) -> PostgresStores:
+    """Connect, apply pending migrations, and build the adapters.
+
+    Statement queries get their own pool with custom plans (see ``create_pool``); everything
+    else shares the main pool.
+    """
+    pool = await create_pool(dsn, min_size=pool_min, max_size=pool_max)
+    try:
+        await migrate(pool)
+        query_pool = await create_pool(dsn, min_size=1, max_size=max(2, pool_max // 2), custom_plans=True)
+    except BaseException:
+        await pool.close()
+        raise
+    return PostgresStores(
+        PostgresStatementStore(pool, query_pool),
+        PostgresDocumentStore(pool),
+        PostgresCredentialStore(pool),
+        pool,
+        query_pool,
+    )
+
+
+__all__ = [
+    "PostgresCredentialStore",
+    "PostgresDocumentStore",
+    "PostgresStatementStore",
+    "PostgresStores",
+    "create_pool",
+    "migrate",
+    "open_stores",
+]

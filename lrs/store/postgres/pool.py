@@ -34,15 +34,25 @@ async def _no_reset(conn: asyncpg.Connection) -> None:
     """Connections keep no session state (no LISTEN, temp tables or settings): skip the reset query."""
 
 
-async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool:
+async def create_pool(
+    dsn: str, *, min_size: int = 2, max_size: int = 10, custom_plans: bool = False
+) -> asyncpg.Pool:
+    """A pool of connections that exchange JSON as bytes and announce ``APPLICATION_NAME``.
+
+    ``custom_plans``: plan every execution with its parameters. Statement queries need it (a
+    generic plan cannot know whether a lookup key matches ten rows or a million); the write path
+    does not, and re-planning its statements each time would cost more than running them.
+    """
+    settings = {"application_name": APPLICATION_NAME, "jit": "off"}
+    if custom_plans:
+        settings["plan_cache_mode"] = "force_custom_plan"
     return await asyncpg.create_pool(
         dsn,
         min_size=min_size,
         max_size=max_size,
         init=_init_connection,
         reset=_no_reset,
-        # custom plans: a generic plan cannot know how selective a lookup key or an id list is
-        server_settings={"application_name": APPLICATION_NAME, "jit": "off", "plan_cache_mode": "force_custom_plan"},
+        server_settings=settings,
     )
 
 

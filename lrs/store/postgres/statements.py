@@ -10,6 +10,7 @@ transaction time, which makes consistent-through exact: no statement can appear 
 from __future__ import annotations
 
 from collections import OrderedDict
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
@@ -19,6 +20,7 @@ import orjson
 from lrs.xapi.formats import format_timestamp
 from lrs.xapi.statements import INHERITED_PREFIXES, PreparedStatement
 
+from ..coalesce import Submission, WriteCoalescer
 from ..ports import (
     AttachmentContent,
     ConflictError,
@@ -28,7 +30,6 @@ from ..ports import (
     StatementQuery,
     StoredStatement,
 )
-from ..coalesce import Submission, WriteCoalescer
 from .pool import APPLICATION_NAME
 
 # One round trip before inserting a group: the transaction time (becomes ``stored``), which of
@@ -51,6 +52,28 @@ INSERT INTO lrs_statements (id, stored, document, exact, keys, ref_target, is_vo
 SELECT id, $2, document, exact, string_to_array(keys, E'\\x1f'), ref_target, is_voiding, voided
 FROM unnest($1::uuid[], $3::jsonb[], $4::json[], $5::text[], $6::uuid[], $7::bool[], $8::bool[])
      AS t(id, document, exact, keys, ref_target, is_voiding, voided)
+"""
+# The plain path: stored (and a missing timestamp) set from the transaction time, and nothing
+# inserted at all if any id exists already or is the target of a stored statement.
+_INSERT_PLAIN = """
+WITH stamp AS (
+    SELECT to_jsonb(to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')) AS at
+), blocked AS (  -- per id, so any plan is two index probes per id (see _PREFLIGHT on planners)
+    SELECT FROM unnest($1::uuid[]) AS n(id)
+    WHERE EXISTS (SELECT FROM lrs_statements s WHERE s.id = n.id)
+       OR EXISTS (SELECT FROM lrs_statements s WHERE s.ref_target = n.id)
+), inserted AS (
+    INSERT INTO lrs_statements (id, stored, document, keys)
+    SELECT t.id, now(),
+           t.document || jsonb_build_object('stored', stamp.at)
+               || CASE WHEN t.document ? 'timestamp' THEN '{}'::jsonb
+                       ELSE jsonb_build_object('timestamp', stamp.at) END,
+           string_to_array(t.keys, E'\\x1f')
+    FROM unnest($1::uuid[], $2::jsonb[], $3::text[]) AS t(id, document, keys), stamp
+    WHERE NOT EXISTS (SELECT FROM blocked)
+    RETURNING 1
+)
+SELECT count(*) FROM inserted
 """
 _NUL = b"\\u0000"  # how orjson writes U+0000, which jsonb refuses
 
@@ -77,6 +100,16 @@ def _inheritable(keys: set[str] | list[str]) -> set[str]:
     return {k for k in keys if k.startswith(INHERITED_PREFIXES)}
 
 
+@dataclass(slots=True)
+class _Upserts:
+    names: list[tuple[str, str]]
+    activities: list[tuple[str, bytes]]
+    verbs: list[tuple[str, bytes]]
+
+    def __bool__(self) -> bool:
+        return bool(self.names or self.activities or self.verbs)
+
+
 class _SeenCache:
     """A bounded set of recently applied upserts (tag, id, payload), to skip repeating them."""
 
@@ -97,8 +130,9 @@ class _SeenCache:
 
 
 class PostgresStatementStore:
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, query_pool: asyncpg.Pool | None = None) -> None:
         self._pool = pool
+        self._query_pool = query_pool or pool  # GET /statements queries (custom plans)
         self._seen = _SeenCache()  # canonical definitions and agent names already applied
         self._coalescer = WriteCoalescer(self._write_group)
 
@@ -114,8 +148,11 @@ class PostgresStatementStore:
         await self._coalescer.submit(Submission(statements, attachments, same, define))
 
     async def _write_group(self, group: list[Submission]) -> None:
-        """One transaction for every submission of the group (see ``WriteCoalescer``)."""
+        """Write a group of submissions (see ``WriteCoalescer``): in one INSERT when nothing in
+        it needs more than that, otherwise in one transaction that settles each submission."""
         async with self._pool.acquire() as conn:
+            if await self._insert_plain(conn, group):
+                return
             for attempt in range(3):
                 try:
                     applied: list[tuple] = []
@@ -130,6 +167,35 @@ class PostgresStatementStore:
                     # on the shared canonical rows was broken by rolling us back: retry.
                     if attempt == 2:
                         raise
+
+    async def _insert_plain(self, conn, group: list[Submission]) -> bool:
+        """The common case in one statement, atomic on its own: new statements with no
+        StatementRef, attachments, U+0000 or canonical data to record, and no stored statement
+        sharing or referring to their ids (the INSERT checks that itself and inserts nothing
+        otherwise). Returns whether it wrote the group; if not, the transactional path runs."""
+        statements = [s for sub in group for s in sub.statements]
+        ids = [s.id for s in statements]
+        defining = [s for sub in group if sub.define for s in sub.statements]
+        if (
+            any(sub.attachments for sub in group)
+            or any(s.ref_target for s in statements)
+            or len(set(ids)) != len(ids)
+            or self._pending(statements, defining)
+        ):
+            return False
+        documents = [orjson.dumps(s.document) for s in statements]
+        if any(_NUL in d for d in documents):
+            return False
+        keys = [_KEY_SEPARATOR.join(sorted(s.keys)) for s in statements]
+        try:
+            inserted = await conn.fetchval(_INSERT_PLAIN, ids, documents, keys)
+        except asyncpg.UniqueViolationError:  # a concurrent writer took an id: settle it properly
+            return False
+        if inserted != len(statements):
+            return False
+        for sub in group:
+            sub.error = None
+        return True
 
     async def _store_group(self, conn, group: list[Submission], applied: list[tuple]) -> None:
         ids = [s.id for sub in group for s in sub.statements]
@@ -189,9 +255,7 @@ class PostgresStatementStore:
                 " ON CONFLICT (sha2) DO NOTHING",
                 sorted({(a.sha2, a.content_type, a.content) for a in attachments}),
             )
-        await self._record_agent_names(conn, statements, applied)
-        if defining:
-            await self._merge_canonical(conn, defining, applied)
+        await self._apply(conn, self._pending(statements, defining), applied)
 
     @staticmethod
     def _settle(group: list[Submission], stored_docs: dict[str, dict]):
@@ -260,41 +324,46 @@ class PostgresStatementStore:
                 await conn.executemany("UPDATE lrs_statements SET keys = $2 WHERE seq = $1", updates)
             frontier = next_frontier
 
-    async def _record_agent_names(self, conn, statements: list[PreparedStatement], applied: list) -> None:
-        # sorted: concurrent batches lock shared rows in one order, so they cannot deadlock
-        pairs = sorted(
+    def _pending(self, statements: list[PreparedStatement], defining: list[PreparedStatement]) -> _Upserts:
+        """Agent names and canonical definitions these statements add (not yet applied here).
+
+        Sorted by key: concurrent writers then lock shared rows in one order and cannot deadlock
+        (the sort is stable, so several definitions of one activity keep their batch order).
+        """
+
+        def fresh(tag: str, pairs) -> list[tuple[str, bytes]]:
+            items = ((i, _document_columns(orjson.dumps(v, option=orjson.OPT_SORT_KEYS))[0]) for i, v in pairs)
+            return sorted(dict.fromkeys(i for i in items if (tag, *i) not in self._seen), key=lambda i: i[0])
+
+        names = sorted(
             {p for s in statements for p in s.names if "\x00" not in p[1] and ("name", *p) not in self._seen}
         )
-        if pairs:
+        activities = fresh("def", (d for s in defining for d in s.definitions))
+        verbs = fresh("def", ((s.document["verb"]["id"], s.document["verb"]["display"])
+                              for s in defining if "display" in s.document["verb"]))  # fmt: skip
+        return _Upserts(names, activities, verbs)
+
+    async def _apply(self, conn, upserts: _Upserts, applied: list[tuple]) -> None:
+        if upserts.names:
             await conn.executemany(
                 "INSERT INTO lrs_agents (key, names) VALUES ($1, ARRAY[$2::text]) ON CONFLICT (key) DO UPDATE"
                 " SET names = lrs_agents.names || $2::text WHERE NOT $2::text = ANY(lrs_agents.names)",
-                pairs,
+                upserts.names,
             )
-            applied.extend(("name", *pair) for pair in pairs)
-
-    async def _merge_canonical(self, conn, statements: list[PreparedStatement], applied: list) -> None:
-        def fresh(pairs):
-            items = ((i, _document_columns(orjson.dumps(value, option=orjson.OPT_SORT_KEYS))[0]) for i, value in pairs)
-            fresh_items = dict.fromkeys(item for item in items if ("def", *item) not in self._seen)
-            return sorted(fresh_items, key=lambda item: item[0])  # by id; stable, so batch order per id
-
-        activities = fresh(d for s in statements for d in s.definitions)
-        verbs = fresh((s.document["verb"]["id"], s.document["verb"]["display"])
-                      for s in statements if "display" in s.document["verb"])  # fmt: skip
-        if activities:
+        if upserts.activities:
             await conn.executemany(
                 "INSERT INTO lrs_activities AS a (id, definition) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE"
                 " SET definition = lrs_merge_definition(a.definition, EXCLUDED.definition), updated = now()",
-                activities,
+                upserts.activities,
             )
-        if verbs:
+        if upserts.verbs:
             await conn.executemany(
                 "INSERT INTO lrs_verbs AS v (id, display) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE"
                 " SET display = v.display || EXCLUDED.display",
-                verbs,
+                upserts.verbs,
             )
-        applied.extend(("def", *item) for item in (*activities, *verbs))
+        applied.extend(("name", *pair) for pair in upserts.names)
+        applied.extend(("def", *item) for item in (*upserts.activities, *upserts.verbs))
 
     # --- reading ---------------------------------------------------------------------------------
 
@@ -307,7 +376,7 @@ class PostgresStatementStore:
         return StoredStatement(row["id"], row["exact"] or row["document"], row["stored"], row["voided"])
 
     async def query(self, query: StatementQuery) -> StatementPage:
-        snapshot = query.snapshot or await self._pool.fetchval("SELECT now()")
+        snapshot = query.snapshot or await self._query_pool.fetchval("SELECT now()")
         where = ["NOT voided", "stored <= $1"]
         args: list[Any] = [snapshot]
 
@@ -330,7 +399,7 @@ class PostgresStatementStore:
             f"SELECT id::text, document, exact, stored, seq FROM lrs_statements WHERE {' AND '.join(where)}"
             f" ORDER BY stored {order}, seq {order} LIMIT {arg(query.limit + 1)}"
         )
-        rows = await self._pool.fetch(sql, *args)
+        rows = await self._query_pool.fetch(sql, *args)
         more = len(rows) > query.limit
         rows = rows[: query.limit]
         cursor = f"{rows[-1]['stored'].isoformat()}/{rows[-1]['seq']}" if more else None

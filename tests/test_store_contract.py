@@ -1,0 +1,282 @@
+"""Contract tests of the storage ports (``lrs.store.ports``), run against every adapter.
+
+The HTTP tests prove the LRS; these prove an adapter keeps the promises the use cases rely on,
+so a new adapter (MongoDB) is done when it passes this module unchanged. Adapters are listed in
+``ADAPTERS``; each test gets fresh stores on its own event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable, Coroutine, Iterator
+from datetime import timedelta
+from functools import partial
+from typing import Any
+
+import orjson
+import pytest
+
+from lrs.auth.credentials import new_credential
+from lrs.store.ports import (
+    AttachmentContent,
+    ConflictError,
+    Delete,
+    Document,
+    DocumentKind,
+    DocumentScope,
+    InvalidCursor,
+    StatementQuery,
+    Write,
+)
+from lrs.usecases.stores import Stores
+from lrs.xapi.compare import same_statement
+from lrs.xapi.models import XapiVersion
+from lrs.xapi.statements import prepare
+
+from .conftest import statement, unique_activity, unique_agent, voiding
+
+AUTHORITY = {"objectType": "Agent", "account": {"homePage": "urn:test", "name": "contract"}}
+ADAPTERS = ["postgres"]
+
+
+class Harness:
+    """Stores of one adapter plus a way to run coroutines on the loop that owns them."""
+
+    def __init__(self, runner: asyncio.Runner, stores: Stores) -> None:
+        self.runner, self.stores = runner, stores
+
+    def __call__(self, coroutine: Coroutine) -> Any:
+        return self.runner.run(coroutine)
+
+    def store(self, *statements: dict, define: bool = True, attachments: list[AttachmentContent] = ()) -> list[str]:
+        prepared = [prepare(s, AUTHORITY, XapiVersion.V1) for s in statements]
+        self(self.stores.statements.store(prepared, list(attachments), same_statement, define))
+        return [p.id for p in prepared]
+
+    def document(self, statement_id: str) -> dict:
+        found = self(self.stores.statements.get(statement_id))
+        assert found is not None
+        return orjson.loads(found.document)
+
+    def query(self, **fields: Any) -> list[dict]:
+        """Every statement the query matches, page after page (limit 2 to exercise cursors)."""
+        query = StatementQuery(**{"limit": 2, **fields})
+        found = []
+        while True:
+            page = self(self.stores.statements.query(query))
+            found.extend(orjson.loads(s.document) for s in page.statements)
+            if page.cursor is None:
+                return found
+            query.cursor, query.snapshot = page.cursor, page.snapshot
+
+
+def _postgres(runner: asyncio.Runner, dsn: str) -> tuple[Stores, Callable[[], Coroutine]]:
+    from lrs.store.postgres import open_stores
+
+    backend = runner.run(open_stores(dsn, pool_min=1, pool_max=4))
+    return Stores(backend.statements, backend.documents, backend.credentials), backend.close
+
+
+@pytest.fixture(params=ADAPTERS)
+def harness(request: pytest.FixtureRequest, pg_dsn: str) -> Iterator[Harness]:
+    with asyncio.Runner() as runner:
+        stores, close = {"postgres": partial(_postgres, runner, pg_dsn)}[request.param]()
+        yield Harness(runner, stores)
+        runner.run(close())
+
+
+def keys_of(kind: str, value: str) -> list[str]:
+    return [f"{kind}:{value}"]
+
+
+# --- StatementStore ----------------------------------------------------------------------------------
+
+
+def test_store_assigns_stored_and_timestamp_and_get_returns_it(harness: Harness):
+    sent = statement()
+    (sid,) = harness.store(sent)
+    found = harness(harness.stores.statements.get(sid))
+    doc = orjson.loads(found.document)
+    assert doc["actor"] == sent["actor"] and doc["authority"] == AUTHORITY
+    assert doc["stored"] == doc["timestamp"] and doc["stored"].endswith("Z")
+    assert not found.voided
+    assert harness(harness.stores.statements.get(str(uuid.uuid4()))) is None
+
+
+def test_same_id_same_content_is_skipped_different_content_conflicts_atomically(harness: Harness):
+    first = statement(id=str(uuid.uuid4()))
+    harness.store(first)
+    harness.store(dict(first))  # identical re-send: no error, nothing changes
+    bystander = statement(id=str(uuid.uuid4()))
+    with pytest.raises(ConflictError):
+        harness.store(bystander, {**first, "verb": {"id": "http://adlnet.gov/expapi/verbs/failed"}})
+    assert harness(harness.stores.statements.get(bystander["id"])) is None  # the batch stored nothing
+    assert harness.document(first["id"])["verb"] == first["verb"]
+
+
+def test_voiding_marks_the_target_in_either_arrival_order(harness: Harness):
+    target = statement(id=str(uuid.uuid4()))
+    harness.store(target)
+    (voider,) = harness.store(voiding(target["id"]))
+    assert harness(harness.stores.statements.get(target["id"])).voided
+    late_target_id = str(uuid.uuid4())
+    harness.store(voiding(late_target_id))  # the voiding statement first ...
+    harness.store(statement(id=late_target_id))  # ... then its target: voided on arrival
+    assert harness(harness.stores.statements.get(late_target_id)).voided
+    harness.store(voiding(voider))  # a voiding statement cannot be voided
+    assert not harness(harness.stores.statements.get(voider)).voided
+
+
+def test_query_matches_keys_orders_by_stored_and_pages_completely(harness: Harness):
+    agent = unique_agent()
+    ids = [harness.store(statement(agent))[0] for _ in range(5)]
+    other = harness.store(statement())[0]
+    key = keys_of("a", "mbox:" + agent["mbox"])
+    newest_first = [s["id"] for s in harness.query(keys=key)]
+    assert newest_first == ids[::-1] and other not in newest_first
+    assert [s["id"] for s in harness.query(keys=key, ascending=True)] == ids
+
+
+def test_query_since_is_exclusive_until_inclusive(harness: Harness):
+    agent = unique_agent()
+    ids = [harness.store(statement(agent))[0] for _ in range(3)]
+    stored = [harness(harness.stores.statements.get(i)).stored for i in ids]
+    key = keys_of("a", "mbox:" + agent["mbox"])
+    assert [s["id"] for s in harness.query(keys=key, since=stored[0], ascending=True)] == ids[1:]
+    assert [s["id"] for s in harness.query(keys=key, until=stored[1], ascending=True)] == ids[:2]
+
+
+def test_snapshot_keeps_later_statements_out_of_a_result(harness: Harness):
+    agent = unique_agent()
+    key = keys_of("a", "mbox:" + agent["mbox"])
+    harness.store(statement(agent), statement(agent), statement(agent))
+    first = harness(harness.stores.statements.query(StatementQuery(keys=key, limit=2, ascending=True)))
+    harness.store(statement(agent))  # arrives while a client pages
+    rest = harness(
+        harness.stores.statements.query(
+            StatementQuery(keys=key, limit=2, ascending=True, cursor=first.cursor, snapshot=first.snapshot)
+        )
+    )
+    assert len(first.statements) + len(rest.statements) == 3 and rest.cursor is None
+
+
+def test_voided_statements_leave_queries_but_their_referrers_match_their_keys(harness: Harness):
+    activity = unique_activity()
+    (target,) = harness.store(statement(obj=activity))
+    (voider,) = harness.store(voiding(target))
+    found = [s["id"] for s in harness.query(keys=keys_of("o", activity["id"]))]
+    assert found == [voider]
+
+
+def test_statement_ref_inherits_keys_of_a_target_that_arrives_later(harness: Harness):
+    activity = unique_activity()
+    target_id = str(uuid.uuid4())
+    (ref,) = harness.store(statement(obj={"objectType": "StatementRef", "id": target_id}))
+    assert harness.query(keys=keys_of("o", activity["id"])) == []
+    harness.store(statement(obj=activity, id=target_id))
+    assert {s["id"] for s in harness.query(keys=keys_of("o", activity["id"]))} == {ref, target_id}
+
+
+def test_invalid_cursor_is_refused(harness: Harness):
+    with pytest.raises(InvalidCursor):
+        harness(harness.stores.statements.query(StatementQuery(cursor="not-a-cursor")))
+
+
+def test_consistent_through_covers_committed_statements(harness: Harness):
+    (sid,) = harness.store(statement())
+    stored = harness(harness.stores.statements.get(sid)).stored
+    assert harness(harness.stores.statements.consistent_through()) >= stored
+
+
+def test_canonical_definitions_merge_languages_only_with_define(harness: Harness):
+    activity_id = unique_activity()["id"]
+    harness.store(statement(obj={"id": activity_id, "definition": {"name": {"en-US": "Lesson"}}}))
+    harness.store(statement(obj={"id": activity_id, "definition": {"name": {"fr-FR": "Leçon"}}}))
+    harness.store(statement(obj={"id": activity_id, "definition": {"name": {"de-DE": "Lektion"}}}), define=False)
+    definition = harness(harness.stores.statements.activity_definition(activity_id))
+    assert definition == {"name": {"en-US": "Lesson", "fr-FR": "Leçon"}}
+    activities, verbs = harness(harness.stores.statements.canonical([activity_id], ["http://adlnet.gov/expapi/verbs/completed"]))
+    assert activities[activity_id] == definition
+    assert verbs["http://adlnet.gov/expapi/verbs/completed"]["en-US"] == "completed"
+
+
+def test_agent_names_are_recorded_per_identity(harness: Harness):
+    agent = unique_agent("Ada")
+    harness.store(statement(agent), statement({**agent, "name": "Ada L."}))
+    names = harness(harness.stores.statements.agent_names("mbox:" + agent["mbox"]))
+    assert sorted(names) == ["Ada", "Ada L."]
+
+
+def test_attachments_are_stored_once_per_hash(harness: Harness):
+    content = uuid.uuid4().bytes + b"\x00\r\n"
+    sha2 = __import__("hashlib").sha256(content).hexdigest()
+    meta = {"usageType": "http://example.com/u", "display": {"en-US": "a"}, "contentType": "text/plain",
+            "length": len(content), "sha2": sha2}  # fmt: skip
+    blob = AttachmentContent(sha2, "text/plain", content)
+    harness.store(statement(attachments=[meta]), attachments=[blob])
+    harness.store(statement(attachments=[meta]), attachments=[blob])
+    assert harness(harness.stores.statements.attachments([sha2])) == [blob]
+
+
+# --- DocumentStore -----------------------------------------------------------------------------------
+
+
+def test_document_update_runs_decide_on_the_current_document(harness: Harness):
+    documents = harness.stores.documents
+    scope = DocumentScope(DocumentKind.STATE, unique_activity()["id"], "mbox:mailto:a@example.com", "")
+    seen: list[Document | None] = []
+
+    def write(content: bytes) -> Callable[[Document | None], Write]:
+        def decide(current: Document | None) -> Write:
+            seen.append(current)
+            return Write(content, "application/json", f'"{len(content)}"')
+
+        return decide
+
+    harness(documents.update(scope, "s1", write(b'{"a":1}')))
+    harness(documents.update(scope, "s1", write(b'{"a":22}')))
+    assert seen[0] is None and seen[1].content == b'{"a":1}'
+    assert harness(documents.get(scope, "s1")).content == b'{"a":22}'
+
+    def refuse(current: Document | None):
+        raise ValueError("precondition failed")
+
+    with pytest.raises(ValueError):
+        harness(documents.update(scope, "s1", refuse))
+    assert harness(documents.get(scope, "s1")).content == b'{"a":22}'  # untouched
+    harness(documents.update(scope, "s1", lambda current: Delete()))
+    assert harness(documents.get(scope, "s1")) is None
+
+
+def test_document_ids_since_and_scoped_delete_all(harness: Harness):
+    documents = harness.stores.documents
+    activity = unique_activity()["id"]
+    mine = DocumentScope(DocumentKind.STATE, activity, "mbox:mailto:me@example.com", "")
+    theirs = DocumentScope(DocumentKind.STATE, activity, "mbox:mailto:them@example.com", "")
+    for scope, doc_id in ((mine, "a"), (mine, "b"), (theirs, "c")):
+        harness(documents.update(scope, doc_id, lambda current: Write(b"x", "text/plain", '"x"')))
+    ids, latest = harness(documents.ids(mine, None))
+    assert ids == ["a", "b"] and latest is not None
+    assert harness(documents.ids(mine, latest))[0] == []
+    assert harness(documents.ids(mine, latest - timedelta(seconds=60)))[0] == ["a", "b"]
+    harness(documents.delete_all(mine))
+    assert harness(documents.ids(mine, None))[0] == []
+    assert harness(documents.ids(theirs, None))[0] == ["c"]
+
+
+# --- CredentialStore ---------------------------------------------------------------------------------
+
+
+def test_credentials_save_find_revoke(harness: Harness):
+    credentials = harness.stores.credentials
+    credential, _ = new_credential("player", ["statements/write"], "urn:test")
+    harness(credentials.save(credential))
+    found = harness(credentials.find(credential.key))
+    assert found.scopes == frozenset({"statements/write"}) and found.revoked is None
+    assert harness(credentials.revoke(credential.key)) is True
+    assert harness(credentials.revoke(credential.key)) is False
+    assert harness(credentials.find(credential.key)).revoked is not None
+    harness(credentials.save(credential))  # saving again restores it
+    assert harness(credentials.find(credential.key)).revoked is None
+    assert credential.key in [c.key for c in harness(credentials.all())]
