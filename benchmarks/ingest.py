@@ -113,13 +113,6 @@ def peak_rss_mb(pid: int) -> float:
     return total
 
 
-def postgres_rss_mb(pid: int) -> float:
-    import psutil
-
-    return sum(p.memory_info().rss for p in psutil.Process(pid).children(recursive=True)
-               if "postgres" in p.name()) / 2**20  # fmt: skip
-
-
 def report(label: str, count: int, elapsed: float, timings) -> None:
     bad = {s: n for s, n in timings.statuses.items() if s >= 300}
     print(
@@ -191,8 +184,7 @@ async def main_async(args) -> None:
     )
     if args.pid:
         print(f"\nserver peak RSS (VmHWM, pid {args.pid} and its workers): {peak_rss_mb(args.pid):.0f} MB")
-        if args.spawn:
-            print(f"embedded PostgreSQL RSS now (shared buffers counted per process): {postgres_rss_mb(args.pid):.0f} MB")
+
 
 
 def main() -> None:
