@@ -14,39 +14,10 @@ from typing import Any
 
 import pytest
 
-from .conftest import VERBS, statement, unique_activity, unique_agent
+from .conftest import statement
+from .helpers import mbox, post_accepted, post_rejected, sub_statement
 
 # --- helpers -------------------------------------------------------------------------------------
-
-
-def error_message(response) -> str:
-    assert response.status_code == 400, response.text
-    body = response.json()
-    assert body["error"]["status"] == 400
-    return body["error"]["message"]
-
-
-def post_rejected(client, st: dict[str, Any], *fragments: str) -> str:
-    """POST ``st`` under a fresh id: 400 naming every fragment, and nothing stored."""
-    sid = str(uuid.uuid4())
-    message = error_message(client.post_statements({**st, "id": sid}))
-    for fragment in fragments:
-        assert fragment in message, f"{fragment!r} not named in {message!r}"
-    assert client.get("/statements", params={"statementId": sid}).status_code == 404
-    return message
-
-
-def post_accepted(client, st: dict[str, Any]) -> dict[str, Any]:
-    st = {"id": str(uuid.uuid4()), **st}
-    response = client.post_statements(st)
-    assert response.status_code == 200, response.text
-    got = client.get("/statements", params={"statementId": st["id"]})
-    assert got.status_code == 200, got.text
-    return got.json()
-
-
-def mbox() -> str:
-    return f"mailto:{uuid.uuid4().hex[:12]}@example.com"
 
 
 def agent(**fields: Any) -> dict[str, Any]:
@@ -64,17 +35,6 @@ def group(**fields: Any) -> dict[str, Any]:
 
 
 DROP = object()
-
-
-def sub_statement(**extra: Any) -> dict[str, Any]:
-    sub: dict[str, Any] = {
-        "objectType": "SubStatement",
-        "actor": unique_agent("Sub actor"),
-        "verb": {"id": VERBS["experienced"]},
-        "object": unique_activity(),
-    }
-    sub.update(extra)
-    return sub
 
 
 def at(position: str, who: dict[str, Any]) -> dict[str, Any]:

@@ -14,16 +14,11 @@ import uuid
 
 import pytest
 
-from .conftest import ADMIN, statement, unique_activity, unique_agent
+from .conftest import ADMIN, statement, unique_agent
+from .helpers import error_message, state_params
 
 AUTH = "Basic " + base64.b64encode(f"{ADMIN[0]}:{ADMIN[1]}".encode()).decode()
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
-
-
-def error_message(response) -> str:
-    body = response.json()
-    assert body["error"]["status"] == response.status_code
-    return body["error"]["message"]
 
 
 @pytest.fixture()
@@ -39,14 +34,6 @@ def alt(client, method: str, path: str, form: dict, *, query: dict | None = None
 
 def with_headers(form: dict, version: str = "1.0.3") -> dict:
     return {"Authorization": AUTH, "X-Experience-API-Version": version, **form}
-
-
-def state_params() -> dict:
-    return {
-        "activityId": unique_activity()["id"],
-        "agent": json.dumps(unique_agent()),
-        "stateId": f"state-{uuid.uuid4().hex[:8]}",
-    }
 
 
 # --- ALT-1 / ALT-2 -------------------------------------------------------------------------------------
@@ -288,21 +275,21 @@ def test_alt7_body_without_form_content_type_is_400(client_for, xapi):
     assert xapi.get("/statements", params={"statementId": sid}).status_code == 404
 
 
+def notes_attachment(data: bytes, **extra: str) -> dict:
+    """Attachment metadata for the text ``data`` (plus ``extra`` properties, e.g. fileUrl)."""
+    return {
+        "usageType": "https://example.com/usage/notes",
+        "display": {"en-US": "notes"},
+        "contentType": "text/plain",
+        "length": len(data),
+        "sha2": hashlib.sha256(data).hexdigest(),
+        **extra,
+    }
+
+
 def test_alt8_attachment_data_cannot_travel_in_the_form(bare, xapi):
     """ALT-8: no multipart in this syntax, so an attachment without fileUrl is rejected (400)."""
-    data = b"attachment bytes"
-    st = statement(
-        id=str(uuid.uuid4()),
-        attachments=[
-            {
-                "usageType": "https://example.com/usage/notes",
-                "display": {"en-US": "notes"},
-                "contentType": "text/plain",
-                "length": len(data),
-                "sha2": hashlib.sha256(data).hexdigest(),
-            }
-        ],
-    )
+    st = statement(id=str(uuid.uuid4()), attachments=[notes_attachment(b"attachment bytes")])
     response = alt(bare, "POST", "/statements", with_headers({"content": json.dumps(st)}))
     assert response.status_code == 400
     assert "multipart" in error_message(response)
@@ -313,16 +300,7 @@ def test_alt8_attachment_with_file_url_is_fine_in_the_form(bare, xapi):
     """ALT-8: attachments referenced by fileUrl need no multipart, so they pass."""
     st = statement(
         id=str(uuid.uuid4()),
-        attachments=[
-            {
-                "usageType": "https://example.com/usage/notes",
-                "display": {"en-US": "notes"},
-                "contentType": "text/plain",
-                "length": 3,
-                "sha2": hashlib.sha256(b"abc").hexdigest(),
-                "fileUrl": "https://files.example.com/abc.txt",
-            }
-        ],
+        attachments=[notes_attachment(b"abc", fileUrl="https://files.example.com/abc.txt")],
     )
     response = alt(bare, "POST", "/statements", with_headers({"content": json.dumps(st)}))
     assert response.status_code == 200, response.text

@@ -15,16 +15,11 @@ from typing import Any
 import pytest
 
 from .conftest import statement, unique_agent
+from .helpers import BOUNDARY, CRLF, assert_not_stored, error_message, json_part, multipart, part, sha256
 
-CRLF = b"\r\n"
-BOUNDARY = "xapi-test-boundary-7d1c"
 USAGE = "http://example.com/attachment-usage/test"
 # looks like a delimiter but is not one (the last boundary character differs), then NULs and bare CRs
 BINARY = b"\x00\x01\x02\r\n--" + BOUNDARY[:-1].encode() + b"X\r\n\x00\xff\xfe binary \r\n\r\n\x00 tail \r"
-
-
-def sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def unique_content(label: str = "data") -> bytes:
@@ -49,41 +44,6 @@ def file_url_attachment(**extra: Any) -> dict[str, Any]:
     return attachment(unique_content("remote"), fileUrl=f"https://files.example/{uuid.uuid4()}.bin", **extra)
 
 
-def part(
-    content: bytes,
-    *,
-    sha2: str | None = None,
-    content_type: str | None = "application/octet-stream",
-    cte: str | None = "binary",
-    extra: dict[str, str] | None = None,
-) -> tuple[dict[str, str], bytes]:
-    headers: dict[str, str] = {}
-    if content_type is not None:
-        headers["Content-Type"] = content_type
-    if cte is not None:
-        headers["Content-Transfer-Encoding"] = cte
-    if sha2 is not False:
-        headers["X-Experience-API-Hash"] = sha2 or sha256(content)
-    headers.update(extra or {})
-    return headers, content
-
-
-def json_part(statements: Any, content_type: str = "application/json") -> tuple[dict[str, str], bytes]:
-    return {"Content-Type": content_type}, json.dumps(statements).encode()
-
-
-def multipart(*parts: tuple[dict[str, str], bytes], boundary: str = BOUNDARY) -> bytes:
-    delimiter = b"--" + boundary.encode()
-    chunks = []
-    for headers, body in parts:
-        chunks += [delimiter, CRLF]
-        for name, value in headers.items():
-            chunks += [f"{name}: {value}".encode(), CRLF]
-        chunks += [CRLF, body, CRLF]
-    chunks += [delimiter, b"--", CRLF]
-    return b"".join(chunks)
-
-
 def mp_headers(boundary: str = BOUNDARY) -> dict[str, str]:
     return {"Content-Type": f"multipart/mixed; boundary={boundary}"}
 
@@ -96,17 +56,6 @@ def put_multipart(client, statement_id: str, body: bytes, headers: dict[str, str
     return client.put(
         "/statements", params={"statementId": statement_id}, content=body, headers=headers or mp_headers()
     )
-
-
-def error_message(response) -> str:
-    body = response.json()
-    assert body["error"]["status"] == response.status_code
-    return body["error"]["message"]
-
-
-def assert_not_stored(client, *statement_ids: str) -> None:
-    for sid in statement_ids:
-        assert client.get("/statements", params={"statementId": sid}).status_code == 404
 
 
 def parse_multipart_response(response) -> list[tuple[dict[str, str], bytes]]:

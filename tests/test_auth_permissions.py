@@ -11,15 +11,9 @@ import uuid
 import pytest
 
 from .conftest import ADMIN, statement, unique_activity, unique_agent
+from .helpers import CREATE, error_message
 
-CREATE = {"If-None-Match": "*"}  # profiles in 1.0.3 need a precondition header even to create
 AUTHORITY_HOME = "urn:lrs:credentials"  # AuthSettings().authority_homepage, the test server's default
-
-
-def error_message(response) -> str:
-    body = response.json()
-    assert body["error"]["status"] == response.status_code
-    return body["error"]["message"]
 
 
 def basic(user: str, password: str) -> str:

@@ -7,63 +7,12 @@ from typing import Any
 
 import pytest
 
-from .conftest import VERBS, statement, unique_activity, unique_agent
-
-
-def error_message(response) -> str:
-    assert response.status_code == 400, response.text
-    body = response.json()
-    assert body["error"]["status"] == 400
-    return body["error"]["message"]
-
-
-def post_rejected(client, st: dict[str, Any], *fragments: str) -> str:
-    sid = str(uuid.uuid4())
-    message = error_message(client.post_statements({**st, "id": sid}))
-    for fragment in fragments:
-        assert fragment in message, f"{fragment!r} not named in {message!r}"
-    assert client.get("/statements", params={"statementId": sid}).status_code == 404
-    return message
-
-
-def post_accepted(client, st: dict[str, Any]) -> dict[str, Any]:
-    st = {"id": str(uuid.uuid4()), **st}
-    response = client.post_statements(st)
-    assert response.status_code == 200, response.text
-    got = client.get("/statements", params={"statementId": st["id"]})
-    assert got.status_code == 200, got.text
-    return got.json()
-
-
-def sub_statement(**extra: Any) -> dict[str, Any]:
-    sub: dict[str, Any] = {
-        "objectType": "SubStatement",
-        "actor": unique_agent("Sub actor"),
-        "verb": {"id": VERBS["experienced"]},
-        "object": unique_activity(),
-    }
-    sub.update(extra)
-    return sub
-
-
-def with_context(context: Any, where: str = "statement", obj: dict | None = None) -> dict[str, Any]:
-    if where == "substatement":
-        extra = {"context": context}
-        if obj is not None:
-            extra["object"] = obj
-        return statement(obj=sub_statement(**extra))
-    return statement(obj=obj, context=context)
-
-
-def read_context(got: dict[str, Any], where: str) -> dict[str, Any]:
-    return got["object"]["context"] if where == "substatement" else got["context"]
+from .conftest import statement, unique_activity, unique_agent
+from .helpers import WHERE, post_accepted, post_rejected, read_context, sub_statement, with_context
 
 
 def group(**fields: Any) -> dict[str, Any]:
     return {"objectType": "Group", "name": "Team", "member": [unique_agent(), unique_agent()], **fields}
-
-
-WHERE = ["statement", "substatement"]
 
 
 def test_ctx_context_must_be_an_object(xapi):

@@ -7,28 +7,17 @@ resources in test_documents_state.py.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import uuid
 
 import pytest
 
-from .conftest import statement, unique_activity, unique_agent
+from .conftest import unique_activity, unique_agent
+from .helpers import CREATE, error_message, server_now, sha1_etag
 
 ACTIVITY_PROFILE = "/activities/profile"
 AGENT_PROFILE = "/agents/profile"
 PROFILES = ("activity", "agent")
-CREATE = {"If-None-Match": "*"}
-
-
-def error_message(response) -> str:
-    body = response.json()
-    assert body["error"]["status"] == response.status_code
-    return body["error"]["message"]
-
-
-def sha1_etag(content: bytes) -> str:
-    return '"' + hashlib.sha1(content).hexdigest() + '"'
 
 
 def profile(which: str, profile_id: str | None = "profile") -> tuple[str, dict]:
@@ -40,11 +29,6 @@ def profile(which: str, profile_id: str | None = "profile") -> tuple[str, dict]:
     if profile_id is not None:
         params["profileId"] = profile_id
     return path, params
-
-
-def server_now(xapi) -> str:
-    (sid,) = xapi.store(statement())
-    return xapi.get("/statements", params={"statementId": sid}).json()["stored"]
 
 
 # --- APRF-1 / APRF-3 / GPRF-1 / GPRF-3: the methods --------------------------------------------------

@@ -7,7 +7,6 @@ the profile-specific rules are in test_documents_profiles.py.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 import uuid
@@ -16,22 +15,12 @@ from email.utils import parsedate_to_datetime
 
 import pytest
 
-from .conftest import statement, unique_activity, unique_agent
+from .conftest import unique_activity, unique_agent
+from .helpers import CREATE, error_message, instant, server_now, sha1_etag
 
 STATE = "/activities/state"
 KINDS = ("state", "activity profile", "agent profile")
-CREATE = {"If-None-Match": "*"}  # profiles in 1.0.3 need a precondition header even to create
 BINARY = bytes(range(256)) * 8 + b"\x00\xff\r\n\x1a"
-
-
-def error_message(response) -> str:
-    body = response.json()
-    assert body["error"]["status"] == response.status_code
-    return body["error"]["message"]
-
-
-def sha1_etag(content: bytes) -> str:
-    return '"' + hashlib.sha1(content).hexdigest() + '"'
 
 
 def state_scope(registration: str | None = None) -> dict:
@@ -55,16 +44,6 @@ def doc_params(kind: str, doc_id: str = "doc") -> tuple[str, dict]:
     return path, {**scope, id_name: doc_id}
 
 
-def server_now(xapi) -> str:
-    """The LRS's own clock (a statement's ``stored``), to place ``since`` between two writes."""
-    (sid,) = xapi.store(statement())
-    return xapi.get("/statements", params={"statementId": sid}).json()["stored"]
-
-
-def parse_stored(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
-
-
 def http_time(response) -> datetime:
     return parsedate_to_datetime(response.headers["last-modified"])
 
@@ -75,7 +54,7 @@ def wait_for_server_second_after(xapi, moment: datetime) -> None:
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
         header = xapi.get("/statements", params={"limit": 1}).headers["x-experience-api-consistent-through"]
-        if parse_stored(header).replace(microsecond=0) > moment:
+        if instant(header).replace(microsecond=0) > moment:
             return
         time.sleep(0.02)  # throttles the polling; the condition above is what we wait for
     raise AssertionError("the LRS clock did not advance")
@@ -218,14 +197,14 @@ def test_doc7_last_modified_on_single_and_id_list_gets(any_xapi, kind):
     path, scope, id_name = document(kind)
     modified = []
     for doc_id in ("one", "two"):
-        before = parse_stored(server_now(any_xapi)).replace(microsecond=0)
+        before = instant(server_now(any_xapi)).replace(microsecond=0)
         assert (
             any_xapi.put(
                 path, params={**scope, id_name: doc_id}, json={"id": doc_id}, headers=CREATE
             ).status_code
             == 204
         )
-        after = parse_stored(server_now(any_xapi))
+        after = instant(server_now(any_xapi))
         got = any_xapi.get(path, params={**scope, id_name: doc_id})
         modified.append(http_time(got))
         assert before <= modified[-1] <= after

@@ -11,72 +11,26 @@ import copy
 import json
 import math
 import uuid
-from datetime import datetime
 from typing import Any
 
 import pytest
 
 from .conftest import VERBS, statement, unique_activity, unique_agent
+from .helpers import (
+    assert_not_stored,
+    assert_rejected,
+    error_message,
+    instant,
+    post_accepted,
+    post_rejected,
+    sub_statement,
+)
 
 # --- helpers -------------------------------------------------------------------------------------
 
 
-def error_message(response) -> str:
-    assert response.status_code == 400, response.text
-    body = response.json()
-    assert body["error"]["status"] == 400
-    return body["error"]["message"]
-
-
-def assert_rejected(response, *fragments: str) -> str:
-    message = error_message(response)
-    for fragment in fragments:
-        assert fragment in message, f"{fragment!r} not named in {message!r}"
-    return message
-
-
-def assert_not_stored(client, statement_id: str) -> None:
-    response = client.get("/statements", params={"statementId": statement_id})
-    assert response.status_code == 404, response.text
-
-
-def post_rejected(client, st: dict[str, Any], *fragments: str) -> str:
-    """POST ``st`` under a fresh id, expect 400 naming ``fragments``, and prove nothing was stored."""
-    sid = str(uuid.uuid4())
-    response = client.post_statements({**st, "id": sid})
-    message = assert_rejected(response, *fragments)
-    assert_not_stored(client, sid)
-    return message
-
-
-def post_accepted(client, st: dict[str, Any]) -> dict[str, Any]:
-    """POST ``st`` (a fresh id is added when absent), expect 200, return the statement read back."""
-    st = {"id": str(uuid.uuid4()), **st}
-    response = client.post_statements(st)
-    assert response.status_code == 200, response.text
-    assert response.json() == [st["id"]]
-    got = client.get("/statements", params={"statementId": st["id"]})
-    assert got.status_code == 200, got.text
-    return got.json()
-
-
-def instant(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
-
-
 def post_raw(client, body: bytes):
     return client.post("/statements", content=body, headers={"Content-Type": "application/json"})
-
-
-def sub_statement(**extra: Any) -> dict[str, Any]:
-    sub: dict[str, Any] = {
-        "objectType": "SubStatement",
-        "actor": unique_agent("Sub actor"),
-        "verb": {"id": VERBS["experienced"], "display": {"en-US": "experienced"}},
-        "object": unique_activity(),
-    }
-    sub.update(extra)
-    return sub
 
 
 def set_path(doc: dict[str, Any], path: tuple, value: Any) -> dict[str, Any]:
@@ -203,7 +157,7 @@ def test_fmt1_lone_surrogate_escape_is_a_client_error(xapi):
         ' "verb": {"id": "http://adlnet.gov/expapi/verbs/completed"},'
         ' "object": {"id": "https://lms.example/activities/surrogate"}}' % sid
     ).encode()
-    message = error_message(post_raw(xapi, body))
+    message = error_message(post_raw(xapi, body), 400)
     assert "surrogate" in message or "name" in message, message
     assert_not_stored(xapi, sid)
 
@@ -212,7 +166,7 @@ def test_fmt1_nul_character_in_a_string_round_trips(xapi):
     """FMT-1 / FMT-15: "\\u0000" is a valid JSON string character; a statement carrying it is
     valid xAPI, must be accepted (200, never 5xx) and read back unchanged."""
     st = statement(result={"response": "before\u0000after"})
-    got = post_accepted(xapi, st)
+    got = post_accepted(xapi, st, check_ids=True)
     assert got["result"]["response"] == "before\u0000after"
 
 
@@ -228,7 +182,7 @@ def test_fmt2_statement_requires_actor_verb_object(any_xapi, missing):
 @pytest.mark.parametrize("missing", ["actor", "verb", "object"])
 def test_fmt2_substatement_requires_actor_verb_object(any_xapi, missing):
     """FMT-2: the same inside a SubStatement."""
-    st = statement(obj=del_path(sub_statement(), (missing,)))
+    st = statement(obj=del_path(sub_statement(verb_display=True), (missing,)))
     post_rejected(any_xapi, st, "object", missing)
 
 
@@ -290,7 +244,8 @@ def test_fmt3_null_rejected_outside_extension_values(xapi, path):
 @pytest.mark.parametrize("path", [("actor",), ("verb",), ("object",), ("context",), ("result",)])
 def test_fmt3_null_rejected_inside_substatement(xapi, path):
     """FMT-3: the same inside a SubStatement."""
-    sub = set_path(sub_statement(result={"success": True}, context={"language": "en"}), path, None)
+    sub = sub_statement(verb_display=True, result={"success": True}, context={"language": "en"})
+    sub = set_path(sub, path, None)
     post_rejected(xapi, statement(obj=sub), "object", path[0])
 
 
@@ -302,7 +257,7 @@ def test_fmt3_null_extension_values_are_accepted_and_kept(any_xapi):
         result={"extensions": ext},
         context={"extensions": ext},
     )
-    got = post_accepted(any_xapi, st)
+    got = post_accepted(any_xapi, st, check_ids=True)
     assert got["object"]["definition"]["extensions"] == ext
     assert got["result"]["extensions"] == ext
     assert got["context"]["extensions"] == ext
@@ -355,7 +310,8 @@ def test_fmt4_wrong_json_types_rejected(xapi, path, value, named):
 
 def test_fmt4_integers_are_valid_numbers(xapi):
     """FMT-4: JSON integers are numbers (score values need not carry a fraction)."""
-    got = post_accepted(xapi, statement(result={"score": {"raw": 7, "min": 0, "max": 10, "scaled": 1}}))
+    st = statement(result={"score": {"raw": 7, "min": 0, "max": 10, "scaled": 1}})
+    got = post_accepted(xapi, st, check_ids=True)
     assert got["result"]["score"] == {"raw": 7, "min": 0, "max": 10, "scaled": 1}
 
 
@@ -474,7 +430,8 @@ def test_fmt7_object_types_are_exact_case(any_xapi, obj):
 
 def test_fmt7_substatement_object_type_is_exact_case(any_xapi):
     """FMT-7: `substatement` is not `SubStatement`."""
-    post_rejected(any_xapi, statement(obj=sub_statement(objectType="substatement")), "objectType")
+    sub = sub_statement(verb_display=True, objectType="substatement")
+    post_rejected(any_xapi, statement(obj=sub), "objectType")
 
 
 @pytest.mark.parametrize("key", ["Parent", "GROUPING", "Category", "oTHER"])
@@ -519,7 +476,7 @@ def test_fmt8_undefined_properties_rejected_in_account_statementref_substatement
     post_rejected(xapi, statement(actor=account_agent), "dummy")
     ref = {"objectType": "StatementRef", "id": str(uuid.uuid4()), "dummy": 1}
     post_rejected(xapi, statement(obj=ref), "dummy")
-    post_rejected(xapi, statement(obj=sub_statement(dummy=1)), "dummy")
+    post_rejected(xapi, statement(obj=sub_statement(verb_display=True, dummy=1)), "dummy")
     attachment = {
         "usageType": "http://example.com/usage", "display": {"en-US": "a"}, "contentType": "text/plain",
         "length": 1, "sha2": "a" * 64, "fileUrl": "https://example.com/a.txt", "dummy": 1,
@@ -530,7 +487,7 @@ def test_fmt8_undefined_properties_rejected_in_account_statementref_substatement
 def test_fmt8_any_keys_allowed_inside_extension_values(any_xapi):
     """FMT-8: additional properties are fine inside extensions (values are free JSON)."""
     ext = {"http://example.com/ext": {"dummy": 1, "Actor": {"ID": None}}}
-    got = post_accepted(any_xapi, statement(result={"extensions": ext}))
+    got = post_accepted(any_xapi, statement(result={"extensions": ext}), check_ids=True)
     assert got["result"]["extensions"] == ext
 
 
@@ -594,7 +551,7 @@ def test_fmt9_extension_keys_need_a_scheme(any_xapi, where):
 def test_fmt9_any_scheme_and_non_ascii_iris_accepted(any_xapi, iri):
     """FMT-9: IRIs with other schemes, and non-ASCII IRIs, are valid activity ids / verb ids."""
     st = statement(obj={"objectType": "Activity", "id": iri}, verb=iri)
-    got = post_accepted(any_xapi, st)
+    got = post_accepted(any_xapi, st, check_ids=True)
     assert got["object"]["id"] == iri
     assert got["verb"]["id"] == iri
 
@@ -619,7 +576,7 @@ def _map_positions(lang_map: dict) -> dict[str, dict]:
         ),
         "attachment": statement(attachments=[attachment]),
         "substatement.verb.display": statement(
-            obj=sub_statement(verb={"id": VERBS["completed"], "display": lang_map})
+            obj=sub_statement(verb_display=True, verb={"id": VERBS["completed"], "display": lang_map})
         ),
     }
 
@@ -640,7 +597,7 @@ def test_fmt10_fmt18_invalid_language_tags_rejected(xapi, tag, position):
 def test_fmt10_valid_language_tags_accepted(xapi, tag):
     """FMT-10: `sr-Latn-RS`, `cmn`, `ase`, `es-MX` … pass (tags are case-insensitive)."""
     for position, st in _map_positions({tag: "text"}).items():
-        got = post_accepted(xapi, st)
+        got = post_accepted(xapi, st, check_ids=True)
         if position == "verb.display":
             assert got["verb"]["display"] == {tag: "text"}
 
@@ -648,7 +605,7 @@ def test_fmt10_valid_language_tags_accepted(xapi, tag):
 @pytest.mark.parametrize("position", POSITIONS)
 def test_fmt10_empty_language_map_accepted(xapi, position):
     """FMT-10: `{}` is an acceptable language map (suite #129)."""
-    post_accepted(xapi, _map_positions({})[position])
+    post_accepted(xapi, _map_positions({})[position], check_ids=True)
 
 
 # --- FMT-11: language-map values are strings ----------------------------------------------------
@@ -681,7 +638,7 @@ def test_fmt12_numbers_keep_at_least_single_precision(any_xapi):
     """FMT-12: min 0.12123434 (the suite's value) and other numbers survive storage."""
     score = {"min": 0.12123434, "raw": 0.98765432, "max": 1.23456789, "scaled": -0.33333333}
     ext = {"http://example.com/ext/pi": 3.141592653589793, "http://example.com/ext/big": 123456789012}
-    got = post_accepted(any_xapi, statement(result={"score": score, "extensions": ext}))
+    got = post_accepted(any_xapi, statement(result={"score": score, "extensions": ext}), check_ids=True)
     for key, value in score.items():
         assert math.isclose(got["result"]["score"][key], value, rel_tol=1e-7), (key, got["result"]["score"])
     for key, value in ext.items():
@@ -703,7 +660,7 @@ def test_fmt12_number_beyond_double_range_is_not_stored_as_null(xapi):
     if response.status_code == 200:  # say what went wrong in the stored copy
         stored = xapi.get("/statements", params={"statementId": sid}).json()
         pytest.fail(f"accepted 1e400 and stored score {stored['result']['score']!r}")
-    message = error_message(response)
+    message = error_message(response, 400)
     assert "raw" in message or "number" in message, message
     assert_not_stored(xapi, sid)
 
@@ -806,7 +763,7 @@ def test_fmt15_statement_read_back_exactly_as_sent(any_xapi):
         "category": [{"id": "http://example.com/cat", "objectType": "Activity"}],
         "parent": [unique_activity(name={"de": "Übung"})],
     }
-    got = post_accepted(any_xapi, st)
+    got = post_accepted(any_xapi, st, check_ids=True)
     for assigned in ("stored", "authority"):
         got.pop(assigned)
     assert instant(got.pop("timestamp")) == instant(st.pop("timestamp"))
@@ -822,7 +779,7 @@ def _with_extensions(where: str, ext: Any) -> dict[str, Any]:
     if where == "definition":
         return statement(obj=unique_activity(name={"en-US": "x"}, extensions=ext))
     if where == "substatement.result":
-        return statement(obj=sub_statement(result={"extensions": ext}))
+        return statement(obj=sub_statement(verb_display=True, result={"extensions": ext}))
     return statement(**{where: {"extensions": ext}})
 
 
@@ -841,14 +798,14 @@ EXT_POSITIONS = ["result", "context", "definition", "substatement.result"]
 def test_fmt16_any_extension_values_accepted_and_kept(any_xapi, where):
     """FMT-16: extension values may be any JSON (null, "", {}, [], numbers, booleans)."""
     ext = {f"http://example.com/ext/{i}": value for i, value in enumerate(EXTENSION_VALUES)}
-    got = post_accepted(any_xapi, _with_extensions(where, ext))
+    got = post_accepted(any_xapi, _with_extensions(where, ext), check_ids=True)
     assert _read_extensions(got, where) == ext
 
 
 @pytest.mark.parametrize("where", EXT_POSITIONS)
 def test_fmt16_empty_extensions_object_accepted(any_xapi, where):
     """FMT-16: `extensions: {}` is allowed."""
-    got = post_accepted(any_xapi, _with_extensions(where, {}))
+    got = post_accepted(any_xapi, _with_extensions(where, {}), check_ids=True)
     assert _read_extensions(got, where) == {}
 
 
@@ -863,7 +820,8 @@ def test_fmt16_extension_value_beyond_64_bits_is_not_rejected(xapi):
     """FMT-16 / FMT-12: never reject (or fail) because of an extension value; 2**64 + 1 is a valid
     JSON number. It must be accepted and kept to at least single precision."""
     value = 2**64 + 1
-    got = post_accepted(xapi, statement(result={"extensions": {"http://example.com/ext/huge": value}}))
+    st = statement(result={"extensions": {"http://example.com/ext/huge": value}})
+    got = post_accepted(xapi, st, check_ids=True)
     assert math.isclose(got["result"]["extensions"]["http://example.com/ext/huge"], value, rel_tol=1e-7)
 
 

@@ -9,6 +9,7 @@ from email.utils import parsedate_to_datetime
 import pytest
 
 from .conftest import statement, unique_activity, unique_agent
+from .helpers import error_message
 
 VERSION = "X-Experience-API-Version"
 SUPPORTED = {"1.0.3", "2.0.0"}
@@ -28,12 +29,6 @@ NEEDS_VERSION = [
     ("POST", "/activities/profile"),
     ("DELETE", "/agents/profile"),
 ]
-
-
-def error_message(response) -> str:
-    body = response.json()
-    assert body["error"]["status"] == response.status_code
-    return body["error"]["message"]
 
 
 def seeded_resources(xapi) -> dict[str, tuple[str, dict]]:

@@ -9,13 +9,11 @@ import copy
 import json
 import uuid
 
+import httpx
 import pytest
 
 from .conftest import VERBS, statement, unique_activity, unique_agent, voiding
-
-
-def get_by_id(client, statement_id: str):
-    return client.get("/statements", params={"statementId": statement_id})
+from .helpers import error_message, get_by_id
 
 
 def get_voided(client, statement_id: str):
@@ -40,12 +38,6 @@ def assert_not_voided(client, statement_id: str) -> dict:
     missing = get_voided(client, statement_id)
     assert missing.status_code == 404, missing.text
     return found.json()
-
-
-def error_message(response) -> str:
-    body = response.json()
-    assert body["error"]["status"] == response.status_code
-    return body["error"]["message"]
 
 
 def comparable(stored: dict) -> dict:
@@ -137,6 +129,20 @@ def _base_for_comparison() -> dict:
     )
 
 
+def _put_then_resend(client, mutate) -> tuple[str, dict, httpx.Response]:
+    """PUT the comparison base under a fresh id, then PUT it again changed by ``mutate``:
+    (the id, the statement as first stored, the answer to the re-send)."""
+    sid = str(uuid.uuid4())
+    original = _base_for_comparison()
+    original["id"] = sid
+    assert client.put("/statements", params={"statementId": sid}, json=original).status_code == 204
+    before = get_by_id(client, sid).json()
+
+    resent = copy.deepcopy(original)
+    mutate(resent)
+    return sid, before, client.put("/statements", params={"statementId": sid}, json=resent)
+
+
 @pytest.mark.parametrize(
     "mutate",
     [
@@ -155,15 +161,7 @@ def test_life2_resend_differing_only_by_immutability_exceptions_is_the_same_stat
     """LIFE-2 (+SPUT-4): differences allowed by the immutability exceptions (timestamp serialisation,
     member order, e-mail domain case, LRS-assigned properties, UUID case, activity definitions, verb
     display, attachments) are ignored when a statement id is re-sent: 204, and nothing changes."""
-    sid = str(uuid.uuid4())
-    original = _base_for_comparison()
-    original["id"] = sid
-    assert xapi.put("/statements", params={"statementId": sid}, json=original).status_code == 204
-    before = get_by_id(xapi, sid).json()
-
-    resent = copy.deepcopy(original)
-    mutate(resent)
-    response = xapi.put("/statements", params={"statementId": sid}, json=resent)
+    sid, before, response = _put_then_resend(xapi, mutate)
     assert response.status_code == 204, response.text
     assert get_by_id(xapi, sid).json() == before
 
@@ -185,15 +183,7 @@ def test_life2_resend_differing_only_by_immutability_exceptions_is_the_same_stat
 )
 def test_life2_resend_with_a_real_difference_is_a_conflict(xapi, mutate):
     """LIFE-1/LIFE-2 (+SPUT-4): anything outside the exceptions is a different statement: 409, unchanged."""
-    sid = str(uuid.uuid4())
-    original = _base_for_comparison()
-    original["id"] = sid
-    assert xapi.put("/statements", params={"statementId": sid}, json=original).status_code == 204
-    before = get_by_id(xapi, sid).json()
-
-    resent = copy.deepcopy(original)
-    mutate(resent)
-    response = xapi.put("/statements", params={"statementId": sid}, json=resent)
+    sid, before, response = _put_then_resend(xapi, mutate)
     assert response.status_code == 409, response.text
     assert sid in error_message(response)
     assert get_by_id(xapi, sid).json() == before

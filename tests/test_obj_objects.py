@@ -8,51 +8,23 @@ from typing import Any
 
 import pytest
 
-from .conftest import VERBS, statement, unique_activity, unique_agent
-
-
-def error_message(response) -> str:
-    assert response.status_code == 400, response.text
-    body = response.json()
-    assert body["error"]["status"] == 400
-    return body["error"]["message"]
-
-
-def post_rejected(client, st: dict[str, Any], *fragments: str) -> str:
-    sid = str(uuid.uuid4())
-    message = error_message(client.post_statements({**st, "id": sid}))
-    for fragment in fragments:
-        assert fragment in message, f"{fragment!r} not named in {message!r}"
-    assert client.get("/statements", params={"statementId": sid}).status_code == 404
-    return message
-
-
-def post_accepted(client, st: dict[str, Any]) -> dict[str, Any]:
-    st = {"id": str(uuid.uuid4()), **st}
-    response = client.post_statements(st)
-    assert response.status_code == 200, response.text
-    got = client.get("/statements", params={"statementId": st["id"]})
-    assert got.status_code == 200, got.text
-    return got.json()
-
-
-def sub_statement(**extra: Any) -> dict[str, Any]:
-    sub: dict[str, Any] = {
-        "objectType": "SubStatement",
-        "actor": unique_agent("Sub actor"),
-        "verb": {"id": VERBS["experienced"], "display": {"en-US": "experienced"}},
-        "object": unique_activity(),
-    }
-    sub.update(extra)
-    return sub
+from .conftest import statement, unique_activity, unique_agent
+from .helpers import post_accepted, post_rejected, sub_statement
 
 
 def with_definition(definition: Any, where: str = "statement") -> dict[str, Any]:
     activity = {"objectType": "Activity", "id": f"https://lms.example/activities/{uuid.uuid4()}",
                 "definition": definition}  # fmt: skip
     if where == "substatement":
-        return statement(obj=sub_statement(object=activity))
+        return statement(obj=sub_statement(verb_display=True, object=activity))
     return statement(obj=activity)
+
+
+def with_object(obj: Any, where: str) -> dict[str, Any]:
+    """A statement with ``obj`` as its object, or (``where="substatement"``) as its SubStatement's object."""
+    if where == "statement":
+        return statement(obj=obj)
+    return statement(obj=sub_statement(verb_display=True, object=obj))
 
 
 # --- OBJ-1: objectType ---------------------------------------------------------------------------
@@ -96,7 +68,7 @@ def test_obj1_missing_object_type_means_activity(any_xapi):
 @pytest.mark.parametrize("where", ["statement", "substatement"])
 def test_obj2_activity_id_required_and_an_iri(xapi, where, obj):
     """OBJ-2: an Activity needs an IRI `id` (statement and SubStatement)."""
-    st = statement(obj=obj) if where == "statement" else statement(obj=sub_statement(object=obj))
+    st = with_object(obj, where)
     post_rejected(xapi, st, "id" if "ID" not in obj else "ID")
 
 
@@ -315,7 +287,7 @@ def test_obj9_no_length_limits_on_patterns_and_responses(any_xapi):
 def test_obj10_agent_or_group_object_needs_object_type(xapi, where, obj):
     """OBJ-10: an Agent or Group as object must carry objectType (top level and in SubStatements);
     without it the object is read as an Activity and is invalid."""
-    st = statement(obj=obj) if where == "statement" else statement(obj=sub_statement(object=obj))
+    st = with_object(obj, where)
     post_rejected(xapi, st, "object")
 
 
@@ -326,7 +298,7 @@ def test_obj10_agent_and_group_objects_with_object_type_accepted(any_xapi, where
         {"objectType": "Agent", "mbox": f"mailto:{uuid.uuid4().hex[:10]}@example.com"},
         {"objectType": "Group", "name": "A team", "member": [unique_agent()]},
     ):
-        st = statement(obj=obj) if where == "statement" else statement(obj=sub_statement(object=obj))
+        st = with_object(obj, where)
         got = post_accepted(any_xapi, st)
         assert (got["object"] if where == "statement" else got["object"]["object"]) == obj
 
@@ -349,7 +321,7 @@ BAD_REFS = [
 def test_obj11_statement_ref_requires_object_type_and_uuid(xapi, where, ref, named):
     """OBJ-11: a StatementRef has objectType "StatementRef" and a UUID id, nothing else."""
     ref = {k: (v.replace("{ID}", str(uuid.uuid4())) if isinstance(v, str) else v) for k, v in ref.items()}
-    st = statement(obj=ref) if where == "statement" else statement(obj=sub_statement(object=ref))
+    st = with_object(ref, where)
     post_rejected(xapi, st, named)
 
 
@@ -357,7 +329,7 @@ def test_obj11_statement_ref_requires_object_type_and_uuid(xapi, where, ref, nam
 def test_obj11_statement_ref_to_unknown_statement_accepted(any_xapi, where):
     """OBJ-11: a StatementRef is valid whether or not the target is known to the LRS."""
     ref = {"objectType": "StatementRef", "id": str(uuid.uuid4())}
-    st = statement(obj=ref) if where == "statement" else statement(obj=sub_statement(object=ref))
+    st = with_object(ref, where)
     got = post_accepted(any_xapi, st)
     assert (got["object"] if where == "statement" else got["object"]["object"]) == ref
 
@@ -373,17 +345,19 @@ def test_obj11_statement_ref_to_unknown_statement_accepted(any_xapi, where):
 def test_obj12_substatement_must_not_have_lrs_properties(any_xapi, key, value):
     """OBJ-12: a SubStatement must not contain id, stored, version or authority."""
     value = str(uuid.uuid4()) if value == "{ID}" else value
-    post_rejected(any_xapi, statement(obj=sub_statement(**{key: value})), "SubStatement", key)
+    sub = sub_statement(verb_display=True, **{key: value})
+    post_rejected(any_xapi, statement(obj=sub), "SubStatement", key)
 
 
 def test_obj12_substatement_must_not_nest(any_xapi):
     """OBJ-12: a SubStatement cannot contain another SubStatement."""
-    post_rejected(any_xapi, statement(obj=sub_statement(object=sub_statement())), "SubStatement")
+    sub = sub_statement(verb_display=True, object=sub_statement(verb_display=True))
+    post_rejected(any_xapi, statement(obj=sub), "SubStatement")
 
 
 def test_obj12_substatement_needs_object_type(any_xapi):
     """OBJ-12: without objectType "SubStatement" the object is read as an Activity → 400."""
-    sub = sub_statement()
+    sub = sub_statement(verb_display=True)
     del sub["objectType"]
     post_rejected(any_xapi, statement(obj=sub), "object")
 
@@ -402,7 +376,7 @@ def test_obj12_substatement_needs_object_type(any_xapi):
 )
 def test_obj12_substatement_validated_as_a_full_statement(xapi, mutate, named):
     """OBJ-12: everything inside a SubStatement is validated like a statement."""
-    sub = sub_statement()
+    sub = sub_statement(verb_display=True)
     mutate(sub)
     post_rejected(xapi, statement(obj=sub), "object", named)
 
@@ -410,6 +384,7 @@ def test_obj12_substatement_validated_as_a_full_statement(xapi, mutate, named):
 def test_obj12_complete_substatement_accepted_and_kept(any_xapi):
     """OBJ-12: a SubStatement with result, context and a (future) timestamp is valid and kept."""
     sub = sub_statement(
+        verb_display=True,
         result={"success": True, "duration": "PT2M"},
         context={"registration": str(uuid.uuid4()), "contextActivities": {"parent": [unique_activity()]}},
         timestamp="2099-01-01T00:00:00Z",

@@ -11,14 +11,9 @@ import uuid
 import pytest
 
 from .conftest import statement, unique_activity, unique_agent
+from .helpers import error_message
 
 PERSON_KEYS = {"objectType", "name", "mbox", "mbox_sha1sum", "openid", "account"}
-
-
-def error_message(response) -> str:
-    body = response.json()
-    assert body["error"]["status"] == response.status_code
-    return body["error"]["message"]
 
 
 # --- Activities resource -----------------------------------------------------------------------------

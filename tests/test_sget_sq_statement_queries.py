@@ -13,6 +13,7 @@ from email.utils import parsedate_to_datetime
 import pytest
 
 from .conftest import MAX_PAGE, VERBS, statement, unique_activity, unique_agent, voiding
+from .helpers import error_message, store_one_by_one
 
 
 def get(client, **params):
@@ -25,21 +26,10 @@ def ids_of(client, **params) -> list[str]:
     return [s["id"] for s in client.find(**params)]
 
 
-def error_message(response) -> str:
-    body = response.json()
-    assert body["error"]["status"] == response.status_code
-    return body["error"]["message"]
-
-
 def stored_of(client, statement_id: str) -> str:
     response = get(client, statementId=statement_id)
     assert response.status_code == 200
     return response.json()["stored"]
-
-
-def store_one_by_one(client, *statements) -> list[str]:
-    """Each statement in its own request, so each gets its own (increasing) stored time."""
-    return [client.store(s)[0] for s in statements]
 
 
 def unique_verb() -> str:

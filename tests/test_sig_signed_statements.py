@@ -22,10 +22,10 @@ from cryptography.x509.oid import NameOID
 from jwt.api_jws import PyJWS
 
 from .conftest import statement, unique_activity, unique_agent
+from .helpers import CRLF, assert_not_stored, error_message, json_part, multipart, part
 
 SIGNATURE = "http://adlnet.gov/expapi/attachments/signature"
 BOUNDARY = "sig-boundary-0b2f"
-CRLF = b"\r\n"
 
 
 @pytest.fixture(scope="module")
@@ -69,39 +69,10 @@ def signature_attachment(token: bytes, content_type: str = "application/octet-st
     }
 
 
-def multipart(first: Any, *raw: bytes) -> bytes:
-    delimiter = b"--" + BOUNDARY.encode()
-    chunks = [
-        delimiter,
-        CRLF,
-        b"Content-Type: application/json",
-        CRLF,
-        CRLF,
-        json.dumps(first).encode(),
-        CRLF,
-    ]
-    for content in raw:
-        chunks += [
-            delimiter,
-            CRLF,
-            b"Content-Type: application/octet-stream",
-            CRLF,
-            b"Content-Transfer-Encoding: binary",
-            CRLF,
-            f"X-Experience-API-Hash: {hashlib.sha256(content).hexdigest()}".encode(),
-            CRLF,
-            CRLF,
-            content,
-            CRLF,
-        ]
-    chunks += [delimiter, b"--", CRLF]
-    return b"".join(chunks)
-
-
 def post_signed(client, signed: dict, *raw: bytes):
     return client.post(
         "/statements",
-        content=multipart(signed, *raw),
+        content=multipart(json_part(signed), *(part(content) for content in raw), boundary=BOUNDARY),
         headers={"Content-Type": f"multipart/mixed; boundary={BOUNDARY}"},
     )
 
@@ -120,16 +91,6 @@ def sign(
     signed = copy.deepcopy(st)
     signed.setdefault("attachments", []).append(signature_attachment(token, content_type))
     return signed, token
-
-
-def error_message(response) -> str:
-    body = response.json()
-    assert body["error"]["status"] == response.status_code
-    return body["error"]["message"]
-
-
-def assert_not_stored(client, statement_id: str) -> None:
-    assert client.get("/statements", params={"statementId": statement_id}).status_code == 404
 
 
 def new_statement(**extra: Any) -> dict:

@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from .conftest import ADMIN, statement, unique_activity, unique_agent, voiding
+from .helpers import error_message, store_one_by_one
 
 CONSISTENT = "X-Experience-API-Consistent-Through"
 
@@ -50,16 +51,6 @@ def walk(client, base_url: str, between_pages=None, **params) -> list[list[dict]
         more = body.get("more", "")
         assert len(pages) < 100, "paging does not end"
     return pages
-
-
-def store_one_by_one(client, *statements) -> list[str]:
-    return [client.store(s)[0] for s in statements]
-
-
-def error_message(response) -> str:
-    body = response.json()
-    assert body["error"]["status"] == response.status_code
-    return body["error"]["message"]
 
 
 def consistent_through(response) -> datetime:

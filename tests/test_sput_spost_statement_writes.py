@@ -10,24 +10,9 @@ from datetime import datetime
 import pytest
 
 from .conftest import VERBS, statement, unique_activity, unique_agent
+from .helpers import assert_not_stored, error_message, get_by_id
 
 UUID_LENGTH = 36
-
-
-def get_by_id(client, statement_id: str):
-    return client.get("/statements", params={"statementId": statement_id})
-
-
-def error_message(response) -> str:
-    body = response.json()
-    assert body["error"]["status"] == response.status_code
-    return body["error"]["message"]
-
-
-def assert_not_stored(client, *ids: str) -> None:
-    for sid in ids:
-        response = get_by_id(client, sid)
-        assert response.status_code == 404, f"{sid} was stored: {response.text}"
 
 
 def is_uuid(value: str) -> bool:
@@ -212,13 +197,13 @@ def test_spost2_ids_come_back_in_request_order_including_generated_ones(any_xapi
     exactly that statement."""
     activities = [unique_activity() for _ in range(4)]
     given = [str(uuid.uuid4()), None, str(uuid.uuid4()), None]
-    batch = [statement(obj=a, **({"id": i} if i else {})) for a, i in zip(activities, given)]
+    batch = [statement(obj=a, **({"id": i} if i else {})) for a, i in zip(activities, given, strict=True)]
     response = any_xapi.post_statements(batch)
     assert response.status_code == 200
     ids = response.json()
     assert len(ids) == 4 and len(set(ids)) == 4
     assert ids[0] == given[0] and ids[2] == given[2]
-    for sid, activity in zip(ids, activities):
+    for sid, activity in zip(ids, activities, strict=True):
         assert is_uuid(sid)
         assert get_by_id(any_xapi, sid).json()["object"]["id"] == activity["id"]
 

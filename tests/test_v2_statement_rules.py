@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import uuid
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -17,68 +16,21 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.api_jws import PyJWS
 
-from .conftest import VERBS, statement, unique_activity, unique_agent
+from .conftest import statement, unique_activity, unique_agent
+from .helpers import (
+    WHERE,
+    instant,
+    json_part,
+    mbox,
+    multipart,
+    part,
+    post_accepted,
+    post_rejected,
+    read_context,
+    sub_statement,
+    with_context,
+)
 
-
-def error_message(response) -> str:
-    assert response.status_code == 400, response.text
-    body = response.json()
-    assert body["error"]["status"] == 400
-    return body["error"]["message"]
-
-
-def post_rejected(client, st: dict[str, Any], *fragments: str) -> str:
-    sid = str(uuid.uuid4())
-    message = error_message(client.post_statements({**st, "id": sid}))
-    for fragment in fragments:
-        assert fragment in message, f"{fragment!r} not named in {message!r}"
-    assert client.get("/statements", params={"statementId": sid}).status_code == 404
-    return message
-
-
-def post_accepted(client, st: dict[str, Any]) -> dict[str, Any]:
-    st = {"id": str(uuid.uuid4()), **st}
-    response = client.post_statements(st)
-    assert response.status_code == 200, response.text
-    got = client.get("/statements", params={"statementId": st["id"]})
-    assert got.status_code == 200, got.text
-    return got.json()
-
-
-def instant(value: str) -> datetime:
-    m = re.fullmatch(r"(\d{4}-\d\d-\d\d)[Tt ](\d\d:\d\d:\d\d)(?:\.(\d+))?([Zz]|[+-]\d\d:\d\d)", value)
-    assert m, f"not an RFC 3339 timestamp: {value!r}"
-    frac = (m.group(3) or "").ljust(6, "0")[:6]
-    zone = "+00:00" if m.group(4) in "Zz" else m.group(4)
-    return datetime.fromisoformat(f"{m.group(1)}T{m.group(2)}.{frac}{zone}")
-
-
-def sub_statement(**extra: Any) -> dict[str, Any]:
-    sub: dict[str, Any] = {
-        "objectType": "SubStatement",
-        "actor": unique_agent("Sub actor"),
-        "verb": {"id": VERBS["experienced"]},
-        "object": unique_activity(),
-    }
-    sub.update(extra)
-    return sub
-
-
-def with_context(context: Any, where: str) -> dict[str, Any]:
-    if where == "substatement":
-        return statement(obj=sub_statement(context=context))
-    return statement(context=context)
-
-
-def read_context(got: dict[str, Any], where: str) -> dict[str, Any]:
-    return got["object"]["context"] if where == "substatement" else got["context"]
-
-
-def mbox() -> str:
-    return f"mailto:{uuid.uuid4().hex[:12]}@example.com"
-
-
-WHERE = ["statement", "substatement"]
 INSTRUCTOR = "https://w3id.org/xapi/cmi5/context/roles/instructor"
 
 
@@ -416,14 +368,7 @@ def signed_multipart(st: dict[str, Any], signed_copy: dict[str, Any], key) -> tu
         "contentType": "application/octet-stream", "length": len(jws), "sha2": sha2,
     }]}  # fmt: skip
     boundary = uuid.uuid4().hex
-    body = b"".join([
-        f"--{boundary}\r\nContent-Type: application/json\r\n\r\n".encode(),
-        json.dumps(st).encode(),
-        f"\r\n--{boundary}\r\nContent-Type: application/octet-stream\r\n".encode(),
-        f"Content-Transfer-Encoding: binary\r\nX-Experience-API-Hash: {sha2}\r\n\r\n".encode(),
-        jws,
-        f"\r\n--{boundary}--\r\n".encode(),
-    ])  # fmt: skip
+    body = multipart(json_part(st), part(jws, sha2=sha2), boundary=boundary)
     return body, f"multipart/mixed; boundary={boundary}"
 
 

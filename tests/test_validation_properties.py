@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import re
 import string
 import uuid
 from datetime import datetime
@@ -28,6 +27,8 @@ from hypothesis import strategies as st
 
 from lrs.xapi.models import XapiVersion
 from lrs.xapi.statements import StatementError, read_statements
+
+from .helpers import instant
 
 FAST = settings(
     deadline=None,
@@ -479,14 +480,6 @@ def test_http_mutated_statements_get_200_or_400_never_5xx(xapi, xapi2, data, ver
     assert response.status_code == expected, (kind, path, response.status_code, response.text)
     if expected == 400:
         assert response.json()["error"]["message"]
-
-
-def instant(value: str) -> datetime:
-    m = re.fullmatch(r"(\d{4}-\d\d-\d\d)[Tt ](\d\d:\d\d:\d\d)(?:\.(\d+))?([Zz]|[+-]\d\d:\d\d)", value)
-    assert m, f"not an RFC 3339 timestamp: {value!r}"
-    frac = (m.group(3) or "").ljust(6, "0")[:6]
-    zone = "+00:00" if m.group(4) in "Zz" else m.group(4)
-    return datetime.fromisoformat(f"{m.group(1)}T{m.group(2)}.{frac}{zone}")
 
 
 def comparable(doc: dict[str, Any]) -> dict[str, Any]:

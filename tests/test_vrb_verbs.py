@@ -2,37 +2,12 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import pytest
 
 from .conftest import VERBS, statement, unique_activity, voiding
-
-
-def error_message(response) -> str:
-    assert response.status_code == 400, response.text
-    body = response.json()
-    assert body["error"]["status"] == 400
-    return body["error"]["message"]
-
-
-def post_rejected(client, st: dict[str, Any], *fragments: str) -> str:
-    sid = str(uuid.uuid4())
-    message = error_message(client.post_statements({**st, "id": sid}))
-    for fragment in fragments:
-        assert fragment in message, f"{fragment!r} not named in {message!r}"
-    assert client.get("/statements", params={"statementId": sid}).status_code == 404
-    return message
-
-
-def post_accepted(client, st: dict[str, Any]) -> dict[str, Any]:
-    st = {"id": str(uuid.uuid4()), **st}
-    response = client.post_statements(st)
-    assert response.status_code == 200, response.text
-    got = client.get("/statements", params={"statementId": st["id"]})
-    assert got.status_code == 200, got.text
-    return got.json()
+from .helpers import post_accepted, post_rejected
 
 
 def with_verb(verb: Any, **extra: Any) -> dict[str, Any]:
