@@ -121,29 +121,27 @@ def report(label: str, count: int, elapsed: float, timings) -> None:
     )
 
 
-async def post_batches(url, auth, population, batches: int, clients: int, size: int = 100):
-    bodies = [orjson.dumps([population.statement() for _ in range(size)]) for _ in range(batches)]
+async def send(url, auth, requests: list[tuple[str, str, bytes]], clients: int):
+    """Send (method, path, body) requests over ``clients`` connections; returns timings, elapsed."""
 
     async def work(conn, index, timings):
-        for body in bodies[index::clients]:
+        for method, path, body in requests[index::clients]:
             start = time.perf_counter()
-            status, _ = await conn.request("POST", "/statements", body)
+            status, _ = await conn.request(method, path, body)
             timings.add(time.perf_counter() - start, status)
 
-    timings, elapsed = await run_clients(url, auth, clients, work)
+    return await run_clients(url, auth, clients, work)
+
+
+async def post_batches(url, auth, population, batches: int, clients: int, size: int = 100):
+    bodies = [orjson.dumps([population.statement() for _ in range(size)]) for _ in range(batches)]
+    timings, elapsed = await send(url, auth, [("POST", "/statements", b) for b in bodies], clients)
     return batches * size, elapsed, timings
 
 
 async def post_singles(url, auth, population, count: int, clients: int):
     bodies = [orjson.dumps(population.statement()) for _ in range(count)]
-
-    async def work(conn, index, timings):
-        for body in bodies[index::clients]:
-            start = time.perf_counter()
-            status, _ = await conn.request("POST", "/statements", body)
-            timings.add(time.perf_counter() - start, status)
-
-    timings, elapsed = await run_clients(url, auth, clients, work)
+    timings, elapsed = await send(url, auth, [("POST", "/statements", b) for b in bodies], clients)
     return count, elapsed, timings
 
 
@@ -153,14 +151,7 @@ async def query(url, auth, population, count: int, clients: int = 1):
     for _ in range(count):
         agent = quote(orjson.dumps({"mbox": rng.choice(population.learners)}).decode())
         paths.append(f"/statements?agent={agent}&verb={quote(rng.choice(VERBS))}&limit=100")
-
-    async def work(conn, index, timings):
-        for path in paths[index::clients]:
-            start = time.perf_counter()
-            status, _ = await conn.request("GET", path)
-            timings.add(time.perf_counter() - start, status)
-
-    timings, elapsed = await run_clients(url, auth, clients, work)
+    timings, elapsed = await send(url, auth, [("GET", p, b"") for p in paths], clients)
     return count, elapsed, timings
 
 
