@@ -16,6 +16,7 @@ import click
 from lrs.settings import AuthSettings, ServerSettings, StoreSettings
 
 log = logging.getLogger("lrs")
+_DATA_DIR = click.option("--data-dir", type=click.Path(path_type=Path), default=None, help="data directory")
 
 
 @contextmanager
@@ -50,6 +51,9 @@ def main(log_level: str | None) -> None:
     level = (log_level or ServerSettings().log_level).upper()
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("python_multipart").setLevel(logging.WARNING)
+    if level != "DEBUG":  # Faust, aiokafka and mode narrate every rebalance at INFO
+        for noisy in ("faust", "aiokafka", "mode"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 @main.command()
@@ -74,13 +78,29 @@ def up(host: str | None, port: int | None, data_dir: Path | None, workers: int |
             log_level=server.log_level.lower(), access_log=False, server_header=False,
         )  # fmt: skip
         log.info("xAPI endpoint: http://%s:%d/xapi/", server.host, server.port)
-        with _stopped_by_signals():
-            if server.workers == 1:
-                uvicorn.Server(uvicorn.Config(create_app(dsn, server, store, auth), **options)).run()
-            else:  # worker processes build the app from the environment; they share the port
-                os.environ.update(LRS_DATABASE_URL=dsn, LRS_HOST=server.host, LRS_PORT=str(server.port))
-                uvicorn.run("lrs.http.app:app_from_environment", factory=True, workers=server.workers, **options)
+        supervisor = _pipeline(server.data_dir, dsn) if store.pipeline else None
+        try:
+            with _stopped_by_signals():
+                if server.workers == 1:
+                    uvicorn.Server(uvicorn.Config(create_app(dsn, server, store, auth), **options)).run()
+                else:  # worker processes build the app from the environment; they share the port
+                    os.environ.update(LRS_DATABASE_URL=dsn, LRS_HOST=server.host, LRS_PORT=str(server.port))
+                    uvicorn.run("lrs.http.app:app_from_environment", factory=True, workers=server.workers, **options)
+        finally:
+            if supervisor is not None:
+                supervisor.stop()
     log.info("stopped")
+
+
+def _pipeline(data_dir: Path, dsn: str):
+    """Start the embedded broker (unless LRS_KAFKA_BOOTSTRAP) and the pipeline worker."""
+    from streams.settings import StreamSettings
+    from streams.worker import Supervisor
+
+    supervisor = Supervisor(data_dir, dsn, StreamSettings())
+    supervisor.start()
+    log.info("pipeline: broker %s, worker supervised", supervisor.bootstrap)
+    return supervisor
 
 
 class _Stop(Exception):
@@ -152,12 +172,85 @@ class _stores:
         await self.backend.close()
 
 
+@main.command()
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None, help="data directory (default ./.lrs-data)")
+def worker(data_dir: Path | None) -> None:
+    """Run a pipeline worker: relay, enrichment and sinks (several may share the partitions)."""
+    from streams.settings import StreamSettings
+    from streams.worker import run_worker
+
+    server = ServerSettings(**({"data_dir": data_dir} if data_dir else {}))
+    store, stream = StoreSettings(), StreamSettings()
+    server.data_dir.mkdir(parents=True, exist_ok=True)
+    bootstrap = stream.kafka_bootstrap or f"127.0.0.1:{stream.kafka_port}"
+    with database(store, server.data_dir) as dsn:
+        asyncio.run(_migrate_lms(store.lms_database_url or dsn))
+        with _stopped_by_signals():
+            run_worker(dsn, store.lms_database_url or dsn, server.data_dir, bootstrap)
+
+
+async def _migrate_lms(dsn: str) -> None:
+    from lrs.store.postgres.pool import create_pool, migrate
+
+    pool = await create_pool(dsn, min_size=1, max_size=1, application_name="lrs-migrate")
+    try:
+        await migrate(pool, "sinks", "lms_schema_migrations")
+    finally:
+        await pool.close()
+
+
+@main.group()
+def catalog() -> None:
+    """The LMS course catalog and learner identities the pipeline maps statements with."""
+
+
+@catalog.command("load")
+@click.argument("file", type=click.File("rb"))
+@_DATA_DIR
+def catalog_load(file, data_dir) -> None:
+    """Merge a catalog JSON document (courses, modules, lessons, quizzes, students) into the tables."""
+    import asyncpg
+    import orjson
+    from pydantic import ValidationError
+
+    from streams.catalog import CatalogFile, store_catalog
+
+    try:
+        document = CatalogFile.model_validate(orjson.loads(file.read()))
+    except (orjson.JSONDecodeError, ValidationError) as exc:
+        raise click.ClickException(f"{file.name} is not a catalog document: {exc}") from None
+
+    async def run(dsn: str) -> dict[str, int]:
+        await _migrate_lms(dsn)
+        conn = await asyncpg.connect(dsn)
+        try:
+            return await store_catalog(conn, document)
+        finally:
+            await conn.close()
+
+    with _sync_stores(data_dir) as dsn:
+        counts = asyncio.run(run(StoreSettings().lms_database_url or dsn))
+    click.echo(", ".join(f"{n} {kind}" for kind, n in counts.items()))
+
+
+@main.command()
+@click.option("--since", default=None, help="replay statements stored from this ISO 8601 instant (default: all)")
+@click.option("--sink", "sinks", multiple=True, help="sink to rebuild (clickhouse, progress); default: all")
+@_DATA_DIR
+def replay(since: str | None, sinks: tuple[str, ...], data_dir) -> None:
+    """Rebuild sinks from the statement store (the running worker does the work; this follows it)."""
+    from streams.replay import run_replay
+    from streams.settings import StreamSettings
+
+    with _sync_stores(data_dir) as dsn:
+        run_replay(dsn, StreamSettings().worker_web_port, since, list(sinks))
+
+
 @main.group()
 def credentials() -> None:
     """Create, list and revoke HTTP Basic credentials."""
 
 
-_DATA_DIR = click.option("--data-dir", type=click.Path(path_type=Path), default=None, help="data directory")
 
 
 @credentials.command("create")

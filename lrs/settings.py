@@ -41,6 +41,10 @@ class StoreSettings(BaseSettings):
     """An external PostgreSQL (``postgresql://user:pass@host/db``); unset = embedded server."""
     pool_min: int = 2
     pool_max: int = 10
+    lms_database_url: str | None = None
+    """The LMS's PostgreSQL for catalog and progress rollups (schema ``lms``); unset = the store's."""
+    pipeline: bool = True
+    """Whether ``lrs up`` also runs the stream pipeline (broker and worker)."""
 
 
 class AuthSettings(BaseSettings):

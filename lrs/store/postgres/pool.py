@@ -35,15 +35,19 @@ async def _no_reset(conn: asyncpg.Connection) -> None:
 
 
 async def create_pool(
-    dsn: str, *, min_size: int = 2, max_size: int = 10, custom_plans: bool = False
+    dsn: str, *, min_size: int = 2, max_size: int = 10, custom_plans: bool = False,
+    application_name: str = APPLICATION_NAME,
 ) -> asyncpg.Pool:
     """A pool of connections that exchange JSON as bytes and announce ``APPLICATION_NAME``.
+
+    ``application_name``: only connections that write statements may use ``APPLICATION_NAME``;
+    consistent-through waits for their open transactions.
 
     ``custom_plans``: plan every execution with its parameters. Statement queries need it (a
     generic plan cannot know whether a lookup key matches ten rows or a million); the write path
     does not, and re-planning its statements each time would cost more than running them.
     """
-    settings = {"application_name": APPLICATION_NAME, "jit": "off"}
+    settings = {"application_name": application_name, "jit": "off"}
     if custom_plans:
         settings["plan_cache_mode"] = "force_custom_plan"
     return await asyncpg.create_pool(
@@ -56,8 +60,8 @@ async def create_pool(
     )
 
 
-def _migrations() -> list[tuple[int, str, str]]:
-    folder = resources.files("lrs.store.postgres") / "migrations"
+def _migrations(package: str) -> list[tuple[int, str, str]]:
+    folder = resources.files(package) / "migrations"
     found = []
     for entry in folder.iterdir():
         if entry.name.endswith(".sql"):
@@ -66,25 +70,28 @@ def _migrations() -> list[tuple[int, str, str]]:
     return sorted(found)
 
 
-async def migrate(pool: asyncpg.Pool) -> list[str]:
-    """Apply pending migrations in order, each in its own transaction; returns their names.
+async def migrate(
+    pool: asyncpg.Pool, package: str = "lrs.store.postgres", table: str = "lrs_schema_migrations"
+) -> list[str]:
+    """Apply the pending ``<package>/migrations/NNNN_*.sql`` in order, each in its own
+    transaction, recording them in ``table``; returns their names.
 
-    Concurrent starters (several LRS replicas) serialise on an advisory lock.
+    Concurrent starters (several LRS replicas or workers) serialise on an advisory lock.
     """
     applied = []
     async with pool.acquire() as conn:
         await conn.execute(
-            "CREATE TABLE IF NOT EXISTS lrs_schema_migrations"
+            f"CREATE TABLE IF NOT EXISTS {table}"
             " (version int PRIMARY KEY, name text NOT NULL, applied timestamptz NOT NULL DEFAULT now())"
         )
-        for version, name, sql in _migrations():
+        for version, name, sql in _migrations(package):
             async with conn.transaction():
                 await conn.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
-                done = await conn.fetchval("SELECT 1 FROM lrs_schema_migrations WHERE version = $1", version)
+                done = await conn.fetchval(f"SELECT 1 FROM {table} WHERE version = $1", version)
                 if done:
                     continue
                 await conn.execute(sql)
-                await conn.execute("INSERT INTO lrs_schema_migrations (version, name) VALUES ($1, $2)", version, name)
+                await conn.execute(f"INSERT INTO {table} (version, name) VALUES ($1, $2)", version, name)
                 applied.append(name)
                 log.info("applied migration %s", name)
     return applied

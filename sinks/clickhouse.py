@@ -1,0 +1,187 @@
+"""ClickHouse sink, through clickhouse-connect: chdb (in-process, the default) or a server.
+
+``clickhouse_connect.get_client(dsn="chdb:///path")`` opens the embedded engine and a URL opens
+a server; both speak the same schema (``clickhouse_schema.sql``) and queries. The client is
+synchronous (chdb only offers that), so every call runs on one dedicated thread.
+
+Idempotency: before inserting, the sink asks which of the batch's statements already net to +1
+in the table and skips them; a retraction inserts sign -1 copies of the rows a statement
+contributed, only while they net to +1. Each table checks itself, so a crash between the two
+tables' inserts heals on replay. Watermarks are written after the data, so a crash can only
+make the sink replay more, never skip.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import clickhouse_connect
+
+from streams.enrich import LearningEvent
+from streams.position import since_position
+
+from .ports import Batch
+
+SEGMENT_SECONDS = 5
+
+EVENT_COLUMNS = (
+    "statement_id", "sign", "position", "timestamp", "stored", "learner_key", "student_id", "course_id",
+    "module_id", "lesson_id", "quiz_id", "verb_id", "verb_class", "activity_id", "activity_type",
+    "duration_seconds", "score_scaled", "score_percent", "success", "completion", "completes", "response",
+    "video_time", "video_length", "progress", "session_id", "platform", "registration",
+)  # fmt: skip
+SEGMENT_COLUMNS = (
+    "statement_id", "sign", "timestamp", "stored", "learner_key", "course_id", "lesson_id", "activity_id", "segment",
+)  # fmt: skip
+
+
+def _flag(value: bool | None) -> int | None:
+    return None if value is None else int(value)
+
+
+def event_row(e: LearningEvent) -> tuple:
+    where = e.location
+    return (
+        e.statement_id, 1, e.position, e.timestamp, e.stored, e.learner_key, e.student_id or 0,
+        where.course_id or 0, where.module_id or 0, where.lesson_id or 0, where.quiz_id or 0,
+        e.verb_id, e.verb_class, e.activity_id, e.activity_type, e.duration_seconds or 0.0,
+        e.score_scaled, e.score_percent, _flag(e.success), _flag(e.completion), int(e.completes),
+        e.response or "", e.video_time, e.video_length, e.progress, e.session_id or "", e.platform or "",
+        e.registration or "",
+    )  # fmt: skip
+
+
+def segment_rows(e: LearningEvent) -> list[tuple]:
+    """One row per 5-second segment the statement's played segments touch (each counted once)."""
+    segments: set[int] = set()
+    for start, end in e.video_segments:
+        last = max(start, math.nextafter(end, 0.0))
+        segments.update(range(int(start // SEGMENT_SECONDS), int(last // SEGMENT_SECONDS) + 1))
+    where = e.location
+    return [
+        (e.statement_id, 1, e.timestamp, e.stored, e.learner_key, where.course_id or 0, where.lesson_id or 0,
+         e.activity_id, s)
+        for s in sorted(segments)
+    ]
+
+
+def connect(url: str | None, data_dir: Path) -> Any:
+    """A clickhouse-connect client: the server at ``url``, else chdb in ``data_dir/clickhouse``."""
+    if url:
+        return clickhouse_connect.get_client(dsn=url)
+    path = data_dir / "clickhouse"
+    path.mkdir(parents=True, exist_ok=True)
+    return clickhouse_connect.get_client(dsn=f"chdb://{path.resolve()}")
+
+
+def schema_statements() -> list[str]:
+    text = (resources.files("sinks") / "clickhouse_schema.sql").read_text(encoding="utf-8")
+    lines = [line for line in text.splitlines() if not line.lstrip().startswith("--")]
+    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+
+
+class ClickHouseSink:
+    name = "clickhouse"
+
+    def __init__(self, client_factory, partitions: int = 1) -> None:
+        self._factory = client_factory
+        self._partitions = partitions
+        self._client: Any = None
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clickhouse")
+
+    async def _run(self, function, *args, **kwargs):
+        return await asyncio.get_running_loop().run_in_executor(self._thread, lambda: function(*args, **kwargs))
+
+    async def start(self) -> None:
+        def setup() -> None:
+            self._client = self._factory()
+            for statement in schema_statements():
+                self._client.command(statement)
+
+        await self._run(setup)
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._run(self._client.close)
+        self._thread.shutdown(wait=True)
+
+    async def query(self, sql: str, parameters: dict | None = None) -> list[tuple]:
+        """Run a read query on the sink's connection (the worker's analytics endpoint uses it)."""
+        return await self._run(lambda: self._client.query(sql, parameters=parameters).result_rows)
+
+    # --- applying --------------------------------------------------------------------------------
+
+    def _applied(self, table: str, ids: list[str]) -> set[str]:
+        if not ids:
+            return set()
+        rows = self._client.query(
+            f"SELECT toString(statement_id) FROM {table} WHERE statement_id IN %(ids)s"
+            " GROUP BY statement_id HAVING sum(sign) > 0",
+            parameters={"ids": ids},
+        ).result_rows
+        return {r[0] for r in rows}
+
+    def _retract(self, table: str, columns: tuple[str, ...], ids: list[str]) -> None:
+        applied = sorted(self._applied(table, ids))
+        if not applied:
+            return
+        cols = ", ".join(c if c != "sign" else "toInt8(-1) AS retracting" for c in columns)
+        rows = self._client.query(
+            f"SELECT {cols} FROM {table} WHERE statement_id IN %(ids)s AND sign = 1", parameters={"ids": applied}
+        ).result_rows
+        self._client.insert(table, rows, column_names=list(columns))
+
+    def _apply(self, batch: Batch) -> None:
+        events, retractions = batch.net()
+        ids = [e.statement_id for e in events]
+        applied = self._applied("learning_events", ids)
+        rows = [event_row(e) for e in events if e.statement_id not in applied]
+        if rows:
+            self._client.insert("learning_events", rows, column_names=list(EVENT_COLUMNS))
+        watched = [e for e in events if e.video_segments]
+        if watched:
+            applied_segments = self._applied("video_segments", [e.statement_id for e in watched])
+            segments = [r for e in watched if e.statement_id not in applied_segments for r in segment_rows(e)]
+            if segments:
+                self._client.insert("video_segments", segments, column_names=list(SEGMENT_COLUMNS))
+        if retractions:
+            voided = [r.statement_id for r in retractions]
+            self._retract("learning_events", EVENT_COLUMNS, voided)
+            self._retract("video_segments", SEGMENT_COLUMNS, voided)
+        if batch.through:
+            self._client.insert(
+                "sink_watermarks",
+                [(batch.partition, batch.through, datetime.now(timezone.utc))],
+                column_names=["partition", "position", "updated"],
+            )
+
+    async def apply(self, batch: Batch) -> None:
+        await self._run(self._apply, batch)
+
+    async def watermarks(self, partitions: int) -> list[str]:
+        rows = await self.query("SELECT partition, position FROM sink_watermarks FINAL")
+        found = {int(p): pos for p, pos in rows}
+        return [found.get(p, "") for p in range(partitions)]
+
+    async def reset(self, since: datetime | None) -> None:
+        """Forget what the sink holds from ``since`` on (everything without it), for a replay."""
+
+        def wipe() -> None:
+            self._client.command("TRUNCATE TABLE sink_watermarks")
+            if since is None:
+                for table in ("learning_events", "video_segments"):
+                    self._client.command(f"TRUNCATE TABLE {table}")
+                return
+            for table in ("learning_events", "video_segments"):
+                self._client.command(f"DELETE FROM {table} WHERE stored >= %(since)s", parameters={"since": since})
+            rows = [(p, since_position(since), datetime.now(timezone.utc)) for p in range(self._partitions)]
+            self._client.insert("sink_watermarks", rows, column_names=["partition", "position", "updated"])
+
+        await self._run(wipe)
+

@@ -1,0 +1,63 @@
+"""The sink port: what the worker hands every sink."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from streams.enrich import LearningEvent
+
+
+@dataclass(slots=True, frozen=True)
+class Retraction:
+    """A voided statement: whatever it contributed is taken back."""
+
+    statement_id: str
+    position: str
+    """Position of the voiding statement."""
+
+
+Operation = LearningEvent | Retraction
+
+
+@dataclass(slots=True)
+class Batch:
+    """Operations of one partition in store order, and how far they reach."""
+
+    partition: int
+    operations: list[Operation] = field(default_factory=list)
+    through: str = ""
+    """Every statement of this partition up to this position is in this batch or earlier ones."""
+
+    def net(self) -> tuple[list[LearningEvent], list[Retraction]]:
+        """Events to add and retractions to apply, a retraction of an event in this very batch
+        cancelling both."""
+        events: dict[str, LearningEvent] = {}
+        retractions: list[Retraction] = []
+        for op in self.operations:
+            if isinstance(op, Retraction):
+                if events.pop(op.statement_id, None) is None:
+                    retractions.append(op)
+            else:
+                events.setdefault(op.statement_id, op)
+        return list(events.values()), retractions
+
+
+class Sink(Protocol):
+    name: str
+
+    async def start(self) -> None:
+        """Connect and create or migrate the schema."""
+
+    async def apply(self, batch: Batch) -> None:
+        """Apply a batch idempotently and record ``batch.through`` for its partition."""
+
+    async def watermarks(self, partitions: int) -> list[str]:
+        """How far the sink got in each partition (``""`` = nothing yet)."""
+
+    async def reset(self, since: datetime | None) -> None:
+        """Forget what came from statements stored from ``since`` on (all of it without), and the
+        positions, so a replay rebuilds it."""
+
+    async def close(self) -> None: ...

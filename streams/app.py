@@ -1,0 +1,284 @@
+"""The Faust application: agents that turn statement envelopes into sink writes.
+
+``process`` takes envelopes in batches (one Faust message carries up to ``LRS_STREAM_BATCH``
+statements, so Faust's per-message cost is shared), flattens each statement into a
+``LearningEvent``, and hands each partition's events to every sink with the partition's
+``through`` position. Anything that cannot be read or flattened goes to the dead-letter topic
+with the reason; the agent keeps going. A sink that fails is retried with backoff and the batch
+is not acknowledged until every sink has it, so nothing is skipped.
+
+Tasks of the same app: the statement relay (``relay``), the domain-event outbox publisher, and
+catalog reloads. The worker's web server serves ``/metrics`` and read-only analytics queries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import faust
+import orjson
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+
+from lrs.xapi.formats import parse_timestamp
+from sinks.clickhouse import ClickHouseSink, connect
+from sinks.ports import Batch, Retraction, Sink
+from sinks.progress import ProgressSink
+
+from . import position as positions
+from . import topics
+from .catalog import NOTIFY_CHANNEL, Catalog
+from .enrich import flatten
+from .envelope import BadEnvelope, decode
+from .relay import REWIND_CHANNEL, StatementRelay
+from .settings import CatalogSettings, ClickHouseSettings, StreamSettings
+
+log = logging.getLogger(__name__)
+
+EVENTS = Counter("lrs_pipeline_events_total", "Statements applied to the sinks", ["kind"])
+DEAD_LETTERS = Counter("lrs_pipeline_dead_letters_total", "Messages or statements sent to the dead-letter topic")
+SINK_SECONDS = Histogram(
+    "lrs_sink_batch_seconds", "Time to apply one batch to a sink", ["sink"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)  # fmt: skip
+SINK_ERRORS = Counter("lrs_sink_errors_total", "Failed attempts to apply a batch", ["sink"])
+RELAYED = Gauge("lrs_relay_published_total", "Statements published by this worker's relay")
+LAG = Gauge("lrs_sink_lag_seconds", "How far a sink is behind the relay, in stored time", ["sink"])
+
+
+class Pipeline:
+    """Everything the agents share: catalog, sinks, relay, connections."""
+
+    def __init__(
+        self,
+        store_dsn: str,
+        lms_dsn: str,
+        data_dir: Path,
+        stream: StreamSettings,
+        clickhouse: ClickHouseSettings,
+        catalog: CatalogSettings,
+    ) -> None:
+        self.store_dsn, self.lms_dsn, self.data_dir = store_dsn, lms_dsn, data_dir
+        self.stream, self.clickhouse_settings, self.catalog_settings = stream, clickhouse, catalog
+        self.catalog = Catalog(catalog.iri_templates, catalog.student_homepage)
+        self.sinks: list[Sink] = []
+        self.progress: ProgressSink | None = None
+        self.clickhouse: ClickHouseSink | None = None
+        self.relay: StatementRelay | None = None
+        self._listener: asyncpg.Connection | None = None
+
+    async def start(self, send) -> None:
+        names = self.stream.sinks()
+        if "progress" in names:
+            self.progress = ProgressSink(self.lms_dsn, lambda: self.catalog, self.stream.stream_partitions)
+            self.sinks.append(self.progress)
+        if "clickhouse" in names:
+            url, data_dir = self.clickhouse_settings.clickhouse_url, self.data_dir
+            self.clickhouse = ClickHouseSink(lambda: connect(url, data_dir), self.stream.stream_partitions)
+            self.sinks.append(self.clickhouse)
+        for sink in self.sinks:
+            await sink.start()
+        await self.reload_catalog()
+        self._listener = await asyncpg.connect(self.lms_dsn, server_settings={"application_name": "lrs-catalog"})
+        await self._listener.add_listener(NOTIFY_CHANNEL, lambda *_: asyncio.ensure_future(self.reload_catalog()))
+        self.relay = StatementRelay(
+            self.store_dsn, send, self.stream.stream_partitions, self.start_position,
+            batch=self.stream.stream_batch, interval=self.stream.relay_interval,
+        )  # fmt: skip
+
+    async def stop(self) -> None:
+        if self._listener is not None:
+            await self._listener.close()
+        for sink in self.sinks:
+            await sink.close()
+
+    async def reload_catalog(self) -> None:
+        conn = await asyncpg.connect(self.lms_dsn, server_settings={"application_name": "lrs-catalog"})
+        try:
+            await conn.execute("SELECT 1 FROM lms.courses LIMIT 1")
+            self.catalog = await Catalog.read(
+                conn, self.catalog_settings.iri_templates, self.catalog_settings.student_homepage
+            )
+        except asyncpg.UndefinedTableError:
+            pass  # no progress sink, no catalog tables: resolve by IRI templates only
+        finally:
+            await conn.close()
+
+    async def notify_rewind(self) -> None:
+        """Tell the relay, in whichever worker leads, to start again from the sinks' positions."""
+        conn = await asyncpg.connect(self.store_dsn, server_settings={"application_name": "lrs-replay"})
+        try:
+            await conn.execute(f"NOTIFY {REWIND_CHANNEL}")
+        finally:
+            await conn.close()
+
+    async def start_position(self) -> str:
+        """The lowest position any sink recorded for any partition: replay from there."""
+        lowest = None
+        for sink in self.sinks:
+            marks = await sink.watermarks(self.stream.stream_partitions)
+            low = min(marks)
+            lowest = low if lowest is None else min(lowest, low)
+        return lowest or positions.START
+
+    async def apply(self, messages: list[tuple[int, bytes]], dead_letter) -> int:
+        """Apply envelopes (partition, raw value) to every sink; returns statements applied."""
+        batches: dict[int, Batch] = {}
+        applied = 0
+        for partition, raw in messages:
+            batch = batches.setdefault(partition, Batch(partition))
+            try:
+                envelope = decode(raw)
+            except BadEnvelope as exc:
+                await dead_letter(raw, str(exc), partition)
+                continue
+            batch.through = max(batch.through, envelope.through)
+            for item in envelope.items:
+                if item.target is not None:
+                    batch.operations.append(Retraction(item.target, item.position))
+                    continue
+                if item.voided:
+                    continue  # voided before it was read: it never counts
+                try:
+                    batch.operations.append(flatten(item.statement, item.position, self.catalog))
+                except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                    await dead_letter(orjson.dumps(item.statement), f"cannot flatten statement: {exc!r}", partition)
+        for batch in batches.values():
+            applied += len(batch.operations)
+            await asyncio.gather(*(self._apply_with_retry(sink, batch) for sink in self.sinks))
+        EVENTS.labels("applied").inc(applied)
+        return applied
+
+    async def _apply_with_retry(self, sink: Sink, batch: Batch) -> None:
+        delay = 0.1
+        while True:
+            started = time.perf_counter()
+            try:
+                await sink.apply(batch)
+            except Exception:  # noqa: BLE001 - any sink failure: retry, never skip the batch
+                SINK_ERRORS.labels(sink.name).inc()
+                log.exception("sink %s failed on a batch of partition %d; retrying", sink.name, batch.partition)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+                continue
+            SINK_SECONDS.labels(sink.name).observe(time.perf_counter() - started)
+            if batch.through and self.relay and self.relay.position:
+                lag = positions.stored_of(self.relay.position) - positions.stored_of(batch.through)
+                LAG.labels(sink.name).set(max(lag.total_seconds(), 0.0))
+            return
+
+
+class PipelineApp(faust.App):
+    """A Faust app that opens its pipeline (sinks, catalog) before agents run and closes it last."""
+
+    pipeline: Pipeline
+    send: Any
+
+    async def on_start(self) -> None:
+        await super().on_start()
+        await self.pipeline.start(self.send)
+
+    async def on_stop(self) -> None:
+        await self.pipeline.stop()
+        await super().on_stop()
+
+
+def create_app(pipeline: Pipeline, broker: str) -> faust.App:
+    settings = pipeline.stream
+    app = PipelineApp(
+        "lrs-pipeline",
+        broker=f"kafka://{broker}",
+        store="memory://",
+        topic_partitions=settings.stream_partitions,
+        topic_replication_factor=1,
+        broker_session_timeout=6.0,
+        broker_heartbeat_interval=2.0,
+        consumer_auto_offset_reset="earliest",
+        producer_max_batch_size=1 << 20,
+        broker_max_poll_records=1000,
+        web_enabled=True,
+        web_bind="127.0.0.1",
+        web_port=settings.worker_web_port,
+        web_transport="tcp://",
+        datadir=str(pipeline.data_dir / "faust"),
+        loghandlers=[],
+    )
+    statements = app.topic(topics.STATEMENTS, value_serializer="raw", key_serializer="raw",
+                           partitions=settings.stream_partitions)  # fmt: skip
+    dead_letters = app.topic(topics.DEAD_LETTERS, value_serializer="raw", key_serializer="raw", partitions=1)
+    domain_events = app.topic(topics.DOMAIN_EVENTS, value_serializer="raw", key_serializer="raw",
+                              partitions=settings.stream_partitions)  # fmt: skip
+
+    async def send(partition: int, value: bytes, key: bytes | None) -> None:
+        await (await app.producer.send(statements.get_topic_name(), key, value, partition, None, None))
+
+    async def dead_letter(raw: bytes, reason: str, partition: int) -> None:
+        DEAD_LETTERS.inc()
+        log.warning("dead letter from partition %d: %s", partition, reason)
+        await dead_letters.send(value=orjson.dumps({"reason": reason, "partition": partition,
+                                                    "value": raw.decode("utf-8", "replace")}))  # fmt: skip
+
+    app.pipeline, app.send = pipeline, send
+
+    @app.agent(statements)
+    async def process(stream):
+        """Envelopes in → statements applied to every sink (then the envelopes are acknowledged)."""
+        async for events in stream.take_events(50, within=0.05):
+            yield await pipeline.apply([(e.message.partition, e.value) for e in events], dead_letter)
+
+    @app.task
+    async def relay() -> None:
+        """Publish stored statements (only the worker holding the relay lock does)."""
+        while pipeline.relay is None:
+            await asyncio.sleep(0.05)
+        await pipeline.relay.run()
+
+    @app.timer(interval=0.25)
+    async def publish_domain_events() -> None:
+        """Move domain events from the progress sink's outbox to ``lms.events``."""
+        if pipeline.progress is None or not (pipeline.relay and pipeline.relay.leading):
+            return
+        pending = await pipeline.progress.unpublished_events()
+        if pending:
+            await asyncio.gather(*[domain_events.send(key=key.encode(), value=value) for _, value, key in pending])
+            await app.producer.flush()
+            await pipeline.progress.mark_published([event_id for event_id, _, _ in pending])
+
+    @app.timer(interval=1.0)
+    async def export_relay_metrics() -> None:
+        if pipeline.relay is not None:
+            RELAYED.set(pipeline.relay.published)
+
+    @app.page("/metrics")
+    async def metrics(web_view, request):
+        return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    @app.page("/watermarks")
+    async def watermarks(web_view, request):
+        """Each sink's position per partition, and the relay's (tests and `lrs replay` wait on these)."""
+        body: dict[str, Any] = {"relay": pipeline.relay.position if pipeline.relay else None}
+        for sink in pipeline.sinks:
+            body[sink.name] = await sink.watermarks(settings.stream_partitions)
+        return web.Response(body=orjson.dumps(body), content_type="application/json")
+
+    @app.page("/replay")
+    async def replay(web_view, request):
+        """POST {"since": ISO timestamp or null, "sinks": [names] or null}: reset those sinks
+        from ``since`` and make the relay replay from their positions."""
+        if request.method != "POST":
+            return web.Response(status=405)
+        body = orjson.loads(await request.read() or b"{}")
+        since = parse_timestamp(body["since"]) if body.get("since") else None
+        chosen = [s for s in pipeline.sinks if not body.get("sinks") or s.name in body["sinks"]]
+        for sink in chosen:
+            await sink.reset(since)
+        await pipeline.notify_rewind()
+        return web.Response(body=orjson.dumps({"reset": [s.name for s in chosen]}), content_type="application/json")
+
+    return app
+

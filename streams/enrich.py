@@ -1,0 +1,201 @@
+"""Statement → LearningEvent: the one flattening of a statement that every sink reads.
+
+Sinks never look into statements; they read these fields. Unknown activities and learners
+flow with empty ids (``None``). Durations become seconds, scores are kept as sent plus a
+percentage, and the xAPI video profile's played segments become (start, end) pairs.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from lrs.xapi.agents import ifi_key
+from lrs.xapi.formats import duration_seconds, parse_timestamp
+
+from .catalog import Catalog, Location
+
+VIDEO = "https://w3id.org/xapi/video"
+VIDEO_PLAYED_SEGMENTS = f"{VIDEO}/extensions/played-segments"
+VIDEO_TIME = f"{VIDEO}/extensions/time"
+VIDEO_TIME_TO = f"{VIDEO}/extensions/time-to"
+VIDEO_PROGRESS = f"{VIDEO}/extensions/progress"
+VIDEO_LENGTH = f"{VIDEO}/extensions/length"
+VIDEO_SESSION = f"{VIDEO}/extensions/session-id"
+CMI5_SESSION = "https://w3id.org/xapi/cmi5/context/extensions/sessionid"
+
+VERB_CLASSES = {
+    "http://adlnet.gov/expapi/verbs/launched": "launched",
+    "http://adlnet.gov/expapi/verbs/initialized": "initialized",
+    "http://adlnet.gov/expapi/verbs/experienced": "experienced",
+    "http://id.tincanapi.com/verb/viewed": "viewed",
+    "http://adlnet.gov/expapi/verbs/progressed": "progressed",
+    "http://adlnet.gov/expapi/verbs/completed": "completed",
+    "http://adlnet.gov/expapi/verbs/passed": "passed",
+    "http://adlnet.gov/expapi/verbs/failed": "failed",
+    "http://adlnet.gov/expapi/verbs/answered": "answered",
+    "http://adlnet.gov/expapi/verbs/attempted": "attempted",
+    "http://adlnet.gov/expapi/verbs/scored": "scored",
+    "http://adlnet.gov/expapi/verbs/terminated": "terminated",
+    "http://adlnet.gov/expapi/verbs/suspended": "suspended",
+    "http://adlnet.gov/expapi/verbs/resumed": "resumed",
+    "http://adlnet.gov/expapi/verbs/exited": "exited",
+    "http://adlnet.gov/expapi/verbs/voided": "voided",
+    "https://w3id.org/xapi/adl/verbs/satisfied": "satisfied",
+    "https://w3id.org/xapi/adl/verbs/waived": "waived",
+    "https://w3id.org/xapi/adl/verbs/abandoned": "abandoned",
+    f"{VIDEO}/verbs/played": "played",
+    f"{VIDEO}/verbs/paused": "paused",
+    f"{VIDEO}/verbs/seeked": "seeked",
+    f"{VIDEO}/verbs/interacted": "interacted",
+}
+COMPLETING = frozenset({"completed", "passed", "satisfied"})
+"""Verb classes that complete what they act on (lessons; quizzes need ``passed``)."""
+
+_SEGMENT = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*\[\.\]\s*([0-9]+(?:\.[0-9]+)?)\s*")
+
+
+@dataclass(slots=True)
+class LearningEvent:
+    statement_id: str
+    position: str
+    learner_key: str
+    student_id: int | None
+    timestamp: datetime
+    stored: datetime
+    verb_id: str
+    verb_class: str
+    activity_id: str
+    activity_type: str
+    location: Location
+    duration_seconds: float | None = None
+    score_scaled: float | None = None
+    score_raw: float | None = None
+    score_min: float | None = None
+    score_max: float | None = None
+    success: bool | None = None
+    completion: bool | None = None
+    response: str | None = None
+    video_segments: list[tuple[float, float]] = field(default_factory=list)
+    video_time: float | None = None
+    video_length: float | None = None
+    progress: float | None = None
+    session_id: str | None = None
+    platform: str | None = None
+    registration: str | None = None
+
+    @property
+    def score_percent(self) -> float | None:
+        """The score as a percentage: scaled × 100, or raw within [min, max]."""
+        if self.score_scaled is not None:
+            return self.score_scaled * 100
+        if self.score_raw is not None and self.score_max not in (None, self.score_min):
+            low = self.score_min or 0.0
+            return (self.score_raw - low) / (self.score_max - low) * 100
+        return None
+
+    @property
+    def completes(self) -> bool:
+        """Completes the lesson it belongs to (verb, result, or ≥ 90 % of a video watched)."""
+        return (
+            self.verb_class in COMPLETING
+            or self.completion is True
+            or (self.progress is not None and self.progress >= 0.9)
+        )
+
+    @property
+    def passes(self) -> bool | None:
+        """Outcome of an assessment: passed, failed, or unknown (``None``)."""
+        if self.verb_class == "passed":
+            return True
+        if self.verb_class == "failed":
+            return False
+        return self.success
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        try:
+            return float(value) if isinstance(value, str) and value.strip() else None
+        except ValueError:
+            return None
+    return float(value)
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else value if isinstance(value, str) else str(value)
+
+
+def played_segments(value: Any) -> list[tuple[float, float]]:
+    """``"0[.]5[,]10[.]12.5"`` → ``[(0, 5), (10, 12.5)]`` (xAPI video profile); junk is skipped."""
+    if not isinstance(value, str):
+        return []
+    segments = []
+    for part in value.split("[,]"):
+        m = _SEGMENT.fullmatch(part)
+        if m:
+            start, end = float(m.group(1)), float(m.group(2))
+            if end >= start:
+                segments.append((start, end))
+    return segments
+
+
+def verb_class(verb_id: str) -> str:
+    return VERB_CLASSES.get(verb_id, "other")
+
+
+def learner_key(actor: dict[str, Any]) -> str:
+    """The identity key a learner is partitioned and counted by (a Group: its IFI or members)."""
+    key = ifi_key(actor)
+    if key is not None:
+        return key
+    members = sorted(k for m in actor.get("member", ()) if (k := ifi_key(m)) is not None)
+    return "group:" + ",".join(members)
+
+
+def flatten(statement: dict[str, Any], position: str, catalog: Catalog) -> LearningEvent:
+    """Flatten a stored statement. Raises ``KeyError``/``TypeError``/``ValueError`` only for a
+    statement no LRS would have stored (the worker dead-letters those)."""
+    actor = statement["actor"]
+    obj = statement["object"]
+    result = statement.get("result") or {}
+    score = result.get("score") or {}
+    context = statement.get("context") or {}
+    result_ext = result.get("extensions") or {}
+    context_ext = context.get("extensions") or {}
+    is_activity = obj.get("objectType", "Activity") == "Activity"
+    definition = (obj.get("definition") or {}) if is_activity else {}
+    timestamp = parse_timestamp(statement.get("timestamp") or statement["stored"])
+    stored = parse_timestamp(statement["stored"])
+    if timestamp is None or stored is None:
+        raise ValueError("statement timestamp or stored is not a timestamp")
+    return LearningEvent(
+        statement_id=statement["id"],
+        position=position,
+        learner_key=learner_key(actor),
+        student_id=catalog.student_of(actor),
+        timestamp=timestamp,
+        stored=stored,
+        verb_id=statement["verb"]["id"],
+        verb_class=verb_class(statement["verb"]["id"]),
+        activity_id=obj["id"] if is_activity else "",
+        activity_type=definition.get("type", ""),
+        location=catalog.resolve(statement),
+        duration_seconds=duration_seconds(result["duration"]) if "duration" in result else None,
+        score_scaled=_number(score.get("scaled")),
+        score_raw=_number(score.get("raw")),
+        score_min=_number(score.get("min")),
+        score_max=_number(score.get("max")),
+        success=result.get("success"),
+        completion=result.get("completion"),
+        response=result.get("response"),
+        video_segments=played_segments(result_ext.get(VIDEO_PLAYED_SEGMENTS)),
+        video_time=_number(result_ext.get(VIDEO_TIME, result_ext.get(VIDEO_TIME_TO))),
+        video_length=_number(context_ext.get(VIDEO_LENGTH)),
+        progress=_number(result_ext.get(VIDEO_PROGRESS)),
+        session_id=_text(context_ext.get(CMI5_SESSION) or context_ext.get(VIDEO_SESSION)),
+        platform=context.get("platform"),
+        registration=context.get("registration"),
+    )
