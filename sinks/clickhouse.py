@@ -115,6 +115,15 @@ class ClickHouseSink:
         """Run a read query on the sink's connection (the worker's analytics endpoint uses it)."""
         return await self._run(lambda: self._client.query(sql, parameters=parameters).result_rows)
 
+    async def records(self, sql: str, parameters: dict | None = None) -> list[dict[str, Any]]:
+        """A read query's rows as dicts by column name."""
+
+        def run() -> list[dict[str, Any]]:
+            result = self._client.query(sql, parameters=parameters)
+            return [dict(zip(result.column_names, row, strict=True)) for row in result.result_rows]
+
+        return await self._run(run)
+
     # --- applying --------------------------------------------------------------------------------
 
     def _applied(self, table: str, ids: list[str]) -> set[str]:
@@ -155,11 +164,21 @@ class ClickHouseSink:
             self._retract("learning_events", EVENT_COLUMNS, voided)
             self._retract("video_segments", SEGMENT_COLUMNS, voided)
         if batch.through:
-            self._client.insert(
-                "sink_watermarks",
-                [(batch.partition, batch.through, datetime.now(timezone.utc))],
-                column_names=["partition", "position", "updated"],
-            )
+            self._record(batch)
+
+    def _record(self, batch: Batch) -> None:
+        """Move the partition's position: a newer relay epoch restarts it, an older is ignored."""
+        rows = self._client.query(
+            "SELECT position, epoch FROM sink_watermarks FINAL WHERE partition = %(p)s", parameters={"p": batch.partition}
+        ).result_rows
+        position, epoch = rows[0] if rows else ("", "")
+        if batch.epoch < epoch:
+            return
+        new = batch.through if batch.epoch > epoch else max(position, batch.through)
+        self._client.insert(
+            "sink_watermarks", [(batch.partition, new, batch.epoch, datetime.now(timezone.utc))],
+            column_names=["partition", "position", "epoch", "updated"],
+        )  # fmt: skip
 
     async def apply(self, batch: Batch) -> None:
         await self._run(self._apply, batch)
@@ -169,19 +188,19 @@ class ClickHouseSink:
         found = {int(p): pos for p, pos in rows}
         return [found.get(p, "") for p in range(partitions)]
 
-    async def reset(self, since: datetime | None) -> None:
+    async def reset(self, since: datetime | None, epoch: str) -> None:
         """Forget what the sink holds from ``since`` on (everything without it), for a replay."""
 
         def wipe() -> None:
-            self._client.command("TRUNCATE TABLE sink_watermarks")
-            if since is None:
-                for table in ("learning_events", "video_segments"):
-                    self._client.command(f"TRUNCATE TABLE {table}")
-                return
             for table in ("learning_events", "video_segments"):
-                self._client.command(f"DELETE FROM {table} WHERE stored >= %(since)s", parameters={"since": since})
-            rows = [(p, since_position(since), datetime.now(timezone.utc)) for p in range(self._partitions)]
-            self._client.insert("sink_watermarks", rows, column_names=["partition", "position", "updated"])
+                if since is None:
+                    self._client.command(f"TRUNCATE TABLE {table}")
+                else:
+                    self._client.command(f"DELETE FROM {table} WHERE stored >= %(since)s", parameters={"since": since})
+            start, now = since_position(since) if since is not None else "", datetime.now(timezone.utc)
+            self._client.command("TRUNCATE TABLE sink_watermarks")
+            rows = [(p, start, epoch, now) for p in range(self._partitions)]
+            self._client.insert("sink_watermarks", rows, column_names=["partition", "position", "epoch", "updated"])
 
         await self._run(wipe)
 

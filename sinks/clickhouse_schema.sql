@@ -96,6 +96,7 @@ CREATE TABLE IF NOT EXISTS sink_watermarks
 (
     partition UInt32,
     position  String,
+    epoch     String,                  -- relay epoch the position came from (see streams.envelope)
     updated   DateTime64(6, 'UTC')
 )
 ENGINE = ReplacingMergeTree(updated)

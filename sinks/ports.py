@@ -29,6 +29,8 @@ class Batch:
     operations: list[Operation] = field(default_factory=list)
     through: str = ""
     """Every statement of this partition up to this position is in this batch or earlier ones."""
+    epoch: str = ""
+    """The relay epoch ``through`` comes from: a sink reset later than it must not take it."""
 
     def net(self) -> tuple[list[LearningEvent], list[Retraction]]:
         """Events to add and retractions to apply, a retraction of an event in this very batch
@@ -56,8 +58,9 @@ class Sink(Protocol):
     async def watermarks(self, partitions: int) -> list[str]:
         """How far the sink got in each partition (``""`` = nothing yet)."""
 
-    async def reset(self, since: datetime | None) -> None:
-        """Forget what came from statements stored from ``since`` on (all of it without), and the
-        positions, so a replay rebuilds it."""
+    async def reset(self, since: datetime | None, epoch: str) -> None:
+        """Forget what came from statements stored from ``since`` on (all of it without); set
+        every partition's position back to ``since`` as of ``epoch``, so a replay rebuilds it and
+        positions from messages sent before ``epoch`` no longer count."""
 
     async def close(self) -> None: ...

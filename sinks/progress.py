@@ -20,10 +20,11 @@ Every rollup is recomputed from ``lms.learning_facts`` (one row per applied stat
 statement id), in one transaction with the facts and the partition's watermark: applying a
 statement twice changes nothing, and a crash leaves either all of it or none.
 
-Domain events (seed 002) are written in the same transaction when a value really changes:
-``progress.updated`` (completion changed), ``progress.module_completed`` (per module that became
-complete), ``enrollment.completed`` (status became completed). Replays change nothing, so they
-emit nothing.
+Domain events (seed 002) are written in the same transaction when something really changes:
+``progress.updated`` for each lesson or quiz whose completion changed (either way: a voiding
+can undo one), ``progress.module_completed`` for each module that became complete,
+``enrollment.completed`` when the enrollment became completed. Replays change nothing, so they
+emit nothing; the worker publishes the events to Kafka ``lms.events``.
 """
 
 from __future__ import annotations
@@ -115,24 +116,27 @@ class ProgressSink:
         found = {r["partition"]: r["position"] for r in rows}
         return [found.get(p, "") for p in range(partitions)]
 
-    async def reset(self, since: datetime | None) -> None:
-        """Forget facts stored from ``since`` on (all without it) and recompute, for a replay."""
+    async def reset(self, since: datetime | None, epoch: str) -> None:
+        """Forget facts stored from ``since`` on (all without it), for a replay.
+
+        The rollups are left as they are: they are what the LMS has been told. Each enrollment is
+        recomputed when its facts come back, and announces only what differs from them, so a
+        rebuild that arrives at the same numbers announces nothing.
+        """
         async with self._pool.acquire() as conn, conn.transaction():
-            removed = await conn.fetch(
-                "DELETE FROM lms.learning_facts WHERE $1::timestamptz IS NULL OR stored >= $1 RETURNING enrollment_id",
-                since,
+            await conn.execute(
+                "DELETE FROM lms.learning_facts WHERE $1::timestamptz IS NULL OR stored >= $1", since
             )
             await conn.execute(
                 "DELETE FROM lms.quiz_attempts q WHERE NOT EXISTS"
                 " (SELECT FROM lms.learning_facts f WHERE f.statement_id = q.statement_id)"
             )
             await conn.execute("DELETE FROM lms.sink_watermarks WHERE sink = $1", self.name)
-            if since is not None:
-                await conn.executemany(
-                    "INSERT INTO lms.sink_watermarks (sink, partition, position) VALUES ($1, $2, $3)",
-                    [(self.name, p, since_position(since)) for p in range(self._partitions)],
-                )
-            await self._recompute(conn, sorted({r["enrollment_id"] for r in removed}), cause="reset")
+            start = since_position(since) if since is not None else ""
+            await conn.executemany(
+                "INSERT INTO lms.sink_watermarks (sink, partition, position, epoch) VALUES ($1, $2, $3, $4)",
+                [(self.name, p, start, epoch) for p in range(self._partitions)],
+            )
 
     async def apply(self, batch: Batch) -> None:
         events, retractions = batch.net()
@@ -151,11 +155,14 @@ class ProgressSink:
             if affected:
                 await self._recompute(conn, sorted(affected), cause=batch.through)
             if batch.through:
+                # a newer relay epoch restarts the position (a replay); an older one is ignored
                 await conn.execute(
-                    "INSERT INTO lms.sink_watermarks (sink, partition, position) VALUES ($1, $2, $3)"
-                    " ON CONFLICT (sink, partition) DO UPDATE SET updated = now(),"
-                    " position = GREATEST(lms.sink_watermarks.position, EXCLUDED.position)",
-                    self.name, batch.partition, batch.through,
+                    "INSERT INTO lms.sink_watermarks AS w (sink, partition, position, epoch) VALUES ($1, $2, $3, $4)"
+                    " ON CONFLICT (sink, partition) DO UPDATE SET updated = now(), epoch = EXCLUDED.epoch,"
+                    " position = CASE WHEN EXCLUDED.epoch > w.epoch THEN EXCLUDED.position"
+                    " ELSE GREATEST(w.position, EXCLUDED.position) END"
+                    " WHERE EXCLUDED.epoch >= w.epoch",
+                    self.name, batch.partition, batch.through, batch.epoch,
                 )  # fmt: skip
 
     async def _insert_facts(self, conn, facts: list[_Fact]) -> set[int]:
@@ -290,17 +297,19 @@ class ProgressSink:
             )
 
     async def _emit(self, conn, enrollment: int, student: int, course: int, old: _State, new: _State, cause: str):
-        events = []
+        """One event per real transition: each lesson or quiz whose completion changed
+        (``progress.updated``), each module that became complete, the enrollment completing."""
         base = {"enrollment_id": enrollment, "student_id": student, "course_id": course}
-        if (
-            old.completion_percentage != new.completion_percentage
-            or old.completed_lessons != new.completed_lessons
-            or old.completed_quizzes != new.completed_quizzes
+        progress = {"completion_percentage": float(new.completion_percentage)}
+        events = []
+        for item, before, after in (
+            ("lesson", old.completed_lessons, new.completed_lessons),
+            ("quiz", old.completed_quizzes, new.completed_quizzes),
         ):
-            events.append(("progress.updated", "", base | {
-                "completion_percentage": float(new.completion_percentage),
-                "completed_lessons": new.completed_lessons, "completed_quizzes": new.completed_quizzes,
-            }))  # fmt: skip
+            for item_id in sorted(set(before) ^ set(after)):
+                done = item_id in after
+                events.append(("progress.updated", f"{item}:{item_id}:{done}",
+                               base | progress | {f"{item}_id": item_id, "completed": done}))  # fmt: skip
         for module in sorted(set(new.completed_modules) - set(old.completed_modules)):
             events.append(("progress.module_completed", str(module), base | {"module_id": module}))
         if new.status == "completed" and old.status != "completed":

@@ -40,6 +40,11 @@ from .settings import CatalogSettings, ClickHouseSettings, StreamSettings
 
 log = logging.getLogger(__name__)
 
+ANALYTICS_VIEWS = frozenset({
+    "engagement_hourly", "active_learners_daily", "active_learners_weekly", "video_heatmap", "quiz_performance",
+    "question_performance", "completion_funnel", "time_to_complete",
+})  # fmt: skip
+
 EVENTS = Counter("lrs_pipeline_events_total", "Statements applied to the sinks", ["kind"])
 DEAD_LETTERS = Counter("lrs_pipeline_dead_letters_total", "Messages or statements sent to the dead-letter topic")
 SINK_SECONDS = Histogram(
@@ -109,6 +114,14 @@ class Pipeline:
         finally:
             await conn.close()
 
+    async def store_now(self) -> str:
+        """The statement store's clock, as the relay writes epochs."""
+        conn = await asyncpg.connect(self.store_dsn, server_settings={"application_name": "lrs-replay"})
+        try:
+            return positions.encode(await conn.fetchval("SELECT clock_timestamp()"), 0)
+        finally:
+            await conn.close()
+
     async def notify_rewind(self) -> None:
         """Tell the relay, in whichever worker leads, to start again from the sinks' positions."""
         conn = await asyncpg.connect(self.store_dsn, server_settings={"application_name": "lrs-replay"})
@@ -137,7 +150,10 @@ class Pipeline:
             except BadEnvelope as exc:
                 await dead_letter(raw, str(exc), partition)
                 continue
-            batch.through = max(batch.through, envelope.through)
+            if envelope.epoch > batch.epoch:  # the relay rewound: positions start over
+                batch.epoch, batch.through = envelope.epoch, envelope.through
+            elif envelope.epoch == batch.epoch:
+                batch.through = max(batch.through, envelope.through)
             for item in envelope.items:
                 if item.target is not None:
                     batch.operations.append(Retraction(item.target, item.position))
@@ -266,19 +282,36 @@ def create_app(pipeline: Pipeline, broker: str) -> faust.App:
             body[sink.name] = await sink.watermarks(settings.stream_partitions)
         return web.Response(body=orjson.dumps(body), content_type="application/json")
 
+    @app.page("/analytics/{view}")
+    async def analytics(web_view, request, view: str):
+        """Rows of one analytics view, optionally for one course: ``/analytics/video_heatmap?course_id=3``."""
+        if pipeline.clickhouse is None or view not in ANALYTICS_VIEWS:
+            return web.Response(status=404, text=f"no analytics view {view!r}; views: {sorted(ANALYTICS_VIEWS)}")
+        where, parameters = "", {}
+        course = request.query.get("course_id")
+        if course is not None:
+            if not course.isdigit():
+                return web.Response(status=400, text="course_id must be a number")
+            where, parameters = " WHERE course_id = %(course)s", {"course": int(course)}
+        rows = await pipeline.clickhouse.records(f"SELECT * FROM {view}{where}", parameters)
+        return web.Response(body=orjson.dumps(rows, default=str), content_type="application/json")
+
     @app.page("/replay")
-    async def replay(web_view, request):
+    class Replay(faust.web.View):
         """POST {"since": ISO timestamp or null, "sinks": [names] or null}: reset those sinks
         from ``since`` and make the relay replay from their positions."""
-        if request.method != "POST":
-            return web.Response(status=405)
-        body = orjson.loads(await request.read() or b"{}")
-        since = parse_timestamp(body["since"]) if body.get("since") else None
-        chosen = [s for s in pipeline.sinks if not body.get("sinks") or s.name in body["sinks"]]
-        for sink in chosen:
-            await sink.reset(since)
-        await pipeline.notify_rewind()
-        return web.Response(body=orjson.dumps({"reset": [s.name for s in chosen]}), content_type="application/json")
+
+        async def post(self, request):
+            body = orjson.loads(await request.read() or b"{}")
+            since = parse_timestamp(body["since"]) if body.get("since") else None
+            if body.get("since") and since is None:
+                return web.Response(status=400, text="since must be an ISO 8601 timestamp")
+            chosen = [s for s in pipeline.sinks if not body.get("sinks") or s.name in body["sinks"]]
+            epoch = await pipeline.store_now()
+            for sink in chosen:
+                await sink.reset(since, epoch)
+            await pipeline.notify_rewind()
+            return web.Response(body=orjson.dumps({"reset": [s.name for s in chosen]}), content_type="application/json")
 
     return app
 

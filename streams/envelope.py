@@ -2,7 +2,7 @@
 
 A message is a JSON object (``v`` is the format version)::
 
-    {"v": 1, "through": "<position>",
+    {"v": 1, "through": "<position>", "epoch": "<relay epoch>",
      "items": [{"pos": "<position>", "learner": "<identity key>", "voided": false,
                 "statement": {...}}, ...]}
 
@@ -15,7 +15,10 @@ that only moves ``through`` on a quiet partition.
 
 With ``LRS_STREAM_BATCH=1`` every message holds one statement and is keyed by its learner's
 identity key; with larger batches a message holds a partition's statements of one relay round
-(Faust then handles tens of statements per message instead of one). Either way a learner's
+(Faust then handles tens of statements per message instead of one).
+
+``epoch`` is when the relay last (re)started reading: a sink that was reset for a replay ignores
+the ``through`` of messages older than its reset, which were sent before it forgot. Either way a learner's
 statements land in one partition, chosen as Kafka's default partitioner would for that key.
 """
 
@@ -48,12 +51,14 @@ class Item:
 class Envelope:
     through: str
     items: list[Item] = field(default_factory=list)
+    epoch: str = ""
 
     def encode(self) -> bytes:
         return orjson.dumps(
             {
                 "v": VERSION,
                 "through": self.through,
+                "epoch": self.epoch,
                 "items": [
                     {"pos": i.position, "learner": i.learner, "voided": i.voided, "statement": i.statement}
                     | ({"target": i.target} if i.target else {})
@@ -84,6 +89,6 @@ def decode(raw: bytes) -> Envelope:
         ]
         if any(not isinstance(i.statement, dict) for i in items):
             raise BadEnvelope("an item's statement is not a JSON object")
-        return Envelope(through=str(data["through"]), items=items)
+        return Envelope(through=str(data["through"]), items=items, epoch=str(data.get("epoch", "")))
     except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
         raise BadEnvelope(f"not a statement envelope: {exc!r}") from None

@@ -28,8 +28,8 @@ import orjson
 from lrs.store.postgres.pool import APPLICATION_NAME, create_pool
 
 from . import position as positions
-from .envelope import Envelope, partition_of
 from .enrich import learner_key
+from .envelope import Envelope, partition_of
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +76,7 @@ class StatementRelay:
         self._wake = asyncio.Event()
         self._rewind = False
         self.position = positions.START
+        self.epoch = ""
         self.published = 0
         self.leading = False
 
@@ -93,12 +94,14 @@ class StatementRelay:
             self.leading = True
             await lock.add_listener(REWIND_CHANNEL, lambda *_: self.rewind())
             self.position = await self._start_position()
+            self.epoch = await self._now(pool)
             log.info("relay starts at position %r", self.position or "the beginning")
             heartbeat_at = 0.0
             while True:
                 if self._rewind:
                     self._rewind = False
                     self.position = await self._start_position()
+                    self.epoch = await self._now(pool)
                     log.info("relay rewound to %r", self.position or "the beginning")
                 count = await self._round(pool)
                 now = time.monotonic()
@@ -115,6 +118,10 @@ class StatementRelay:
             self.leading = False
             await pool.close()
             await lock.close()
+
+    @staticmethod
+    async def _now(pool: asyncpg.Pool) -> str:
+        return positions.encode(await pool.fetchval("SELECT clock_timestamp()"), 0)
 
     async def _round(self, pool: asyncpg.Pool) -> int:
         """Publish what became consistent since the last round; returns how many statements."""
@@ -148,7 +155,7 @@ class StatementRelay:
                 through = last if final else chunk[-1][0]
                 learners = {learner for _, _, learner in chunk}
                 key = next(iter(learners)).encode() if len(learners) == 1 else None
-                sends.append(self._send(partition, _envelope(through, [i for _, i, _ in chunk]), key))
+                sends.append(self._send(partition, _envelope(through, self.epoch, [i for _, i, _ in chunk]), key))
         if sends:
             await asyncio.gather(*sends)
             quiet = set(range(self._partitions)) - set(items)
@@ -159,9 +166,9 @@ class StatementRelay:
         return len(rows)
 
     async def _heartbeat(self, partitions: set[int], through: str | None = None) -> None:
-        value = Envelope(through=through or self.position).encode()
+        value = Envelope(through=through or self.position, epoch=self.epoch).encode()
         await asyncio.gather(*(self._send(p, value, None) for p in sorted(partitions)))
 
 
-def _envelope(through: str, items: list[bytes]) -> bytes:
-    return b'{"v":1,"through":"%s","items":[%s]}' % (through.encode(), b",".join(items))
+def _envelope(through: str, epoch: str, items: list[bytes]) -> bytes:
+    return b'{"v":1,"through":"%s","epoch":"%s","items":[%s]}' % (through.encode(), epoch.encode(), b",".join(items))

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 import asyncpg
+import orjson
 from fastapi import FastAPI
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
@@ -19,9 +20,9 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from lrs import __version__
-from lrs.auth.credentials import Authenticator, check_secret, new_credential
+from lrs.auth.credentials import AuthenticationError, Authenticator, check_secret, new_credential
 from lrs.settings import AuthSettings, ServerSettings, StoreSettings
-from lrs.store.postgres import PostgresCredentialStore, open_stores
+from lrs.store.postgres import PostgresCredentialStore, create_pool, migrate, open_stores
 from lrs.usecases.errors import LRSError
 from lrs.usecases.stores import Stores
 from lrs.xapi.statements import StatementError
@@ -115,6 +116,35 @@ def create_app(
         except Exception as exc:  # noqa: BLE001 - any failure means not ready
             return error_response(503, f"statement store unavailable: {exc}")
         return Response(b'{"status":"ready"}', media_type="application/json")
+
+    @ops.post("/catalog", tags=["pipeline"])
+    async def load_catalog(request: Request) -> Response:
+        """Merge a catalog document (courses, modules, lessons, quizzes, students) into the LMS
+        tables the pipeline maps statements with; the same document as ``lrs catalog load``.
+        Needs a credential with scope ``all``."""
+        from pydantic import ValidationError
+
+        from streams.catalog import CatalogFile, store_catalog
+
+        try:
+            principal = await request.app.state.authenticator.authenticate(request.headers.get("authorization"))
+        except AuthenticationError as exc:
+            return error_response(401, str(exc), {"WWW-Authenticate": 'Basic realm="xAPI"'})
+        if "all" not in principal.scopes:
+            return error_response(403, "loading the catalog needs a credential with scope all")
+        try:
+            document = CatalogFile.model_validate_json(await request.body())
+        except ValidationError as exc:
+            return error_response(400, f"not a catalog document: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}")
+        lms_dsn = store.lms_database_url or dsn
+        pool = await create_pool(lms_dsn, min_size=1, max_size=1, application_name="lrs-catalog")
+        try:
+            await migrate(pool, "sinks", "lms_schema_migrations")
+            async with pool.acquire() as conn:
+                counts = await store_catalog(conn, document)
+        finally:
+            await pool.close()
+        return Response(orjson.dumps(counts), media_type="application/json")
 
     @ops.get("/metrics", tags=["operations"])
     async def metrics() -> Response:

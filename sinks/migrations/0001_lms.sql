@@ -140,6 +140,7 @@ CREATE TABLE lms.sink_watermarks (
     sink      text NOT NULL,
     partition integer NOT NULL,
     position  text NOT NULL,
+    epoch     text NOT NULL DEFAULT '',   -- relay epoch the position came from (see streams.envelope)
     updated   timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (sink, partition)
 );

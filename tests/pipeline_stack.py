@@ -1,0 +1,160 @@
+"""A whole pipeline for tests: its own database, a real tansu broker, the LRS over HTTP, and
+`lrs worker` as a subprocess (Faust, chdb, PostgreSQL). Waits are conditions with deadlines:
+"every sink has recorded a position at or past the last stored statement"."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+
+from lrs.http.app import create_app
+from lrs.settings import AuthSettings, ServerSettings, StoreSettings
+from streams import position as positions
+from streams.broker import EmbeddedBroker
+
+from .conftest import ADMIN, RunningServer, free_port
+
+
+def run(coroutine) -> Any:
+    return asyncio.run(coroutine)
+
+
+async def _create_database(dsn: str, name: str) -> str:
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    head, _, query = dsn.partition("?")
+    return f"{head.rsplit('/', 1)[0]}/{name}?{query}"
+
+
+class PipelineStack:
+    def __init__(self, pg_dsn: str, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.dsn = run(_create_database(pg_dsn, f"pipe_{uuid.uuid4().hex[:8]}"))
+        self.broker = EmbeddedBroker(free_port(), data_dir / "broker.log")
+        self.broker.start()
+        self.web_port = free_port()
+        self.worker: subprocess.Popen | None = None
+        self.server = RunningServer(
+            create_app(self.dsn, ServerSettings(), StoreSettings(), AuthSettings(admin_key=ADMIN[0], admin_secret=ADMIN[1])),
+            free_port(),
+        ).__enter__()
+        self.base = f"http://127.0.0.1:{self.server.port}"
+        self.xapi = httpx.Client(base_url=self.base + "/xapi", auth=ADMIN, timeout=60,
+                                 headers={"X-Experience-API-Version": "1.0.3"})  # fmt: skip
+        self.start_worker()
+
+    # --- processes ---------------------------------------------------------------------------------
+
+    def start_worker(self) -> None:
+        env = {
+            **os.environ,
+            "LRS_DATABASE_URL": self.dsn,
+            "LRS_KAFKA_BOOTSTRAP": self.broker.bootstrap,
+            "LRS_WORKER_WEB_PORT": str(self.web_port),
+            "LRS_LOG_LEVEL": "warning",
+        }
+        self.worker = subprocess.Popen([sys.executable, "-m", "lrs", "worker", "--data-dir", str(self.data_dir)],
+                                       env=env, stderr=open(self.data_dir / "worker.log", "ab"))  # fmt: skip
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(self.worker_url("/watermarks"), timeout=2).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            if self.worker.poll() is not None:
+                raise AssertionError(f"worker exited: {(self.data_dir / 'worker.log').read_text()[-3000:]}")
+            assert time.monotonic() < deadline, "worker did not become ready"
+            time.sleep(0.1)
+
+    def stop_worker(self, sig: int = signal.SIGTERM) -> None:
+        worker, self.worker = self.worker, None
+        if worker is not None and worker.poll() is None:
+            worker.send_signal(sig)
+            worker.wait(60)
+
+    def restart_broker(self) -> None:
+        """Stop tansu (losing every message), start a fresh one on the same port, restart the worker."""
+        self.stop_worker()
+        port = self.broker.port
+        self.broker.stop()
+        self.broker = EmbeddedBroker(port, self.data_dir / "broker.log")
+        self.broker.start()
+        self.start_worker()
+
+    def close(self) -> None:
+        self.stop_worker()
+        self.xapi.close()
+        self.server.__exit__(None, None, None)
+        self.broker.stop()
+
+    # --- talking to it ---------------------------------------------------------------------------
+
+    def worker_url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.web_port}{path}"
+
+    def load_catalog(self, document: dict) -> dict:
+        response = httpx.post(self.base + "/catalog", json=document, auth=ADMIN, timeout=60)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def post(self, statements: list[dict], batch: int = 50) -> None:
+        for start in range(0, len(statements), batch):
+            response = self.xapi.post("/statements", json=statements[start : start + batch])
+            assert response.status_code == 200, response.text
+
+    def last_position(self) -> str:
+        async def query() -> str:
+            conn = await asyncpg.connect(self.dsn)
+            try:
+                row = await conn.fetchrow("SELECT stored, seq FROM lrs_statements ORDER BY stored DESC, seq DESC LIMIT 1")
+            finally:
+                await conn.close()
+            return positions.encode(row["stored"], row["seq"]) if row else ""
+
+        return run(query())
+
+    def wait_synced(self, timeout: float = 120) -> None:
+        """Until every sink recorded, in every partition, a position at or past the last statement."""
+        target = self.last_position()
+        deadline = time.monotonic() + timeout
+        while True:
+            marks = httpx.get(self.worker_url("/watermarks"), timeout=10).json()
+            sinks = {k: v for k, v in marks.items() if k != "relay"}
+            if all(min(v) >= target for v in sinks.values()):
+                return
+            assert time.monotonic() < deadline, f"sinks did not reach {target}: {marks}"
+            time.sleep(0.05)
+
+    def analytics(self, view: str, course: int | None = None) -> list[dict]:
+        params = {"course_id": course} if course is not None else None
+        response = httpx.get(self.worker_url(f"/analytics/{view}"), params=params, timeout=60)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def replay(self, since: str | None = None, sinks: list[str] | None = None) -> None:
+        response = httpx.post(self.worker_url("/replay"), json={"since": since, "sinks": sinks}, timeout=120)
+        assert response.status_code == 200, response.text
+
+    def fetch(self, sql: str, *args) -> list[asyncpg.Record]:
+        async def query():
+            conn = await asyncpg.connect(self.dsn)
+            try:
+                return await conn.fetch(sql, *args)
+            finally:
+                await conn.close()
+
+        return run(query())

@@ -1,0 +1,237 @@
+"""The pipeline end to end, on real parts: statements POSTed to the LRS over HTTP, relayed into
+tansu, processed by the Faust worker, landing in chdb and in the PostgreSQL rollups, domain
+events on Kafka. Every expected number is computed by ``tests/cohort.py`` from the statements
+the test sent."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import threading
+from collections import Counter
+from decimal import Decimal
+from pathlib import Path
+
+import orjson
+import pytest
+from aiokafka import AIOKafkaConsumer
+
+from .cohort import (
+    Cohort,
+    catalog,
+    expected_domain_events,
+    expected_engagement,
+    expected_funnel,
+    expected_heatmap,
+    expected_quizzes,
+    expected_rollups,
+)
+from .pipeline_stack import PipelineStack
+
+pytestmark = pytest.mark.timeout(900)
+
+
+@pytest.fixture(scope="module")
+def stack(pg_dsn: str, tmp_path_factory: pytest.TempPathFactory):
+    built = PipelineStack(pg_dsn, Path(tmp_path_factory.mktemp("pipeline")))
+    yield built
+    built.close()
+
+
+def cohort(first_course: int, students: range, seed: int) -> tuple[dict, list[dict]]:
+    document = catalog(first_course, 2, list(students))
+    people = Cohort(document, seed)
+    for student in students:
+        people.learn(student)
+    return document, people.statements
+
+
+# --- reading what the sinks hold ----------------------------------------------------------------
+
+
+def rollups(stack: PipelineStack, courses: list[int]) -> dict[tuple[int, int], dict]:
+    rows = stack.fetch(
+        "SELECT e.student_id, e.course_id, e.status, e.completion_percentage, p.completed_lessons,"
+        " p.completed_quizzes, p.completed_modules, p.time_spent_minutes,"
+        " (SELECT count(*) FROM lms.quiz_attempts q WHERE q.enrollment_id = e.id) AS attempts"
+        " FROM lms.enrollments e JOIN lms.progress p ON p.enrollment_id = e.id WHERE e.course_id = ANY($1::int[])",
+        courses,
+    )
+    return {
+        (r["student_id"], r["course_id"]): {
+            "status": r["status"],
+            "completion_percentage": r["completion_percentage"],
+            "completed_lessons": sorted(r["completed_lessons"]),
+            "completed_quizzes": sorted(r["completed_quizzes"]),
+            "completed_modules": sorted(r["completed_modules"]),
+            "quiz_attempts": r["attempts"],
+            "time_spent_minutes": r["time_spent_minutes"],
+        }
+        for r in rows
+    }
+
+
+def engagement(stack: PipelineStack, courses: list[int]) -> dict[tuple, tuple[int, int, float]]:
+    out = {}
+    for course in courses:
+        for r in stack.analytics("engagement_hourly", course):
+            day = r["day"] if isinstance(r["day"], str) else str(r["day"])
+            out[(r["course_id"], r["lesson_id"], day, r["hour"])] = (r["events"], r["learners"], r["seconds"])
+    return out
+
+
+def heatmap(stack: PipelineStack, courses: list[int]) -> dict[tuple[str, int], int]:
+    return {(r["activity_id"], r["segment"]): r["views"] for c in courses for r in stack.analytics("video_heatmap", c)}
+
+
+def quizzes(stack: PipelineStack, courses: list[int]) -> dict[tuple[int, int], tuple[int, int]]:
+    return {(r["course_id"], r["quiz_id"]): (r["attempts"], r["passed"])
+            for c in courses for r in stack.analytics("quiz_performance", c)}  # fmt: skip
+
+
+def funnel(stack: PipelineStack, courses: list[int]) -> dict[int, tuple[int, int, int, int]]:
+    return {r["course_id"]: (r["started"], r["progressed"], r["completed"], r["passed"])
+            for c in courses for r in stack.analytics("completion_funnel", c)}  # fmt: skip
+
+
+def domain_events_table(stack: PipelineStack, courses: list[int]) -> Counter:
+    rows = stack.fetch(
+        "SELECT d.type, d.published_at IS NOT NULL AS published FROM lms.domain_events d"
+        " JOIN lms.enrollments e ON e.id = d.enrollment_id WHERE e.course_id = ANY($1::int[])",
+        courses,
+    )
+    assert all(r["published"] for r in rows), "domain events left unpublished"
+    return Counter(r["type"] for r in rows)
+
+
+def consume_domain_events(bootstrap: str, courses: list[int], expected: int) -> list[dict]:
+    """Domain events of these courses on Kafka lms.events (stops once ``expected`` distinct ids
+    arrived and the topic is then quiet for a second, or after a minute)."""
+
+    async def consume() -> list[dict]:
+        consumer = AIOKafkaConsumer("lms.events", bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                                    group_id=None, enable_auto_commit=False)  # fmt: skip
+        await consumer.start()
+        found: dict[str, dict] = {}
+        try:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 60
+            quiet_since = None
+            while loop.time() < deadline:
+                batch = await consumer.getmany(timeout_ms=200)
+                for messages in batch.values():
+                    for m in messages:
+                        event = orjson.loads(m.value)
+                        if event["course_id"] in courses:
+                            found.setdefault(event["id"], event)
+                if batch:
+                    quiet_since = None
+                elif len(found) >= expected:
+                    quiet_since = quiet_since or loop.time()
+                    if loop.time() - quiet_since > 1.0:
+                        break
+        finally:
+            await consumer.stop()
+        return list(found.values())
+
+    return asyncio.run(consume())
+
+
+def assert_sinks_hold(stack: PipelineStack, document: dict, statements: list[dict]) -> None:
+    courses = [c["id"] for c in document["courses"]]
+    assert rollups(stack, courses) == expected_rollups(document, statements)
+    want_engagement = {(c, l, str(d), h): v for (c, l, d, h), v in expected_engagement(document, statements).items()}
+    assert engagement(stack, courses) == want_engagement
+    assert heatmap(stack, courses) == expected_heatmap(statements)
+    assert quizzes(stack, courses) == expected_quizzes(document, statements)
+    assert funnel(stack, courses) == expected_funnel(document, statements)
+
+
+# --- tests ------------------------------------------------------------------------------------------
+
+
+def test_cohort_lands_in_every_sink_exactly(stack: PipelineStack):
+    """A cohort posted over HTTP (batches and single statements) yields exactly the rollups,
+    ClickHouse aggregates and domain events computed from its statements."""
+    document, statements = cohort(first_course=10, students=range(1, 13), seed=3)
+    stack.load_catalog(document)
+    half = len(statements) // 2
+    stack.post(statements[:half], batch=40)
+    stack.post(statements[half:], batch=1)
+    stack.wait_synced()
+    assert_sinks_hold(stack, document, statements)
+
+    expected = expected_domain_events(expected_rollups(document, statements))
+    courses = [c["id"] for c in document["courses"]]
+    assert domain_events_table(stack, courses) == expected
+    on_kafka = consume_domain_events(stack.broker.bootstrap, courses, sum(expected.values()))
+    assert Counter(e["type"] for e in on_kafka) == expected
+    completed = {(e["student_id"], e["course_id"]) for e in on_kafka if e["type"] == "enrollment.completed"}
+    want_completed = {k for k, r in expected_rollups(document, statements).items() if r["status"] == "completed"}
+    assert completed == want_completed and want_completed, "the cohort should complete some enrollments"
+
+
+def test_crash_broker_restart_and_replays_leave_the_numbers_unchanged(stack: PipelineStack):
+    """SIGKILL the worker while a cohort streams in, restart it; restart the broker (which forgets
+    every message); replay every sink twice: the sinks hold the first-pass numbers each time, and
+    no transition is announced twice."""
+    document, statements = cohort(first_course=20, students=range(101, 113), seed=7)
+    stack.load_catalog(document)
+    courses = [c["id"] for c in document["courses"]]
+    poster = threading.Thread(target=stack.post, args=(statements,), kwargs={"batch": 5})
+    poster.start()
+    deadline_statements = len(statements) // 3
+    while len(stack.fetch("SELECT 1 FROM lrs_statements s WHERE s.document->'actor'->>'mbox' LIKE 'mailto:student1__@%'")) < deadline_statements:
+        pass  # until a third of the cohort is stored and streaming
+    stack.stop_worker(signal.SIGKILL)
+    stack.start_worker()
+    poster.join()
+    stack.wait_synced()
+    assert_sinks_hold(stack, document, statements)
+    first_pass = domain_events_table(stack, courses)
+    assert first_pass == expected_domain_events(expected_rollups(document, statements))
+
+    stack.restart_broker()
+    stack.wait_synced()
+    assert_sinks_hold(stack, document, statements)
+
+    for _ in range(2):
+        stack.replay()
+        stack.wait_synced()
+        assert_sinks_hold(stack, document, statements)
+    assert domain_events_table(stack, courses) == first_pass
+
+
+def test_voiding_a_completion_retracts_it_everywhere(stack: PipelineStack):
+    """Voiding the statement that passed a learner's quiz takes the quiz, its module and the
+    enrollment's completion back, and removes it from the ClickHouse aggregates."""
+    document = catalog(30, 1, [501])
+    stack.load_catalog(document)
+    course = document["courses"][0]
+    learner = Cohort(document, seed=1)
+    context = {"contextActivities": {"grouping": [{"id": course["iri"]}]}}
+    for module in course["modules"]:
+        for lesson in module["lessons"]:
+            learner._say(501, "completed", lesson["iri"], context=context, result={"completion": True})
+    quiz = course["modules"][1]["quizzes"][0]
+    passing = learner._say(501, "passed", quiz["iri"], context=context,
+                           result={"score": {"scaled": 0.9}, "success": True, "duration": "PT60S"})  # fmt: skip
+    stack.post(learner.statements)
+    stack.wait_synced()
+    before = rollups(stack, [30])[(501, 30)]
+    assert before["status"] == "completed" and before["completed_quizzes"] == [quiz["id"]]
+    assert quizzes(stack, [30]) == {(30, quiz["id"]): (1, 1)}
+
+    void = {"actor": {"mbox": "mailto:teacher@school.example"}, "verb": {"id": "http://adlnet.gov/expapi/verbs/voided"},
+            "object": {"objectType": "StatementRef", "id": passing["id"]}}  # fmt: skip
+    stack.post([void])
+    stack.wait_synced()
+    after = rollups(stack, [30])[(501, 30)]
+    assert after["status"] == "active"
+    assert after["completed_quizzes"] == [] and after["completed_modules"] == [course["modules"][0]["id"]]
+    assert after["completion_percentage"] == Decimal("80.00")
+    assert quizzes(stack, [30]) == {}
+    remaining = [s for s in learner.statements if s["id"] != passing["id"]]
+    assert engagement(stack, [30]) == {
+        (c, l, str(d), h): v for (c, l, d, h), v in expected_engagement(document, remaining).items()
+    }
