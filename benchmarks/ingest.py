@@ -44,7 +44,9 @@ VERBS = [
 class Population:
     """Deterministic learners, courses and lessons; statements drawn from them."""
 
-    def __init__(self, learners: int = 2000, courses: int = 20, lessons: int = 25, seed: int | None = None) -> None:
+    def __init__(
+        self, learners: int = 2000, courses: int = 20, lessons: int = 25, seed: int | None = None
+    ) -> None:
         self.rng = random.Random(seed)
         names = random.Random(7)  # learners are the same in every run, statement ids are new
         self.learners = [f"mailto:learner{i}@bench.example" for i in range(learners)]
@@ -63,23 +65,38 @@ class Population:
             "object": {
                 "objectType": "Activity",
                 "id": f"{course_iri}/lessons/{lesson}",
-                "definition": {"name": {"en-US": f"Lesson {lesson}"},
-                               "type": "http://adlnet.gov/expapi/activities/lesson"},
+                "definition": {
+                    "name": {"en-US": f"Lesson {lesson}"},
+                    "type": "http://adlnet.gov/expapi/activities/lesson",
+                },
             },  # fmt: skip
-            "result": {"score": {"scaled": round(r.random(), 2)}, "completion": r.random() < 0.5,
-                       "duration": f"PT{r.randrange(1, 900)}S"},  # fmt: skip
+            "result": {
+                "score": {"scaled": round(r.random(), 2)},
+                "completion": r.random() < 0.5,
+                "duration": f"PT{r.randrange(1, 900)}S",
+            },  # fmt: skip
             "context": {
                 "registration": r.choice(self.registrations),
-                "contextActivities": {"parent": [{"id": f"{course_iri}/modules/{lesson // 5}"}],
-                                      "grouping": [{"id": course_iri}]},  # fmt: skip
+                "contextActivities": {
+                    "parent": [{"id": f"{course_iri}/modules/{lesson // 5}"}],
+                    "grouping": [{"id": course_iri}],
+                },  # fmt: skip
                 "platform": "bench",
             },
             "timestamp": "2026-02-09T10:30:00.000Z",
         }
 
 
-def spawn(port: int, data_dir: Path, key: str, secret: str, workers: int) -> subprocess.Popen:
-    env = {**os.environ, "LRS_ADMIN_KEY": key, "LRS_ADMIN_SECRET": secret, "LRS_LOG_LEVEL": "warning"}
+def spawn(
+    port: int, data_dir: Path, key: str, secret: str, workers: int, **extra_env: str
+) -> subprocess.Popen:
+    env = {
+        **os.environ,
+        "LRS_ADMIN_KEY": key,
+        "LRS_ADMIN_SECRET": secret,
+        "LRS_LOG_LEVEL": "warning",
+        **extra_env,
+    }
     process = subprocess.Popen(
         [sys.executable, "-m", "lrs", "up", "--port", str(port), "--data-dir", str(data_dir),
          "--workers", str(workers)],
@@ -177,18 +194,25 @@ async def main_async(args) -> None:
         print(f"\nserver peak RSS (VmHWM, pid {args.pid} and its workers): {peak_rss_mb(args.pid):.0f} MB")
 
 
-
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--url", default="http://127.0.0.1:8080/xapi")
-    parser.add_argument("--auth", default="bench:bench-secret", help="KEY:SECRET of a credential with scope all")
+    parser.add_argument(
+        "--auth", default="bench:bench-secret", help="KEY:SECRET of a credential with scope all"
+    )
     parser.add_argument("--pid", type=int, default=None, help="server PID, to report its peak RSS")
     parser.add_argument("--spawn", action="store_true", help="start `lrs up` on a fresh data dir for the run")
-    parser.add_argument("--data-dir", type=Path, default=None, help="with --spawn: data dir (default: temporary)")
+    parser.add_argument(
+        "--data-dir", type=Path, default=None, help="with --spawn: data dir (default: temporary)"
+    )
     parser.add_argument("--workers", type=int, default=1, help="with --spawn: server processes")
     parser.add_argument("--batches", type=int, default=300)
     parser.add_argument("--singles", type=int, default=20000)
-    parser.add_argument("--total", type=int, default=1_000_000, help="statements stored before the query phase")
+    parser.add_argument(
+        "--total", type=int, default=1_000_000, help="statements stored before the query phase"
+    )
     parser.add_argument("--queries", type=int, default=2000)
     args = parser.parse_args()
     process = None

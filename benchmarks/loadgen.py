@@ -50,7 +50,9 @@ class Connection:
             self.writer.close()
             await self.writer.wait_closed()
 
-    async def request(self, method: str, path: str, body: bytes = b"", content_type: str = "application/json"):
+    async def request(
+        self, method: str, path: str, body: bytes = b"", content_type: str = "application/json"
+    ):
         head = f"{method} {self.base}{path} HTTP/1.1\r\n".encode() + self.fixed
         if body:
             head += f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n".encode()

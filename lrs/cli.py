@@ -59,7 +59,9 @@ def main(log_level: str | None) -> None:
 @main.command()
 @click.option("--host", default=None, help="interface to listen on (default 127.0.0.1)")
 @click.option("--port", type=int, default=None, help="port (default 8080)")
-@click.option("--data-dir", type=click.Path(path_type=Path), default=None, help="data directory (default ./.lrs-data)")
+@click.option(
+    "--data-dir", type=click.Path(path_type=Path), default=None, help="data directory (default ./.lrs-data)"
+)
 @click.option("--workers", type=int, default=None, help="server processes (default LRS_WORKERS or 1)")
 def up(host: str | None, port: int | None, data_dir: Path | None, workers: int | None) -> None:
     """Start the LRS (embedded PostgreSQL unless LRS_DATABASE_URL is set)."""
@@ -85,7 +87,9 @@ def up(host: str | None, port: int | None, data_dir: Path | None, workers: int |
                     uvicorn.Server(uvicorn.Config(create_app(dsn, server, store, auth), **options)).run()
                 else:  # worker processes build the app from the environment; they share the port
                     os.environ.update(LRS_DATABASE_URL=dsn, LRS_HOST=server.host, LRS_PORT=str(server.port))
-                    uvicorn.run("lrs.http.app:app_from_environment", factory=True, workers=server.workers, **options)
+                    uvicorn.run(
+                        "lrs.http.app:app_from_environment", factory=True, workers=server.workers, **options
+                    )
         finally:
             if supervisor is not None:
                 supervisor.stop()
@@ -173,7 +177,9 @@ class _stores:
 
 
 @main.command()
-@click.option("--data-dir", type=click.Path(path_type=Path), default=None, help="data directory (default ./.lrs-data)")
+@click.option(
+    "--data-dir", type=click.Path(path_type=Path), default=None, help="data directory (default ./.lrs-data)"
+)
 def worker(data_dir: Path | None) -> None:
     """Run a pipeline worker: relay, enrichment and sinks (several may share the partitions)."""
     from streams.settings import StreamSettings
@@ -234,7 +240,9 @@ def catalog_load(file, data_dir) -> None:
 
 
 @main.command()
-@click.option("--since", default=None, help="replay statements stored from this ISO 8601 instant (default: all)")
+@click.option(
+    "--since", default=None, help="replay statements stored from this ISO 8601 instant (default: all)"
+)
 @click.option("--sink", "sinks", multiple=True, help="sink to rebuild (clickhouse, progress); default: all")
 @_DATA_DIR
 def replay(since: str | None, sinks: tuple[str, ...], data_dir) -> None:
@@ -251,8 +259,6 @@ def credentials() -> None:
     """Create, list and revoke HTTP Basic credentials."""
 
 
-
-
 @credentials.command("create")
 @click.option("--name", required=True, help="who the credential is for (becomes the authority's name)")
 @click.option("--scope", "scopes", multiple=True, default=("statements/write", "statements/read/mine"),
@@ -260,12 +266,16 @@ def credentials() -> None:
 @click.option("--key", default=None, help="key to use (default: random)")
 @click.option("--secret", default=None, help="secret to use (default: random)")
 @_DATA_DIR
-def credentials_create(name: str, scopes: tuple[str, ...], key: str | None, secret: str | None, data_dir) -> None:
+def credentials_create(
+    name: str, scopes: tuple[str, ...], key: str | None, secret: str | None, data_dir
+) -> None:
     """Create a credential and print its key and secret (the secret is not stored in clear)."""
     from lrs.auth.credentials import new_credential
 
     try:
-        credential, secret = new_credential(name, list(scopes), AuthSettings().authority_homepage, key=key, secret=secret)
+        credential, secret = new_credential(
+            name, list(scopes), AuthSettings().authority_homepage, key=key, secret=secret
+        )
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--scope") from None
 

@@ -4,9 +4,9 @@
 a server; both speak the same schema (``clickhouse_schema.sql``) and queries. The client is
 synchronous (chdb only offers that), so every call runs on one dedicated thread.
 
-Idempotency: before inserting, the sink asks which of the batch's statements already net to +1
-in the table and skips them; a retraction inserts sign -1 copies of the rows a statement
-contributed, only while they net to +1. Each table checks itself, so a crash between the two
+Idempotency: before inserting, the sink asks which of the batch's statements the table already
+has rows of and skips them (so a voided statement, whose rows net to 0, never comes back); a
+retraction inserts sign -1 copies of the rows a statement contributed, only while they net to +1. Each table checks itself, so a crash between the two
 tables' inserts heals on replay. Watermarks are written after the data, so a crash can only
 make the sink replay more, never skip.
 """
@@ -18,6 +18,7 @@ import math
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from importlib import resources
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +27,10 @@ import clickhouse_connect
 from streams.enrich import LearningEvent
 from streams.position import since_position
 
-from .ports import Batch
+from .ports import Batch, Retraction
 
 SEGMENT_SECONDS = 5
+RETRACT_CHUNK = 1000
 
 EVENT_COLUMNS = (
     "statement_id", "sign", "position", "timestamp", "stored", "learner_key", "student_id", "course_id",
@@ -39,6 +41,14 @@ EVENT_COLUMNS = (
 SEGMENT_COLUMNS = (
     "statement_id", "sign", "timestamp", "stored", "learner_key", "course_id", "lesson_id", "activity_id", "segment",
 )  # fmt: skip
+
+
+_AT = "toDateTime64(%%(%s)s, 6, 'UTC')"
+"""A bound instant with its microseconds (clickhouse-connect renders datetimes to the second)."""
+
+
+def _micros(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
 def _flag(value: bool | None) -> int | None:
@@ -65,8 +75,17 @@ def segment_rows(e: LearningEvent) -> list[tuple]:
         segments.update(range(int(start // SEGMENT_SECONDS), int(last // SEGMENT_SECONDS) + 1))
     where = e.location
     return [
-        (e.statement_id, 1, e.timestamp, e.stored, e.learner_key, where.course_id or 0, where.lesson_id or 0,
-         e.activity_id, s)
+        (
+            e.statement_id,
+            1,
+            e.timestamp,
+            e.stored,
+            e.learner_key,
+            where.course_id or 0,
+            where.lesson_id or 0,
+            e.activity_id,
+            s,
+        )
         for s in sorted(segments)
     ]
 
@@ -96,7 +115,9 @@ class ClickHouseSink:
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clickhouse")
 
     async def _run(self, function, *args, **kwargs):
-        return await asyncio.get_running_loop().run_in_executor(self._thread, lambda: function(*args, **kwargs))
+        return await asyncio.get_running_loop().run_in_executor(
+            self._thread, lambda: function(*args, **kwargs)
+        )
 
     async def start(self) -> None:
         def setup() -> None:
@@ -126,62 +147,90 @@ class ClickHouseSink:
 
     # --- applying --------------------------------------------------------------------------------
 
-    def _applied(self, table: str, ids: list[str]) -> set[str]:
-        if not ids:
+    def _applied(self, table: str, events: list[LearningEvent]) -> set[str]:
+        """Which of these statements ``table`` already has rows of (counted, or counted and then
+        retracted: a voided statement never comes back). Asks for the statements
+        stored within the events' range (the minmax index on ``stored`` skips every older part;
+        no id list in the query text, whatever the batch size) and intersects."""
+        if not events:
             return set()
+        rows = self._client.query(
+            f"SELECT DISTINCT toString(statement_id) FROM {table}"
+            f" WHERE stored BETWEEN {_AT % 'low'} AND {_AT % 'high'}",
+            parameters={
+                "low": _micros(min(e.stored for e in events)),
+                "high": _micros(max(e.stored for e in events)),
+            },
+        ).result_rows
+        return {r[0] for r in rows} & {e.statement_id for e in events}
+
+    def _still_counted(self, table: str, ids: list[str]) -> list[str]:
         rows = self._client.query(
             f"SELECT toString(statement_id) FROM {table} WHERE statement_id IN %(ids)s"
             " GROUP BY statement_id HAVING sum(sign) > 0",
             parameters={"ids": ids},
         ).result_rows
-        return {r[0] for r in rows}
+        return sorted(r[0] for r in rows)
 
     def _retract(self, table: str, columns: tuple[str, ...], ids: list[str]) -> None:
-        applied = sorted(self._applied(table, ids))
+        applied = self._still_counted(table, ids)
         if not applied:
             return
         cols = ", ".join(c if c != "sign" else "toInt8(-1) AS retracting" for c in columns)
         rows = self._client.query(
-            f"SELECT {cols} FROM {table} WHERE statement_id IN %(ids)s AND sign = 1", parameters={"ids": applied}
+            f"SELECT {cols} FROM {table} WHERE statement_id IN %(ids)s AND sign = 1",
+            parameters={"ids": applied},
         ).result_rows
         self._client.insert(table, rows, column_names=list(columns))
 
-    def _apply(self, batch: Batch) -> None:
-        events, retractions = batch.net()
-        ids = [e.statement_id for e in events]
-        applied = self._applied("learning_events", ids)
-        rows = [event_row(e) for e in events if e.statement_id not in applied]
-        if rows:
-            self._client.insert("learning_events", rows, column_names=list(EVENT_COLUMNS))
-        watched = [e for e in events if e.video_segments]
-        if watched:
-            applied_segments = self._applied("video_segments", [e.statement_id for e in watched])
-            segments = [r for e in watched if e.statement_id not in applied_segments for r in segment_rows(e)]
-            if segments:
-                self._client.insert("video_segments", segments, column_names=list(SEGMENT_COLUMNS))
-        if retractions:
-            voided = [r.statement_id for r in retractions]
-            self._retract("learning_events", EVENT_COLUMNS, voided)
-            self._retract("video_segments", SEGMENT_COLUMNS, voided)
-        if batch.through:
-            self._record(batch)
+    def _apply(self, batches: Sequence[Batch]) -> None:
+        events: list[LearningEvent] = []
+        retractions: list[Retraction] = []
+        for batch in batches:
+            added, taken = batch.net()
+            events += added
+            retractions += taken
+        if events:
+            applied = self._applied("learning_events", events)
+            rows = [event_row(e) for e in events if e.statement_id not in applied]
+            if rows:
+                self._client.insert("learning_events", rows, column_names=list(EVENT_COLUMNS))
+            watched = [e for e in events if e.video_segments]
+            if watched:
+                done = self._applied("video_segments", watched)
+                segments = [r for e in watched if e.statement_id not in done for r in segment_rows(e)]
+                if segments:
+                    self._client.insert("video_segments", segments, column_names=list(SEGMENT_COLUMNS))
+        voided = [r.statement_id for r in retractions]
+        for start in range(0, len(voided), RETRACT_CHUNK):  # id lists stay far below max_query_size
+            chunk = voided[start : start + RETRACT_CHUNK]
+            self._retract("learning_events", EVENT_COLUMNS, chunk)
+            self._retract("video_segments", SEGMENT_COLUMNS, chunk)
+        self._record([b for b in batches if b.through])
 
-    def _record(self, batch: Batch) -> None:
-        """Move the partition's position: a newer relay epoch restarts it, an older is ignored."""
-        rows = self._client.query(
-            "SELECT position, epoch FROM sink_watermarks FINAL WHERE partition = %(p)s", parameters={"p": batch.partition}
-        ).result_rows
-        position, epoch = rows[0] if rows else ("", "")
-        if batch.epoch < epoch:
+    def _record(self, batches: list[Batch]) -> None:
+        """Move each partition's position: a newer relay epoch restarts it, an older is ignored."""
+        if not batches:
             return
-        new = batch.through if batch.epoch > epoch else max(position, batch.through)
-        self._client.insert(
-            "sink_watermarks", [(batch.partition, new, batch.epoch, datetime.now(timezone.utc))],
-            column_names=["partition", "position", "epoch", "updated"],
-        )  # fmt: skip
+        rows = self._client.query(
+            "SELECT partition, position, epoch FROM sink_watermarks FINAL WHERE partition IN %(p)s",
+            parameters={"p": [b.partition for b in batches]},
+        ).result_rows
+        current = {int(p): (position, epoch) for p, position, epoch in rows}
+        now, marks = datetime.now(timezone.utc), []
+        for batch in batches:
+            position, epoch = current.get(batch.partition, ("", ""))
+            if batch.epoch < epoch:
+                continue
+            new = batch.through if batch.epoch > epoch else max(position, batch.through)
+            marks.append((batch.partition, new, batch.epoch, now))
+        if marks:
+            self._client.insert(
+                "sink_watermarks", marks, column_names=["partition", "position", "epoch", "updated"]
+            )
 
-    async def apply(self, batch: Batch) -> None:
-        await self._run(self._apply, batch)
+    async def apply(self, batches: Sequence[Batch]) -> None:
+        await self._run(self._apply, batches)
 
     async def watermarks(self, partitions: int) -> list[str]:
         rows = await self.query("SELECT partition, position FROM sink_watermarks FINAL")
@@ -196,11 +245,16 @@ class ClickHouseSink:
                 if since is None:
                     self._client.command(f"TRUNCATE TABLE {table}")
                 else:
-                    self._client.command(f"DELETE FROM {table} WHERE stored >= %(since)s", parameters={"since": since})
+                    # a mutation rewrites the affected parts with their projections (rare: replays)
+                    self._client.command(
+                        f"ALTER TABLE {table} DELETE WHERE stored >= {_AT % 'since'}",
+                        parameters={"since": _micros(since)}, settings={"mutations_sync": 2},
+                    )  # fmt: skip
             start, now = since_position(since) if since is not None else "", datetime.now(timezone.utc)
             self._client.command("TRUNCATE TABLE sink_watermarks")
             rows = [(p, start, epoch, now) for p in range(self._partitions)]
-            self._client.insert("sink_watermarks", rows, column_names=["partition", "position", "epoch", "updated"])
+            self._client.insert(
+                "sink_watermarks", rows, column_names=["partition", "position", "epoch", "updated"]
+            )
 
         await self._run(wipe)
-

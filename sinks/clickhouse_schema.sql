@@ -41,6 +41,7 @@ CREATE TABLE IF NOT EXISTS learning_events
     platform         LowCardinality(String),
     registration     String,
     INDEX statement_lookup statement_id TYPE bloom_filter GRANULARITY 1,
+    INDEX stored_range stored TYPE minmax GRANULARITY 1,     -- idempotency checks read recent parts only
     PROJECTION engagement_hourly
     (
         SELECT course_id, lesson_id, toDate(timestamp), toHour(timestamp), learner_key,
@@ -81,6 +82,7 @@ CREATE TABLE IF NOT EXISTS video_segments
     activity_id  String,
     segment      UInt32,               -- [segment * 5, segment * 5 + 5) seconds
     INDEX statement_lookup statement_id TYPE bloom_filter GRANULARITY 1,
+    INDEX stored_range stored TYPE minmax GRANULARITY 1,
     PROJECTION heatmap
     (
         SELECT course_id, lesson_id, activity_id, segment, sum(sign)

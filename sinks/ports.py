@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -52,8 +53,9 @@ class Sink(Protocol):
     async def start(self) -> None:
         """Connect and create or migrate the schema."""
 
-    async def apply(self, batch: Batch) -> None:
-        """Apply a batch idempotently and record ``batch.through`` for its partition."""
+    async def apply(self, batches: Sequence[Batch]) -> None:
+        """Apply batches (at most one per partition) idempotently and all together, and record
+        each one's ``through`` for its partition; a crash midway leaves what a replay repairs."""
 
     async def watermarks(self, partitions: int) -> list[str]:
         """How far the sink got in each partition (``""`` = nothing yet)."""

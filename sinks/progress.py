@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
@@ -112,7 +112,9 @@ class ProgressSink:
             await self._pool.close()
 
     async def watermarks(self, partitions: int) -> list[str]:
-        rows = await self._pool.fetch("SELECT partition, position FROM lms.sink_watermarks WHERE sink = $1", self.name)
+        rows = await self._pool.fetch(
+            "SELECT partition, position FROM lms.sink_watermarks WHERE sink = $1", self.name
+        )
         found = {r["partition"]: r["position"] for r in rows}
         return [found.get(p, "") for p in range(partitions)]
 
@@ -129,7 +131,7 @@ class ProgressSink:
             )
             await conn.execute(
                 "DELETE FROM lms.quiz_attempts q WHERE NOT EXISTS"
-                " (SELECT FROM lms.learning_facts f WHERE f.statement_id = q.statement_id)"
+                " (SELECT FROM lms.learning_facts f WHERE f.statement_id = q.statement_id AND NOT f.retracted)"
             )
             await conn.execute("DELETE FROM lms.sink_watermarks WHERE sink = $1", self.name)
             start = since_position(since) if since is not None else ""
@@ -138,34 +140,53 @@ class ProgressSink:
                 [(self.name, p, start, epoch) for p in range(self._partitions)],
             )
 
-    async def apply(self, batch: Batch) -> None:
-        events, retractions = batch.net()
-        facts = [f for e in events if (f := _Fact.of(e)) is not None]
+    async def apply(self, batches: Sequence[Batch]) -> None:
+        facts: list[_Fact] = []
+        retracted: list[str] = []
+        cause: dict[str, str] = {}  # statement → through of its batch (names its domain events)
+        for batch in batches:
+            events, retractions = batch.net()
+            for e in events:
+                if (fact := _Fact.of(e)) is not None:
+                    facts.append(fact)
+                    cause[fact.statement_id] = batch.through
+            for r in retractions:
+                retracted.append(r.statement_id)
+                cause[r.statement_id] = batch.through
         async with self._pool.acquire() as conn, conn.transaction():
-            affected: set[int] = set()
+            touched: list[tuple[str, int]] = []  # (statement, enrollment) really added or removed
             if facts:
-                affected |= await self._insert_facts(conn, facts)
-            if retractions:
-                ids = [r.statement_id for r in retractions]
+                touched += await self._insert_facts(conn, facts)
+            if retracted:
                 rows = await conn.fetch(
-                    "DELETE FROM lms.learning_facts WHERE statement_id = ANY($1::uuid[]) RETURNING enrollment_id", ids
+                    "UPDATE lms.learning_facts SET retracted = true WHERE statement_id = ANY($1::uuid[])"
+                    " AND NOT retracted RETURNING statement_id::text, enrollment_id",
+                    retracted,
                 )
-                await conn.execute("DELETE FROM lms.quiz_attempts WHERE statement_id = ANY($1::uuid[])", ids)
-                affected |= {r["enrollment_id"] for r in rows}
+                await conn.execute(
+                    "DELETE FROM lms.quiz_attempts WHERE statement_id = ANY($1::uuid[])", retracted
+                )
+                touched += [(r["statement_id"], r["enrollment_id"]) for r in rows]
+            affected: dict[int, str] = {}
+            for statement, enrollment in touched:
+                affected[enrollment] = max(affected.get(enrollment, ""), cause[statement])
             if affected:
-                await self._recompute(conn, sorted(affected), cause=batch.through)
-            if batch.through:
+                await self._recompute(conn, affected, pruned=bool(retracted))
+            marks = [b for b in batches if b.through]
+            if marks:
                 # a newer relay epoch restarts the position (a replay); an older one is ignored
                 await conn.execute(
-                    "INSERT INTO lms.sink_watermarks AS w (sink, partition, position, epoch) VALUES ($1, $2, $3, $4)"
+                    "INSERT INTO lms.sink_watermarks AS w (sink, partition, position, epoch)"
+                    " SELECT $1, * FROM unnest($2::int[], $3::text[], $4::text[])"
                     " ON CONFLICT (sink, partition) DO UPDATE SET updated = now(), epoch = EXCLUDED.epoch,"
                     " position = CASE WHEN EXCLUDED.epoch > w.epoch THEN EXCLUDED.position"
                     " ELSE GREATEST(w.position, EXCLUDED.position) END"
                     " WHERE EXCLUDED.epoch >= w.epoch",
-                    self.name, batch.partition, batch.through, batch.epoch,
+                    self.name, [b.partition for b in marks], [b.through for b in marks], [b.epoch for b in marks],
                 )  # fmt: skip
 
-    async def _insert_facts(self, conn, facts: list[_Fact]) -> set[int]:
+    async def _insert_facts(self, conn, facts: list[_Fact]) -> list[tuple[str, int]]:
+        """Insert facts not there yet; returns (statement, enrollment) of those inserted."""
         pairs = sorted({(f.student_id, f.course_id) for f in facts})
         first = {}
         for f in facts:
@@ -207,12 +228,16 @@ class ProgressSink:
                 " time_taken_seconds, attempted_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
                 attempts,
             )
-        return {r["enrollment_id"] for r in inserted}
+        return [(r["statement_id"], r["enrollment_id"]) for r in inserted]
 
     # --- recomputing -----------------------------------------------------------------------------
 
-    async def _recompute(self, conn, enrollments: list[int], cause: str) -> None:
+    async def _recompute(self, conn, affected: dict[int, str], pruned: bool) -> None:
+        """Recompute these enrollments from their facts and write what changed, set-wise.
+        ``affected`` maps each enrollment to the position that caused the change; ``pruned``:
+        facts were removed, so lesson rows may have to go."""
         catalog = self._catalog()
+        enrollments = sorted(affected)
         rows = await conn.fetch(
             "SELECT e.id, e.student_id, e.course_id, e.status, e.completion_percentage, e.completed_at,"
             " e.started_at, e.last_accessed_at, p.completed_modules, p.completed_lessons, p.completed_quizzes,"
@@ -225,7 +250,7 @@ class ProgressSink:
         for r in await conn.fetch(
             "SELECT enrollment_id, lesson_id, bool_or(completes) AS done,"
             " min(at) FILTER (WHERE completes) AS done_at, sum(seconds) AS seconds"
-            " FROM lms.learning_facts WHERE enrollment_id = ANY($1::int[]) AND lesson_id IS NOT NULL"
+            " FROM lms.learning_facts WHERE enrollment_id = ANY($1::int[]) AND lesson_id IS NOT NULL AND NOT retracted"
             " GROUP BY enrollment_id, lesson_id",
             enrollments,
         ):
@@ -234,7 +259,7 @@ class ProgressSink:
         for r in await conn.fetch(
             "SELECT enrollment_id, quiz_id, bool_or(passed IS TRUE) AS passed,"
             " min(at) FILTER (WHERE passed) AS passed_at, max(score) AS best"
-            " FROM lms.learning_facts WHERE enrollment_id = ANY($1::int[]) AND quiz_id IS NOT NULL"
+            " FROM lms.learning_facts WHERE enrollment_id = ANY($1::int[]) AND quiz_id IS NOT NULL AND NOT retracted"
             " GROUP BY enrollment_id, quiz_id",
             enrollments,
         ):
@@ -247,12 +272,13 @@ class ProgressSink:
                 " bool_or(completes AND lesson_id IS NULL AND module_id IS NULL AND quiz_id IS NULL) OVER w AS course_done,"
                 " min(at) FILTER (WHERE completes AND lesson_id IS NULL AND module_id IS NULL AND quiz_id IS NULL)"
                 " OVER w AS course_done_at, lesson_id, module_id"
-                " FROM lms.learning_facts WHERE enrollment_id = ANY($1::int[])"
+                " FROM lms.learning_facts WHERE enrollment_id = ANY($1::int[]) AND NOT retracted"
                 " WINDOW w AS (PARTITION BY enrollment_id)"
                 " ORDER BY enrollment_id, (lesson_id IS NULL AND module_id IS NULL), at DESC, statement_id",
                 enrollments,
             )
         }
+        saved, lesson_rows, announced = [], [], []
         for row in rows:
             old = _State(
                 row["status"], row["completion_percentage"], row["completed_at"], row["started_at"],
@@ -260,20 +286,25 @@ class ProgressSink:
                 list(row["completed_quizzes"] or []), orjson.loads(row["quiz_scores"]) if row["quiz_scores"] else {},
                 row["time_spent_minutes"] or 0, row["current_module_id"], row["current_lesson_id"],
             )  # fmt: skip
-            new = _rollup(catalog, row["course_id"], old.status, lessons[row["id"]], quizzes[row["id"]],
-                          overall.get(row["id"]))  # fmt: skip
-            await self._save(conn, row["id"], row["student_id"], row["course_id"], catalog, new, lessons[row["id"]])
-            await self._emit(conn, row["id"], row["student_id"], row["course_id"], old, new, cause)
-
-    async def _save(self, conn, enrollment: int, student: int, course: int, catalog: Catalog, s: _State, lessons):
-        await conn.execute(
+            enrollment, student, course = row["id"], row["student_id"], row["course_id"]
+            new = _rollup(
+                catalog, course, old.status, lessons[enrollment], quizzes[enrollment], overall.get(enrollment)
+            )
+            required_lessons, _ = catalog.required_items(course)
+            total_modules = len(catalog.courses[course].modules) if course in catalog.courses else 0
+            saved.append((enrollment, new, total_modules, len(required_lessons)))
+            lesson_rows += [
+                (enrollment, lesson, student, bool(r["done"]), r["done_at"], int(r["seconds"] or 0))
+                for lesson, r in sorted(lessons[enrollment].items())
+            ]  # fmt: skip
+            announced += _transitions(enrollment, student, course, old, new, affected[enrollment])
+        await conn.executemany(
             "UPDATE lms.enrollments SET status = $2, completion_percentage = $3, completed_at = $4, started_at = $5,"
             " last_accessed_at = $6, updated_at = now() WHERE id = $1",
-            enrollment, s.status, s.completion_percentage, s.completed_at, s.started_at, s.last_accessed_at,
+            [(e, s.status, s.completion_percentage, s.completed_at, s.started_at, s.last_accessed_at)
+             for e, s, _, _ in saved],
         )  # fmt: skip
-        required_lessons, _ = catalog.required_items(course)
-        total_modules = len(catalog.courses[course].modules) if course in catalog.courses else 0
-        await conn.execute(
+        await conn.executemany(
             "INSERT INTO lms.progress (enrollment_id, completed_modules, completed_lessons, total_modules,"
             " total_lessons, completed_quizzes, quiz_scores, time_spent_minutes, current_module_id,"
             " current_lesson_id, last_accessed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
@@ -283,44 +314,33 @@ class ProgressSink:
             " quiz_scores = EXCLUDED.quiz_scores, time_spent_minutes = EXCLUDED.time_spent_minutes,"
             " current_module_id = EXCLUDED.current_module_id, current_lesson_id = EXCLUDED.current_lesson_id,"
             " last_accessed_at = EXCLUDED.last_accessed_at, updated_at = now()",
-            enrollment, s.completed_modules, s.completed_lessons, total_modules, len(required_lessons),
-            s.completed_quizzes, orjson.dumps(s.quiz_scores), s.time_spent_minutes, s.current_module_id,
-            s.current_lesson_id, s.last_accessed_at,
+            [(e, s.completed_modules, s.completed_lessons, modules, lesson_count, s.completed_quizzes,
+              orjson.dumps(s.quiz_scores), s.time_spent_minutes, s.current_module_id, s.current_lesson_id,
+              s.last_accessed_at) for e, s, modules, lesson_count in saved],
         )  # fmt: skip
-        await conn.execute("DELETE FROM lms.lesson_progress WHERE enrollment_id = $1", enrollment)
-        if lessons:
+        if lesson_rows:
             await conn.executemany(
-                "INSERT INTO lms.lesson_progress (enrollment_id, lesson_id, student_id, is_completed, completed_at,"
-                " time_spent_seconds) VALUES ($1, $2, $3, $4, $5, $6)",
-                [(enrollment, lesson, student, bool(r["done"]), r["done_at"], int(r["seconds"] or 0))
-                 for lesson, r in sorted(lessons.items())],  # fmt: skip
-            )
-
-    async def _emit(self, conn, enrollment: int, student: int, course: int, old: _State, new: _State, cause: str):
-        """One event per real transition: each lesson or quiz whose completion changed
-        (``progress.updated``), each module that became complete, the enrollment completing."""
-        base = {"enrollment_id": enrollment, "student_id": student, "course_id": course}
-        progress = {"completion_percentage": float(new.completion_percentage)}
-        events = []
-        for item, before, after in (
-            ("lesson", old.completed_lessons, new.completed_lessons),
-            ("quiz", old.completed_quizzes, new.completed_quizzes),
-        ):
-            for item_id in sorted(set(before) ^ set(after)):
-                done = item_id in after
-                events.append(("progress.updated", f"{item}:{item_id}:{done}",
-                               base | progress | {f"{item}_id": item_id, "completed": done}))  # fmt: skip
-        for module in sorted(set(new.completed_modules) - set(old.completed_modules)):
-            events.append(("progress.module_completed", str(module), base | {"module_id": module}))
-        if new.status == "completed" and old.status != "completed":
-            events.append(("enrollment.completed", "", base | {"completed_at": new.completed_at.isoformat()}))
-        for kind, key, payload in events:
-            event_id = uuid.uuid5(EVENT_NAMESPACE, f"{kind}|{enrollment}|{key}|{cause}")
+                "INSERT INTO lms.lesson_progress AS l (enrollment_id, lesson_id, student_id, is_completed,"
+                " completed_at, time_spent_seconds) VALUES ($1, $2, $3, $4, $5, $6)"
+                " ON CONFLICT (enrollment_id, lesson_id) DO UPDATE SET is_completed = EXCLUDED.is_completed,"
+                " completed_at = EXCLUDED.completed_at, time_spent_seconds = EXCLUDED.time_spent_seconds,"
+                " updated_at = now() WHERE (l.is_completed, l.completed_at, l.time_spent_seconds)"
+                " IS DISTINCT FROM (EXCLUDED.is_completed, EXCLUDED.completed_at, EXCLUDED.time_spent_seconds)",
+                lesson_rows,
+            )  # fmt: skip
+        if pruned:  # a lesson whose every fact was voided has no progress row any more
             await conn.execute(
+                "DELETE FROM lms.lesson_progress l WHERE l.enrollment_id = ANY($1::int[]) AND NOT EXISTS"
+                " (SELECT FROM lms.learning_facts f WHERE f.enrollment_id = l.enrollment_id AND f.lesson_id = l.lesson_id"
+                " AND NOT f.retracted)",
+                enrollments,
+            )  # fmt: skip
+        if announced:
+            await conn.executemany(
                 "INSERT INTO lms.domain_events (id, type, enrollment_id, payload) VALUES ($1, $2, $3, $4)"
                 " ON CONFLICT (id) DO NOTHING",
-                event_id, kind, enrollment, orjson.dumps(payload | {"id": str(event_id), "type": kind}),
-            )  # fmt: skip
+                announced,
+            )
 
     # --- domain event outbox ---------------------------------------------------------------------
 
@@ -340,17 +360,27 @@ class ProgressSink:
 
 
 def _percent(done: int, total: int) -> Decimal:
-    return (Decimal(100 * done) / Decimal(total)).quantize(Decimal("0.01"), ROUND_HALF_UP) if total else Decimal("0.00")
+    return (
+        (Decimal(100 * done) / Decimal(total)).quantize(Decimal("0.01"), ROUND_HALF_UP)
+        if total
+        else Decimal("0.00")
+    )
 
 
 def _rollup(catalog: Catalog, course: int, status: str, lessons: dict, quizzes: dict, overall) -> _State:
     required_lessons, required_quizzes = catalog.required_items(course)
-    done_lessons = {lesson: r["done_at"] for lesson, r in lessons.items() if r["done"] and lesson in required_lessons}
+    done_lessons = {
+        lesson: r["done_at"] for lesson, r in lessons.items() if r["done"] and lesson in required_lessons
+    }
     passed = {quiz: r["passed_at"] for quiz, r in quizzes.items() if r["passed"] and quiz in required_quizzes}
     modules = []
     for module in catalog.courses[course].modules if course in catalog.courses else ():
         items_l, items_q = catalog.module_lessons.get(module, []), catalog.module_quizzes.get(module, [])
-        if (items_l or items_q) and all(i in done_lessons for i in items_l) and all(q in passed for q in items_q):
+        if (
+            (items_l or items_q)
+            and all(i in done_lessons for i in items_l)
+            and all(q in passed for q in items_q)
+        ):
             modules.append(module)
     total = len(required_lessons) + len(required_quizzes)
     done = len(done_lessons) + len(passed)
@@ -369,8 +399,38 @@ def _rollup(catalog: Catalog, course: int, status: str, lessons: dict, quizzes: 
         completed_modules=sorted(modules),
         completed_lessons=sorted(done_lessons),
         completed_quizzes=sorted(passed),
-        quiz_scores={str(q): round(float(r["best"]), 2) for q, r in sorted(quizzes.items()) if r["best"] is not None},
+        quiz_scores={
+            str(q): round(float(r["best"]), 2) for q, r in sorted(quizzes.items()) if r["best"] is not None
+        },
         time_spent_minutes=int((overall["seconds"] or 0) // 60) if overall else 0,
         current_module_id=overall["module_id"] if overall else None,
         current_lesson_id=overall["lesson_id"] if overall else None,
     )
+
+
+def _transitions(
+    enrollment: int, student: int, course: int, old: _State, new: _State, cause: str
+) -> list[tuple]:
+    """Domain event rows for each real transition: each lesson or quiz whose completion changed
+    (``progress.updated``), each module that became complete, the enrollment completing. The id
+    is derived from the transition and the position that caused it, so writing it twice is one."""
+    base = {"enrollment_id": enrollment, "student_id": student, "course_id": course}
+    progress = {"completion_percentage": float(new.completion_percentage)}
+    events = []
+    for item, before, after in (
+        ("lesson", old.completed_lessons, new.completed_lessons),
+        ("quiz", old.completed_quizzes, new.completed_quizzes),
+    ):
+        for item_id in sorted(set(before) ^ set(after)):
+            done = item_id in after
+            events.append(("progress.updated", f"{item}:{item_id}:{done}",
+                           base | progress | {f"{item}_id": item_id, "completed": done}))  # fmt: skip
+    for module in sorted(set(new.completed_modules) - set(old.completed_modules)):
+        events.append(("progress.module_completed", str(module), base | {"module_id": module}))
+    if new.status == "completed" and old.status != "completed":
+        events.append(("enrollment.completed", "", base | {"completed_at": new.completed_at.isoformat()}))
+    rows = []
+    for kind, key, payload in events:
+        event_id = uuid.uuid5(EVENT_NAMESPACE, f"{kind}|{enrollment}|{key}|{cause}")
+        rows.append((event_id, kind, enrollment, orjson.dumps(payload | {"id": str(event_id), "type": kind})))
+    return rows

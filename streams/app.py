@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -35,6 +37,7 @@ from . import topics
 from .catalog import NOTIFY_CHANNEL, Catalog
 from .enrich import flatten
 from .envelope import BadEnvelope, decode
+from .lanes import Lanes
 from .relay import REWIND_CHANNEL, StatementRelay
 from .settings import CatalogSettings, ClickHouseSettings, StreamSettings
 
@@ -45,8 +48,10 @@ ANALYTICS_VIEWS = frozenset({
     "question_performance", "completion_funnel", "time_to_complete",
 })  # fmt: skip
 
-EVENTS = Counter("lrs_pipeline_events_total", "Statements applied to the sinks", ["kind"])
-DEAD_LETTERS = Counter("lrs_pipeline_dead_letters_total", "Messages or statements sent to the dead-letter topic")
+EVENTS = Counter("lrs_pipeline_events_total", "Statements (and retractions) applied, per sink", ["sink"])
+DEAD_LETTERS = Counter(
+    "lrs_pipeline_dead_letters_total", "Messages or statements sent to the dead-letter topic"
+)
 SINK_SECONDS = Histogram(
     "lrs_sink_batch_seconds", "Time to apply one batch to a sink", ["sink"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
@@ -75,6 +80,7 @@ class Pipeline:
         self.progress: ProgressSink | None = None
         self.clickhouse: ClickHouseSink | None = None
         self.relay: StatementRelay | None = None
+        self.lanes: Lanes | None = None
         self._listener: asyncpg.Connection | None = None
 
     async def start(self, send) -> None:
@@ -88,15 +94,27 @@ class Pipeline:
             self.sinks.append(self.clickhouse)
         for sink in self.sinks:
             await sink.start()
+        self.lanes = Lanes(self.sinks, self._apply_with_retry, self._lane_failed)
+        self.lanes.start()
         await self.reload_catalog()
-        self._listener = await asyncpg.connect(self.lms_dsn, server_settings={"application_name": "lrs-catalog"})
-        await self._listener.add_listener(NOTIFY_CHANNEL, lambda *_: asyncio.ensure_future(self.reload_catalog()))
+        self._listener = await asyncpg.connect(
+            self.lms_dsn, server_settings={"application_name": "lrs-catalog"}
+        )
+        await self._listener.add_listener(
+            NOTIFY_CHANNEL, lambda *_: asyncio.ensure_future(self.reload_catalog())
+        )
         self.relay = StatementRelay(
             self.store_dsn, send, self.stream.stream_partitions, self.start_position,
             batch=self.stream.stream_batch, interval=self.stream.relay_interval,
         )  # fmt: skip
 
+    def _lane_failed(self, exc: BaseException) -> None:
+        log.critical("a sink lane failed; stopping the worker", exc_info=exc)
+        os.kill(os.getpid(), signal.SIGTERM)  # the supervisor (or the orchestrator) restarts it
+
     async def stop(self) -> None:
+        if self.lanes is not None:
+            await self.lanes.stop()
         if self._listener is not None:
             await self._listener.close()
         for sink in self.sinks:
@@ -139,10 +157,10 @@ class Pipeline:
             lowest = low if lowest is None else min(lowest, low)
         return lowest or positions.START
 
-    async def apply(self, messages: list[tuple[int, bytes]], dead_letter) -> int:
-        """Apply envelopes (partition, raw value) to every sink; returns statements applied."""
+    async def prepare(self, messages: list[tuple[int, bytes]], dead_letter) -> list[Batch]:
+        """Envelopes (partition, raw value) → one batch of operations per partition; what cannot
+        be read or flattened goes to the dead-letter topic."""
         batches: dict[int, Batch] = {}
-        applied = 0
         for partition, raw in messages:
             batch = batches.setdefault(partition, Batch(partition))
             try:
@@ -163,28 +181,28 @@ class Pipeline:
                 try:
                     batch.operations.append(flatten(item.statement, item.position, self.catalog))
                 except (KeyError, TypeError, ValueError, AttributeError) as exc:
-                    await dead_letter(orjson.dumps(item.statement), f"cannot flatten statement: {exc!r}", partition)
-        for batch in batches.values():
-            applied += len(batch.operations)
-            await asyncio.gather(*(self._apply_with_retry(sink, batch) for sink in self.sinks))
-        EVENTS.labels("applied").inc(applied)
-        return applied
+                    await dead_letter(
+                        orjson.dumps(item.statement), f"cannot flatten statement: {exc!r}", partition
+                    )
+        return list(batches.values())
 
-    async def _apply_with_retry(self, sink: Sink, batch: Batch) -> None:
+    async def _apply_with_retry(self, sink: Sink, batches: list[Batch]) -> None:
         delay = 0.1
         while True:
             started = time.perf_counter()
             try:
-                await sink.apply(batch)
+                await sink.apply(batches)
             except Exception:  # noqa: BLE001 - any sink failure: retry, never skip the batch
                 SINK_ERRORS.labels(sink.name).inc()
-                log.exception("sink %s failed on a batch of partition %d; retrying", sink.name, batch.partition)
+                log.exception("sink %s failed on a batch; retrying in %.1f s", sink.name, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
                 continue
             SINK_SECONDS.labels(sink.name).observe(time.perf_counter() - started)
-            if batch.through and self.relay and self.relay.position:
-                lag = positions.stored_of(self.relay.position) - positions.stored_of(batch.through)
+            EVENTS.labels(sink.name).inc(sum(len(b.operations) for b in batches))
+            through = min((b.through for b in batches if b.through), default="")
+            if through and self.relay and self.relay.position:
+                lag = positions.stored_of(self.relay.position) - positions.stored_of(through)
                 LAG.labels(sink.name).set(max(lag.total_seconds(), 0.0))
             return
 
@@ -243,9 +261,16 @@ def create_app(pipeline: Pipeline, broker: str) -> faust.App:
 
     @app.agent(statements)
     async def process(stream):
-        """Envelopes in → statements applied to every sink (then the envelopes are acknowledged)."""
-        async for events in stream.take_events(50, within=0.05):
-            yield await pipeline.apply([(e.message.partition, e.value) for e in events], dead_letter)
+        """Envelopes in → batches handed to the sink lanes; the envelopes are acknowledged once
+        every sink applied them."""
+        async for events in stream.noack_take(50, within=0.05):
+            batches = await pipeline.prepare([(e.message.partition, e.value) for e in events], dead_letter)
+
+            async def acknowledge(events=events) -> None:
+                for event in events:
+                    await stream.ack(event)
+
+            yield await pipeline.lanes.submit(batches, acknowledge)
 
     @app.task
     async def relay() -> None:
@@ -261,7 +286,9 @@ def create_app(pipeline: Pipeline, broker: str) -> faust.App:
             return
         pending = await pipeline.progress.unpublished_events()
         if pending:
-            await asyncio.gather(*[domain_events.send(key=key.encode(), value=value) for _, value, key in pending])
+            await asyncio.gather(
+                *[domain_events.send(key=key.encode(), value=value) for _, value, key in pending]
+            )
             await app.producer.flush()
             await pipeline.progress.mark_published([event_id for event_id, _, _ in pending])
 
@@ -286,7 +313,9 @@ def create_app(pipeline: Pipeline, broker: str) -> faust.App:
     async def analytics(web_view, request, view: str):
         """Rows of one analytics view, optionally for one course: ``/analytics/video_heatmap?course_id=3``."""
         if pipeline.clickhouse is None or view not in ANALYTICS_VIEWS:
-            return web.Response(status=404, text=f"no analytics view {view!r}; views: {sorted(ANALYTICS_VIEWS)}")
+            return web.Response(
+                status=404, text=f"no analytics view {view!r}; views: {sorted(ANALYTICS_VIEWS)}"
+            )
         where, parameters = "", {}
         course = request.query.get("course_id")
         if course is not None:
@@ -302,16 +331,23 @@ def create_app(pipeline: Pipeline, broker: str) -> faust.App:
         from ``since`` and make the relay replay from their positions."""
 
         async def post(self, request):
-            body = orjson.loads(await request.read() or b"{}")
+            try:
+                body = orjson.loads(await request.read() or b"{}")
+            except orjson.JSONDecodeError:
+                body = None
+            if not isinstance(body, dict):
+                return web.Response(status=400, text='expected {"since": …, "sinks": […]}')
             since = parse_timestamp(body["since"]) if body.get("since") else None
             if body.get("since") and since is None:
                 return web.Response(status=400, text="since must be an ISO 8601 timestamp")
             chosen = [s for s in pipeline.sinks if not body.get("sinks") or s.name in body["sinks"]]
             epoch = await pipeline.store_now()
+            await pipeline.lanes.drain()  # nothing from before the reset lands after it
             for sink in chosen:
                 await sink.reset(since, epoch)
             await pipeline.notify_rewind()
-            return web.Response(body=orjson.dumps({"reset": [s.name for s in chosen]}), content_type="application/json")
+            return web.Response(
+                body=orjson.dumps({"reset": [s.name for s in chosen]}), content_type="application/json"
+            )
 
     return app
-

@@ -93,13 +93,17 @@ class Catalog:
         self.students: dict[str, int] = {}
 
     @classmethod
-    async def read(cls, conn: asyncpg.Connection, templates: str = "", student_homepage: str | None = None) -> Catalog:
+    async def read(
+        cls, conn: asyncpg.Connection, templates: str = "", student_homepage: str | None = None
+    ) -> Catalog:
         catalog = cls(templates, student_homepage)
         for row in await conn.fetch("SELECT course_id, iri FROM lms.courses"):
             catalog.courses[row["course_id"]] = Course(row["course_id"])
             if row["iri"]:
                 catalog.by_iri[row["iri"]] = Location(course_id=row["course_id"])
-        for row in await conn.fetch("SELECT module_id, course_id, iri FROM lms.modules ORDER BY position, module_id"):
+        for row in await conn.fetch(
+            "SELECT module_id, course_id, iri FROM lms.modules ORDER BY position, module_id"
+        ):
             catalog.modules[row["module_id"]] = row["course_id"]
             catalog.courses[row["course_id"]].modules.append(row["module_id"])
             catalog.module_lessons[row["module_id"]] = []
@@ -110,7 +114,9 @@ class Catalog:
             "SELECT lesson_id, module_id, course_id, kind, duration_seconds, iri FROM lms.lessons"
             " ORDER BY position, lesson_id"
         ):
-            lesson = Lesson(row["lesson_id"], row["module_id"], row["course_id"], row["kind"], row["duration_seconds"])
+            lesson = Lesson(
+                row["lesson_id"], row["module_id"], row["course_id"], row["kind"], row["duration_seconds"]
+            )
             catalog.lessons[lesson.lesson_id] = lesson
             catalog.courses[lesson.course_id].lessons.append(lesson.lesson_id)
             if lesson.module_id is not None:
@@ -174,7 +180,11 @@ class Catalog:
         if key is not None and key in self.students:
             return self.students[key]
         account = actor.get("account")
-        if account and self.student_homepage and account["homePage"].rstrip("/") == self.student_homepage.rstrip("/"):
+        if (
+            account
+            and self.student_homepage
+            and account["homePage"].rstrip("/") == self.student_homepage.rstrip("/")
+        ):
             return int(account["name"]) if account["name"].isdigit() else None
         return None
 

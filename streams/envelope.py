@@ -25,6 +25,7 @@ statements land in one partition, chosen as Kafka's default partitioner would fo
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -33,8 +34,10 @@ from aiokafka.partitioner import murmur2
 VERSION = 1
 
 
+@lru_cache(maxsize=1 << 16)
 def partition_of(learner: str, partitions: int) -> int:
-    """Kafka's default partitioner: murmur2 of the key, positive, modulo the partition count."""
+    """Kafka's default partitioner: murmur2 of the key, positive, modulo the partition count.
+    (aiokafka's murmur2 is pure Python; learners recur, so results are cached.)"""
     return (murmur2(learner.encode()) & 0x7FFFFFFF) % partitions
 
 
@@ -73,10 +76,18 @@ class BadEnvelope(ValueError):
 
 
 def decode(raw: bytes) -> Envelope:
+    """Read an envelope; ``BadEnvelope`` names what is wrong with anything else."""
     try:
         data = orjson.loads(raw)
-        if not isinstance(data, dict) or data.get("v") != VERSION:
-            raise BadEnvelope(f"unknown envelope version {data.get('v') if isinstance(data, dict) else None!r}")
+    except orjson.JSONDecodeError as exc:
+        raise BadEnvelope(f"not JSON: {exc}") from None
+    if not isinstance(data, dict) or data.get("v") != VERSION:
+        raise BadEnvelope(f"unknown envelope version {data.get('v') if isinstance(data, dict) else None!r}")
+    if not isinstance(data.get("items", []), list):
+        raise BadEnvelope(f"envelope items is a {type(data['items']).__name__}, not a list")
+    if not isinstance(data.get("through"), str):
+        raise BadEnvelope("envelope has no through position")
+    try:
         items = [
             Item(
                 position=str(i["pos"]),
@@ -85,10 +96,10 @@ def decode(raw: bytes) -> Envelope:
                 voided=bool(i.get("voided", False)),
                 target=i.get("target"),
             )
-            for i in data["items"]
+            for i in data.get("items", [])
         ]
-        if any(not isinstance(i.statement, dict) for i in items):
-            raise BadEnvelope("an item's statement is not a JSON object")
-        return Envelope(through=str(data["through"]), items=items, epoch=str(data.get("epoch", "")))
-    except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
-        raise BadEnvelope(f"not a statement envelope: {exc!r}") from None
+    except (KeyError, TypeError) as exc:
+        raise BadEnvelope(f"an envelope item is malformed: {exc!r}") from None
+    if any(not isinstance(i.statement, dict) for i in items):
+        raise BadEnvelope("an item's statement is not a JSON object")
+    return Envelope(through=data["through"], items=items, epoch=str(data.get("epoch", "")))

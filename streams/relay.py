@@ -127,7 +127,9 @@ class StatementRelay:
         """Publish what became consistent since the last round; returns how many statements."""
         async with pool.acquire() as conn:
             consistent: datetime = await conn.fetchval(_CONSISTENT, APPLICATION_NAME)
-            after_stored, after_seq = positions.decode(self.position) if self.position else (positions.EPOCH, 0)
+            after_stored, after_seq = (
+                positions.decode(self.position) if self.position else (positions.EPOCH, 0)
+            )
             rows = await conn.fetch(_READ, after_stored, after_seq, consistent, READ_LIMIT)
         items: dict[int, list[tuple[str, bytes, str]]] = defaultdict(list)  # partition → (pos, item, learner)
         for row in rows:
@@ -142,8 +144,10 @@ class StatementRelay:
             )  # fmt: skip
             items[partition_of(learner, self._partitions)].append((pos, item, learner))
         # with nothing new, everything stored before the consistent instant has been sent
-        last = positions.encode(rows[-1]["stored"], rows[-1]["seq"]) if rows else max(
-            self.position, positions.encode(consistent, 0)
+        last = (
+            positions.encode(rows[-1]["stored"], rows[-1]["seq"])
+            if rows
+            else max(self.position, positions.encode(consistent, 0))
         )
         sends = []
         for partition, entries in items.items():
@@ -155,7 +159,9 @@ class StatementRelay:
                 through = last if final else chunk[-1][0]
                 learners = {learner for _, _, learner in chunk}
                 key = next(iter(learners)).encode() if len(learners) == 1 else None
-                sends.append(self._send(partition, _envelope(through, self.epoch, [i for _, i, _ in chunk]), key))
+                sends.append(
+                    self._send(partition, _envelope(through, self.epoch, [i for _, i, _ in chunk]), key)
+                )
         if sends:
             await asyncio.gather(*sends)
             quiet = set(range(self._partitions)) - set(items)
@@ -171,4 +177,8 @@ class StatementRelay:
 
 
 def _envelope(through: str, epoch: str, items: list[bytes]) -> bytes:
-    return b'{"v":1,"through":"%s","epoch":"%s","items":[%s]}' % (through.encode(), epoch.encode(), b",".join(items))
+    return b'{"v":1,"through":"%s","epoch":"%s","items":[%s]}' % (
+        through.encode(),
+        epoch.encode(),
+        b",".join(items),
+    )

@@ -25,6 +25,18 @@ def _worker(port: int, path: str, body: dict | None = None) -> dict:
         return orjson.loads(response.read())
 
 
+async def _last(dsn: str) -> str:
+    """Position of the newest stored statement: the replay is done when every sink is past it."""
+    conn = await asyncpg.connect(dsn, server_settings={"application_name": "lrs-replay"})
+    try:
+        row = await conn.fetchrow(
+            "SELECT stored, seq FROM lrs_statements ORDER BY stored DESC, seq DESC LIMIT 1"
+        )
+    finally:
+        await conn.close()
+    return positions.encode(row["stored"], row["seq"]) if row else positions.START
+
+
 async def _count(dsn: str, since, upto: str | None) -> int:
     conn = await asyncpg.connect(dsn, server_settings={"application_name": "lrs-replay"})
     try:
@@ -51,11 +63,16 @@ def run_replay(dsn: str, port: int, since: str | None, sinks: list[str]) -> None
     try:
         before = _worker(port, "/watermarks")
     except OSError:
-        raise click.ClickException(f"no pipeline worker answers on 127.0.0.1:{port}; start `lrs up` or `lrs worker`") from None
+        raise click.ClickException(
+            f"no pipeline worker answers on 127.0.0.1:{port}; start `lrs up` or `lrs worker`"
+        ) from None
     unknown = [s for s in sinks if s not in before]
     if unknown:
-        raise click.BadParameter(f"unknown sink {unknown[0]!r}; this worker has {sorted(set(before) - {'relay'})}")
+        raise click.BadParameter(
+            f"unknown sink {unknown[0]!r}; this worker has {sorted(set(before) - {'relay'})}"
+        )
     total = asyncio.run(_count(dsn, moment, None))
+    target = asyncio.run(_last(dsn))
     chosen = _worker(port, "/replay", {"since": since, "sinks": sinks or None})["reset"]
     with tqdm(total=total, unit="stmt", desc=f"replaying into {', '.join(chosen)}") as bar:
         while True:
@@ -63,7 +80,7 @@ def run_replay(dsn: str, port: int, since: str | None, sinks: list[str]) -> None
             lowest = min(min(marks[name]) for name in chosen)
             done = asyncio.run(_count(dsn, moment, lowest)) if lowest else 0
             bar.update(done - bar.n)
-            relay = marks.get("relay") or ""
-            if lowest and relay and lowest >= relay and done >= total:
+            if lowest and lowest >= target:
+                bar.update(total - bar.n)
                 break
             time.sleep(0.5)

@@ -44,7 +44,9 @@ class Supervisor:
         self.data_dir = data_dir
         self.store_dsn = store_dsn
         self.stream = stream
-        self.broker = None if stream.kafka_bootstrap else EmbeddedBroker(stream.kafka_port, data_dir / "broker.log")
+        self.broker = (
+            None if stream.kafka_bootstrap else EmbeddedBroker(stream.kafka_port, data_dir / "broker.log")
+        )
         self.worker: subprocess.Popen | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="supervisor", daemon=True)
@@ -89,7 +91,9 @@ class Supervisor:
                 self._start_worker()
                 continue
             if self.worker is not None and self.worker.poll() is not None:
-                log.warning("pipeline worker exited with %s; restarting in %.0f s", self.worker.returncode, pause)
+                log.warning(
+                    "pipeline worker exited with %s; restarting in %.0f s", self.worker.returncode, pause
+                )
                 if self._stop.wait(pause):
                     return
                 pause = min(pause * 2, 30.0)

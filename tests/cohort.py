@@ -38,10 +38,17 @@ def catalog(first_course: int, courses: int = 2, students: list[int] | None = No
                 "position": m,
                 "iri": f"{BASE}/courses/{c}/modules/{module_id}",
                 "lessons": [
-                    {"id": module_id * 10 + 1, "kind": "video", "duration_seconds": 60,
-                     "iri": f"{BASE}/courses/{c}/lessons/{module_id * 10 + 1}"},
-                    {"id": module_id * 10 + 2, "kind": "reading",
-                     "iri": f"{BASE}/courses/{c}/lessons/{module_id * 10 + 2}"},
+                    {
+                        "id": module_id * 10 + 1,
+                        "kind": "video",
+                        "duration_seconds": 60,
+                        "iri": f"{BASE}/courses/{c}/lessons/{module_id * 10 + 1}",
+                    },
+                    {
+                        "id": module_id * 10 + 2,
+                        "kind": "reading",
+                        "iri": f"{BASE}/courses/{c}/lessons/{module_id * 10 + 2}",
+                    },
                 ],  # fmt: skip
                 "quizzes": [],
             }
@@ -51,12 +58,18 @@ def catalog(first_course: int, courses: int = 2, students: list[int] | None = No
             course["modules"].append(module)
         out["courses"].append(course)
     for s in students or []:
-        out["students"].append({"id": s, "name": f"Student {s}", "identities": [{"mbox": f"mailto:student{s}@school.example"}]})
+        out["students"].append(
+            {"id": s, "name": f"Student {s}", "identities": [{"mbox": f"mailto:student{s}@school.example"}]}
+        )
     return out
 
 
 def agent(student: int) -> dict[str, Any]:
-    return {"objectType": "Agent", "name": f"Student {student}", "mbox": f"mailto:student{student}@school.example"}
+    return {
+        "objectType": "Agent",
+        "name": f"Student {student}",
+        "mbox": f"mailto:student{student}@school.example",
+    }
 
 
 class Cohort:
@@ -105,8 +118,16 @@ class Cohort:
                         if not done:
                             finished = False
                     else:
-                        self._say(student, "experienced", lesson["iri"], context=context, result={"duration": "PT90S"})
-                        self._say(student, "completed", lesson["iri"], context=context, result={"completion": True})
+                        self._say(
+                            student,
+                            "experienced",
+                            lesson["iri"],
+                            context=context,
+                            result={"duration": "PT90S"},
+                        )
+                        self._say(
+                            student, "completed", lesson["iri"], context=context, result={"completion": True}
+                        )
                 for quiz in module["quizzes"]:
                     for q in range(2):
                         self._say(student, "answered", f"{quiz['iri']}/questions/{q}", context=context,
@@ -153,7 +174,9 @@ def _seconds(duration: str | None) -> float:
     return float(duration[2:-1]) if duration else 0.0  # the cohort writes PT<n>S only
 
 
-def expected_rollups(catalog: dict[str, Any], statements: list[dict[str, Any]]) -> dict[tuple[int, int], dict]:
+def expected_rollups(
+    catalog: dict[str, Any], statements: list[dict[str, Any]]
+) -> dict[tuple[int, int], dict]:
     """(student, course) → status, completion_percentage, completed lessons/quizzes/modules,
     quiz attempts, time spent minutes; by the README's rollup rules."""
     where = _where(catalog)
@@ -178,7 +201,9 @@ def expected_rollups(catalog: dict[str, Any], statements: list[dict[str, Any]]) 
         seconds[key] += _seconds(result.get("duration"))
         verb = _verb(st)
         progress = result.get("extensions", {}).get(PROGRESS)
-        completes = verb in ("completed", "passed") or result.get("completion") is True or (progress or 0) >= 0.9
+        completes = (
+            verb in ("completed", "passed") or result.get("completion") is True or (progress or 0) >= 0.9
+        )
         if kind == "lesson" and completes:
             done_lessons[key].add(item)
         if kind == "quiz":
@@ -189,10 +214,10 @@ def expected_rollups(catalog: dict[str, Any], statements: list[dict[str, Any]]) 
     out = {}
     for key in seen:
         course = next(c for c in catalog["courses"] if c["id"] == key[1])
-        lessons = [l["id"] for m in course["modules"] for l in m["lessons"]]
+        lessons = [lesson["id"] for m in course["modules"] for lesson in m["lessons"]]
         quizzes = [q["id"] for m in course["modules"] for q in m["quizzes"]]
         modules = [m["id"] for m in course["modules"]
-                   if all(l["id"] in done_lessons[key] for l in m["lessons"]) and all(q["id"] in passed[key] for q in m["quizzes"])]  # fmt: skip
+                   if all(lesson["id"] in done_lessons[key] for lesson in m["lessons"]) and all(q["id"] in passed[key] for q in m["quizzes"])]  # fmt: skip
         done = len(done_lessons[key] & set(lessons)) + len(passed[key] & set(quizzes))
         total = len(lessons) + len(quizzes)
         out[key] = {
@@ -222,7 +247,9 @@ def _timestamp(st: dict[str, Any]) -> datetime:
     return datetime.fromisoformat(st["timestamp"].replace("Z", "+00:00"))
 
 
-def expected_engagement(catalog: dict[str, Any], statements: list[dict[str, Any]]) -> dict[tuple, tuple[int, int, float]]:
+def expected_engagement(
+    catalog: dict[str, Any], statements: list[dict[str, Any]]
+) -> dict[tuple, tuple[int, int, float]]:
     """(course, lesson, day, hour) → (events, learners, seconds) over catalog-located statements."""
     where = _where(catalog)
     events: Counter = Counter()
@@ -261,7 +288,9 @@ def expected_heatmap(statements: list[dict[str, Any]]) -> dict[tuple[str, int], 
     return dict(views)
 
 
-def expected_quizzes(catalog: dict[str, Any], statements: list[dict[str, Any]]) -> dict[tuple[int, int], tuple[int, int]]:
+def expected_quizzes(
+    catalog: dict[str, Any], statements: list[dict[str, Any]]
+) -> dict[tuple[int, int], tuple[int, int]]:
     """(course, quiz) → (attempts, passed)."""
     where = _where(catalog)
     out: dict[tuple[int, int], list[int]] = defaultdict(lambda: [0, 0])
@@ -273,7 +302,9 @@ def expected_quizzes(catalog: dict[str, Any], statements: list[dict[str, Any]]) 
     return {k: tuple(v) for k, v in out.items()}
 
 
-def expected_funnel(catalog: dict[str, Any], statements: list[dict[str, Any]]) -> dict[int, tuple[int, int, int, int]]:
+def expected_funnel(
+    catalog: dict[str, Any], statements: list[dict[str, Any]]
+) -> dict[int, tuple[int, int, int, int]]:
     """course → learners who (started, progressed, completed something, passed something)."""
     where = _where(catalog)
     stages: dict[int, list[set]] = defaultdict(lambda: [set(), set(), set(), set()])

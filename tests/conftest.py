@@ -50,7 +50,9 @@ class RunningServer:
     def __init__(self, app, port: int) -> None:
         self.port = port
         self.server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", loop="uvloop")
+            uvicorn.Config(
+                app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", loop="uvloop"
+            )
         )
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
@@ -165,7 +167,10 @@ def unique_agent(name: str = "Learner") -> dict[str, Any]:
 
 
 def unique_activity(**definition: Any) -> dict[str, Any]:
-    activity: dict[str, Any] = {"objectType": "Activity", "id": f"https://lms.example/activities/{uuid.uuid4()}"}
+    activity: dict[str, Any] = {
+        "objectType": "Activity",
+        "id": f"https://lms.example/activities/{uuid.uuid4()}",
+    }
     if definition:
         activity["definition"] = definition
     return activity
@@ -179,7 +184,9 @@ VERBS = {
 }
 
 
-def statement(actor: dict | None = None, verb: str = "completed", obj: dict | None = None, **extra: Any) -> dict:
+def statement(
+    actor: dict | None = None, verb: str = "completed", obj: dict | None = None, **extra: Any
+) -> dict:
     """A valid statement; every part can be overridden."""
     st: dict[str, Any] = {
         "actor": actor or unique_agent(),

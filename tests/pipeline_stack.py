@@ -48,7 +48,12 @@ class PipelineStack:
         self.web_port = free_port()
         self.worker: subprocess.Popen | None = None
         self.server = RunningServer(
-            create_app(self.dsn, ServerSettings(), StoreSettings(), AuthSettings(admin_key=ADMIN[0], admin_secret=ADMIN[1])),
+            create_app(
+                self.dsn,
+                ServerSettings(),
+                StoreSettings(),
+                AuthSettings(admin_key=ADMIN[0], admin_secret=ADMIN[1]),
+            ),
             free_port(),
         ).__enter__()
         self.base = f"http://127.0.0.1:{self.server.port}"
@@ -120,7 +125,9 @@ class PipelineStack:
         async def query() -> str:
             conn = await asyncpg.connect(self.dsn)
             try:
-                row = await conn.fetchrow("SELECT stored, seq FROM lrs_statements ORDER BY stored DESC, seq DESC LIMIT 1")
+                row = await conn.fetchrow(
+                    "SELECT stored, seq FROM lrs_statements ORDER BY stored DESC, seq DESC LIMIT 1"
+                )
             finally:
                 await conn.close()
             return positions.encode(row["stored"], row["seq"]) if row else ""

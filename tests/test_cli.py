@@ -11,9 +11,14 @@ import time
 from pathlib import Path
 
 import httpx
+import orjson
 import psutil
 import pytest
 
+from lrs.xapi.formats import parse_timestamp
+from streams import position as positions
+
+from .cohort import Cohort, catalog, expected_funnel
 from .conftest import free_port, statement
 
 LRS = [sys.executable, "-m", "lrs"]
@@ -31,9 +36,11 @@ class Up:
 
     def __init__(self, data_dir: Path, **env: str) -> None:
         self.port = free_port()
+        # the embedded broker and the worker's web server get free ports too
+        self.env = {"LRS_KAFKA_PORT": str(free_port()), "LRS_WORKER_WEB_PORT": str(free_port()), **env}
         self.process = subprocess.Popen(
             [*LRS, "up", "--port", str(self.port), "--data-dir", str(data_dir)],
-            env={**os.environ, "LRS_LOG_LEVEL": "warning", **env},
+            env={**os.environ, "LRS_LOG_LEVEL": "warning", **self.env},
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
         self.base = f"http://127.0.0.1:{self.port}"
@@ -97,6 +104,7 @@ def test_first_start_without_admin_env_prints_a_credential_that_works(data_dir: 
     its secret once; a second start creates no other."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("LRS_ADMIN")}
     port = free_port()
+    env |= {"LRS_KAFKA_PORT": str(free_port()), "LRS_WORKER_WEB_PORT": str(free_port())}
     process = subprocess.Popen(
         [*LRS, "up", "--port", str(port), "--data-dir", str(data_dir)],
         env={**env, "LRS_LOG_LEVEL": "warning"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -118,7 +126,9 @@ def test_first_start_without_admin_env_prints_a_credential_that_works(data_dir: 
             pass
         assert time.monotonic() < deadline
         time.sleep(0.1)
-    response = httpx.get(base + "/xapi/statements", auth=(key, secret), headers={"X-Experience-API-Version": "2.0.0"})
+    response = httpx.get(
+        base + "/xapi/statements", auth=(key, secret), headers={"X-Experience-API-Version": "2.0.0"}
+    )
     assert response.status_code == 200
     process.send_signal(signal.SIGTERM)
     assert process.wait(60) == 0
@@ -151,7 +161,9 @@ def test_credentials_create_list_revoke(data_dir: Path):
         url = server.base + "/xapi/statements"
         assert httpx.post(url, json=statement(), auth=(key, secret), headers=headers).status_code == 200
         assert httpx.get(url, auth=(key, secret), headers=headers).status_code == 403  # write-only scopes
-        revoked = run_lrs("credentials", "revoke", key, data_dir=data_dir)  # uses the running server's database
+        revoked = run_lrs(
+            "credentials", "revoke", key, data_dir=data_dir
+        )  # uses the running server's database
         assert revoked.returncode == 0, revoked.stderr
         deadline = time.monotonic() + 10
         while httpx.post(url, json=statement(), auth=(key, secret), headers=headers).status_code != 401:
@@ -161,3 +173,60 @@ def test_credentials_create_list_revoke(data_dir: Path):
         assert server.stop() == 0
     again = run_lrs("credentials", "revoke", key, data_dir=data_dir)
     assert again.returncode != 0 and "no active credential" in again.stderr
+
+
+def test_up_runs_the_pipeline_and_replay_rebuilds_it(data_dir: Path, tmp_path: Path):
+    """`lrs up` alone also runs the broker and the worker: a loaded catalog and a posted cohort
+    show up in the ClickHouse analytics and the enrollments; `lrs replay` rebuilds both to the
+    same numbers; SIGTERM stops broker, worker and PostgreSQL."""
+    document = catalog(40, 1, [901, 902])
+    people = Cohort(document, seed=5)
+    for student in (901, 902):
+        people.learn(student)
+    (tmp_path / "catalog.json").write_bytes(orjson.dumps(document))
+    server = Up(data_dir, **ADMIN_ENV)
+    try:
+        children = server.family()
+        names = " ".join(" ".join(p.cmdline()) for p in children)
+        assert "tansu" in names and "worker" in names, names
+        loaded = run_lrs("catalog", "load", str(tmp_path / "catalog.json"), data_dir=data_dir, env=server.env)
+        assert loaded.returncode == 0, loaded.stderr
+        with httpx.Client(base_url=server.base + "/xapi", auth=("ops", "ops-secret"), timeout=60,
+                          headers={"X-Experience-API-Version": "1.0.3"}) as client:  # fmt: skip
+            for start in range(0, len(people.statements), 25):
+                response = client.post("/statements", json=people.statements[start : start + 25])
+                assert response.status_code == 200, response.text
+            last = client.get("/statements", params={"limit": 1}).json()["statements"][0]["stored"]
+        worker = f"http://127.0.0.1:{server.env['LRS_WORKER_WEB_PORT']}"
+
+        def synced() -> None:
+            deadline = time.monotonic() + 120
+            while True:
+                try:
+                    marks = httpx.get(worker + "/watermarks", timeout=5).json()
+                except httpx.TransportError:
+                    marks = {}
+                sinks = {k: v for k, v in marks.items() if k != "relay"}
+                if sinks and all(min(v) and positions.decode(min(v))[0] >= parse_timestamp(last)
+                                 for v in sinks.values()):  # fmt: skip
+                    return
+                assert time.monotonic() < deadline, f"sinks did not catch up: {marks}"
+                time.sleep(0.1)
+
+        def numbers() -> tuple[list, list]:
+            funnel = httpx.get(worker + "/analytics/completion_funnel", params={"course_id": 40}).json()
+            quizzes = httpx.get(worker + "/analytics/quiz_performance", params={"course_id": 40}).json()
+            return funnel, quizzes
+
+        synced()
+        first = numbers()
+        want = expected_funnel(document, people.statements)[40]
+        assert [(r["started"], r["progressed"], r["completed"], r["passed"]) for r in first[0]] == [want]
+        replayed = run_lrs("replay", data_dir=data_dir, env=server.env)
+        assert replayed.returncode == 0, replayed.stderr
+        synced()
+        assert numbers() == first
+    finally:
+        assert server.stop() == 0
+    gone, alive = psutil.wait_procs(children, timeout=30)
+    assert alive == [], f"left running: {[p.name() for p in alive]}"

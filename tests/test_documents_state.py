@@ -539,7 +539,9 @@ def test_doc4_post_declared_json_that_is_not_json_is_rejected(any_xapi, kind):
     """DOC-4, DOC-5: a POST declared application/json whose body does not parse is 400 (ADL suite
     XAPI-00314), even onto a missing document, and creates nothing."""
     path, params = doc_params(kind)
-    response = any_xapi.post(path, params=params, content=b'{"a": 1}[', headers={"Content-Type": "application/json"})
+    response = any_xapi.post(
+        path, params=params, content=b'{"a": 1}[', headers={"Content-Type": "application/json"}
+    )
     assert response.status_code == 400
     assert "json" in error_message(response).lower()
     assert any_xapi.get(path, params=params).status_code == 404

@@ -14,7 +14,9 @@ from pathlib import Path
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from streams import topics
 
 from .cohort import (
     Cohort,
@@ -81,7 +83,11 @@ def engagement(stack: PipelineStack, courses: list[int]) -> dict[tuple, tuple[in
 
 
 def heatmap(stack: PipelineStack, courses: list[int]) -> dict[tuple[str, int], int]:
-    return {(r["activity_id"], r["segment"]): r["views"] for c in courses for r in stack.analytics("video_heatmap", c)}
+    return {
+        (r["activity_id"], r["segment"]): r["views"]
+        for c in courses
+        for r in stack.analytics("video_heatmap", c)
+    }
 
 
 def quizzes(stack: PipelineStack, courses: list[int]) -> dict[tuple[int, int], tuple[int, int]]:
@@ -140,7 +146,9 @@ def consume_domain_events(bootstrap: str, courses: list[int], expected: int) -> 
 def assert_sinks_hold(stack: PipelineStack, document: dict, statements: list[dict]) -> None:
     courses = [c["id"] for c in document["courses"]]
     assert rollups(stack, courses) == expected_rollups(document, statements)
-    want_engagement = {(c, l, str(d), h): v for (c, l, d, h), v in expected_engagement(document, statements).items()}
+    want_engagement = {
+        (c, les, str(d), h): v for (c, les, d, h), v in expected_engagement(document, statements).items()
+    }
     assert engagement(stack, courses) == want_engagement
     assert heatmap(stack, courses) == expected_heatmap(statements)
     assert quizzes(stack, courses) == expected_quizzes(document, statements)
@@ -167,7 +175,9 @@ def test_cohort_lands_in_every_sink_exactly(stack: PipelineStack):
     on_kafka = consume_domain_events(stack.broker.bootstrap, courses, sum(expected.values()))
     assert Counter(e["type"] for e in on_kafka) == expected
     completed = {(e["student_id"], e["course_id"]) for e in on_kafka if e["type"] == "enrollment.completed"}
-    want_completed = {k for k, r in expected_rollups(document, statements).items() if r["status"] == "completed"}
+    want_completed = {
+        k for k, r in expected_rollups(document, statements).items() if r["status"] == "completed"
+    }
     assert completed == want_completed and want_completed, "the cohort should complete some enrollments"
 
 
@@ -181,7 +191,14 @@ def test_crash_broker_restart_and_replays_leave_the_numbers_unchanged(stack: Pip
     poster = threading.Thread(target=stack.post, args=(statements,), kwargs={"batch": 5})
     poster.start()
     deadline_statements = len(statements) // 3
-    while len(stack.fetch("SELECT 1 FROM lrs_statements s WHERE s.document->'actor'->>'mbox' LIKE 'mailto:student1__@%'")) < deadline_statements:
+    while (
+        len(
+            stack.fetch(
+                "SELECT 1 FROM lrs_statements s WHERE s.document->'actor'->>'mbox' LIKE 'mailto:student1__@%'"
+            )
+        )
+        < deadline_statements
+    ):
         pass  # until a third of the cohort is stored and streaming
     stack.stop_worker(signal.SIGKILL)
     stack.start_worker()
@@ -233,5 +250,51 @@ def test_voiding_a_completion_retracts_it_everywhere(stack: PipelineStack):
     assert quizzes(stack, [30]) == {}
     remaining = [s for s in learner.statements if s["id"] != passing["id"]]
     assert engagement(stack, [30]) == {
-        (c, l, str(d), h): v for (c, l, d, h), v in expected_engagement(document, remaining).items()
+        (c, les, str(d), h): v for (c, les, d, h), v in expected_engagement(document, remaining).items()
     }
+
+
+def test_poison_messages_go_to_the_dead_letter_topic_and_unknowns_still_flow(stack: PipelineStack):
+    """Undecodable and wrongly shaped messages on ``xapi.statements`` land on ``xapi.deadletter``
+    with their reason, and the agent keeps going: statements about an activity and a learner the
+    catalog does not know, posted afterwards, are counted with empty ids."""
+
+    async def produce() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=stack.broker.bootstrap)
+        await producer.start()
+        try:
+            await producer.send_and_wait(topics.STATEMENTS, b"\xff not json", partition=0)
+            await producer.send_and_wait(topics.STATEMENTS, b'{"v":1,"through":"","items":5}', partition=1)
+        finally:
+            await producer.stop()
+
+    asyncio.run(produce())
+    stranger = {"actor": {"mbox": "mailto:stranger@elsewhere.example"}, "timestamp": "2019-01-01T03:10:00Z",
+                "verb": {"id": "http://adlnet.gov/expapi/verbs/experienced"},
+                "object": {"id": "https://elsewhere.example/unknown-activity"}, "result": {"duration": "PT90S"}}  # fmt: skip
+    stack.post([stranger, {**stranger, "timestamp": "2019-01-01T03:20:00Z"}])
+    stack.wait_synced()
+    rows = [
+        r for r in stack.analytics("engagement_hourly", 0) if str(r["day"]) == "2019-01-01" and r["hour"] == 3
+    ]
+    assert [(r["lesson_id"], r["events"], r["learners"], r["seconds"]) for r in rows] == [(0, 2, 1, 180.0)]
+
+    async def dead_letters() -> list[dict]:
+        consumer = AIOKafkaConsumer(topics.DEAD_LETTERS, bootstrap_servers=stack.broker.bootstrap,
+                                    auto_offset_reset="earliest", group_id=None)  # fmt: skip
+        await consumer.start()
+        try:
+            found: list[dict] = []
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 30
+            while len(found) < 2 and loop.time() < deadline:
+                for messages in (await consumer.getmany(timeout_ms=200)).values():
+                    found += [orjson.loads(m.value) for m in messages]
+            return found
+        finally:
+            await consumer.stop()
+
+    letters = asyncio.run(dead_letters())
+    by_partition = {letter["partition"]: letter for letter in letters}
+    assert by_partition[0]["value"].endswith(" not json") and "JSON" in by_partition[0]["reason"]
+    assert "items" in by_partition[1]["reason"]

@@ -49,7 +49,9 @@ class Harness:
     def __call__(self, coroutine: Coroutine) -> Any:
         return self.runner.run(coroutine)
 
-    def store(self, *statements: dict, define: bool = True, attachments: list[AttachmentContent] = ()) -> list[str]:
+    def store(
+        self, *statements: dict, define: bool = True, attachments: list[AttachmentContent] = ()
+    ) -> list[str]:
         prepared = [prepare(s, AUTHORITY, XapiVersion.V1) for s in statements]
         self(self.stores.statements.store(prepared, list(attachments), same_statement, define))
         return [p.id for p in prepared]
@@ -193,10 +195,14 @@ def test_canonical_definitions_merge_languages_only_with_define(harness: Harness
     activity_id = unique_activity()["id"]
     harness.store(statement(obj={"id": activity_id, "definition": {"name": {"en-US": "Lesson"}}}))
     harness.store(statement(obj={"id": activity_id, "definition": {"name": {"fr-FR": "Leçon"}}}))
-    harness.store(statement(obj={"id": activity_id, "definition": {"name": {"de-DE": "Lektion"}}}), define=False)
+    harness.store(
+        statement(obj={"id": activity_id, "definition": {"name": {"de-DE": "Lektion"}}}), define=False
+    )
     definition = harness(harness.stores.statements.activity_definition(activity_id))
     assert definition == {"name": {"en-US": "Lesson", "fr-FR": "Leçon"}}
-    activities, verbs = harness(harness.stores.statements.canonical([activity_id], ["http://adlnet.gov/expapi/verbs/completed"]))
+    activities, verbs = harness(
+        harness.stores.statements.canonical([activity_id], ["http://adlnet.gov/expapi/verbs/completed"])
+    )
     assert activities[activity_id] == definition
     assert verbs["http://adlnet.gov/expapi/verbs/completed"]["en-US"] == "completed"
 

@@ -249,7 +249,12 @@ def contexts(draw, version: XapiVersion, activity_object: bool) -> dict[str, Any
     if draw(st.booleans()):
         keys = draw(
             # at least one key: xAPI 1.0.3 rejects an empty contextActivities (tested in CTX-8)
-            st.lists(st.sampled_from(["parent", "grouping", "category", "other"]), unique=True, min_size=1, max_size=4)
+            st.lists(
+                st.sampled_from(["parent", "grouping", "category", "other"]),
+                unique=True,
+                min_size=1,
+                max_size=4,
+            )
         )
         out["contextActivities"] = {k: draw(activities() | st.lists(activities(), max_size=2)) for k in keys}
     if activity_object:

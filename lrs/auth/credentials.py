@@ -49,7 +49,12 @@ def check_secret(secret: str, stored: str) -> bool:
 
 
 def new_credential(
-    name: str, scopes: list[str], authority_homepage: str, *, key: str | None = None, secret: str | None = None
+    name: str,
+    scopes: list[str],
+    authority_homepage: str,
+    *,
+    key: str | None = None,
+    secret: str | None = None,
 ) -> tuple[Credential, str]:
     """A new credential and its secret (shown once; only the hash is stored)."""
     key = key or secrets.token_hex(10)

@@ -127,7 +127,9 @@ def create_app(
         from streams.catalog import CatalogFile, store_catalog
 
         try:
-            principal = await request.app.state.authenticator.authenticate(request.headers.get("authorization"))
+            principal = await request.app.state.authenticator.authenticate(
+                request.headers.get("authorization")
+            )
         except AuthenticationError as exc:
             return error_response(401, str(exc), {"WWW-Authenticate": 'Basic realm="xAPI"'})
         if "all" not in principal.scopes:
@@ -135,7 +137,9 @@ def create_app(
         try:
             document = CatalogFile.model_validate_json(await request.body())
         except ValidationError as exc:
-            return error_response(400, f"not a catalog document: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}")
+            return error_response(
+                400, f"not a catalog document: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}"
+            )
         lms_dsn = store.lms_database_url or dsn
         pool = await create_pool(lms_dsn, min_size=1, max_size=1, application_name="lrs-catalog")
         try:
@@ -231,7 +235,9 @@ def _xapi_app(base_path: str, state: State, max_body_bytes: int) -> Starlette:
         for path, (endpoint, methods) in resources_by_path.items()
         for variant in (path, path + "/")
     ]
-    routes.append(Route(base_path + "/{rest:path}", not_found, methods=["GET", "HEAD", "PUT", "POST", "DELETE"]))
+    routes.append(
+        Route(base_path + "/{rest:path}", not_found, methods=["GET", "HEAD", "PUT", "POST", "DELETE"])
+    )
     app = Starlette(
         routes=routes,
         exception_handlers={

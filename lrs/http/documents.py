@@ -57,7 +57,9 @@ def endpoint(resource: Resource):
         scope = resource.scope(params)
         stores, principal, version = request.app.state.stores, request.state.principal, request.state.version
         # only State has multi-document DELETE; profiles need their id to delete one
-        id_required = method in ("PUT", "POST") or (method == "DELETE" and resource.kind is not DocumentKind.STATE)
+        id_required = method in ("PUT", "POST") or (
+            method == "DELETE" and resource.kind is not DocumentKind.STATE
+        )
         doc_id = params.string(resource.id_param, required=id_required)
         if method in ("GET", "HEAD"):
             if doc_id is None:
@@ -77,7 +79,9 @@ def endpoint(resource: Resource):
             if doc_id is None:
                 await usecase.delete_documents(stores, principal, scope)
             else:
-                await usecase.delete_document(stores, principal, version, scope, doc_id, _preconditions(request))
+                await usecase.delete_document(
+                    stores, principal, version, scope, doc_id, _preconditions(request)
+                )
             return no_content()
         content = await read_body(request)
         content_type = request.headers.get("content-type")

@@ -178,7 +178,9 @@ class XapiMiddleware:
             form = parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=bool(body))
         except (UnicodeDecodeError, ValueError):
             raise BadRequest("the alternate request syntax form body is not valid urlencoded UTF-8") from None
-        new_headers = {k.lower(): v for k, v in headers.items() if k.lower() not in ("content-type", "content-length")}
+        new_headers = {
+            k.lower(): v for k, v in headers.items() if k.lower() not in ("content-type", "content-length")
+        }
         params, content = [], None
         for name, value in form:
             if name.lower() in _ALT_HEADERS:
@@ -191,7 +193,9 @@ class XapiMiddleware:
         if version is not None and _V2.fullmatch(version.strip()):
             raise BadRequest("xAPI 2.0 removed the alternate request syntax")
         if method in ("PUT", "POST") and content is None:
-            raise BadRequest(f"alternate request syntax: a {method} needs its body in the 'content' form field")
+            raise BadRequest(
+                f"alternate request syntax: a {method} needs its body in the 'content' form field"
+            )
         new_body = (content or "").encode("utf-8")
         if content is not None:
             new_headers.setdefault("content-type", "application/json")
@@ -200,7 +204,9 @@ class XapiMiddleware:
             **scope,
             "method": method,
             "query_string": urlencode(params).encode(),
-            "headers": [(k.encode("latin-1"), v.encode("latin-1", "replace")) for k, v in new_headers.items()],
+            "headers": [
+                (k.encode("latin-1"), v.encode("latin-1", "replace")) for k, v in new_headers.items()
+            ],
         }
         sent = False
 

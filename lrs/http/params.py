@@ -25,7 +25,9 @@ class Params:
             if name not in allowed:
                 close = next((a for a in allowed if a.lower() == name.lower()), None)
                 hint = f" (did you mean {close!r}? names are case-sensitive)" if close else ""
-                raise BadRequest(f"unknown parameter {name!r}{hint}; allowed here: {', '.join(sorted(allowed))}")
+                raise BadRequest(
+                    f"unknown parameter {name!r}{hint}; allowed here: {', '.join(sorted(allowed))}"
+                )
             if name in self._values:
                 raise BadRequest(f"parameter {name!r} is given more than once")
             self._values[name] = value

@@ -51,7 +51,9 @@ async def _read_statement_body(request: Request) -> tuple[Any, dict[str, Attachm
     """The statements of a PUT/POST body, and the raw attachment parts of a multipart one."""
     media_type = _media_type(request)
     if media_type not in (JSON_TYPE, "multipart/mixed"):
-        raise BadRequest(f"Content-Type must be application/json or multipart/mixed, not {media_type or 'missing'!r}")
+        raise BadRequest(
+            f"Content-Type must be application/json or multipart/mixed, not {media_type or 'missing'!r}"
+        )
     body = await read_body(request)
     try:
         if media_type == JSON_TYPE:
@@ -61,7 +63,9 @@ async def _read_statement_body(request: Request) -> tuple[Any, dict[str, Attachm
         raise BadRequest(str(exc)) from None
     first, *rest = parts
     if first.headers.get("content-type", "").split(";", 1)[0].strip().lower() != JSON_TYPE:
-        raise BadRequest("the first part of a multipart/mixed body must be the statements as application/json")
+        raise BadRequest(
+            "the first part of a multipart/mixed body must be the statements as application/json"
+        )
     try:
         data = parse_json(bytes(first.body))
     except StatementError as exc:
@@ -74,7 +78,9 @@ async def _read_statement_body(request: Request) -> tuple[Any, dict[str, Attachm
         if part.headers.get("content-transfer-encoding", "").lower() != "binary":
             raise BadRequest(f"multipart part {index} needs Content-Transfer-Encoding: binary")
         content = verified_part(sha2, bytes(part.body))
-        attachments[sha2] = AttachmentPart(content, part.headers.get("content-type"), part.headers.get("content-length"))
+        attachments[sha2] = AttachmentPart(
+            content, part.headers.get("content-type"), part.headers.get("content-length")
+        )
     return data, attachments
 
 
@@ -106,7 +112,9 @@ async def put_statement(request: Request) -> Response:
     except StatementError as exc:
         raise BadRequest(str(exc)) from None
     if "id" in statement and statement["id"].lower() != statement_id.lower():
-        raise BadRequest(f"statement id {statement['id']} differs from the statementId parameter {statement_id}")
+        raise BadRequest(
+            f"statement id {statement['id']} differs from the statementId parameter {statement_id}"
+        )
     statement = {**statement, "id": statement_id}
     await usecase.store_statements(
         request.app.state.stores, request.state.principal, request.state.version, [statement], parts
@@ -196,12 +204,17 @@ async def get_statements(request: Request) -> Response:
         if statement_id or voided_id:
             extra = params.names() - {"statementId", "voidedStatementId", "format", "attachments"}
             if extra:
-                raise BadRequest(f"with a statement id only format and attachments may be given, not {sorted(extra)}")
+                raise BadRequest(
+                    f"with a statement id only format and attachments may be given, not {sorted(extra)}"
+                )
             found, consistent = await asyncio.gather(
                 usecase.get_statement(stores, principal, statement_id or voided_id, voided=bool(voided_id)),
                 stores.consistent_through(),
             )
-            headers = {"Last-Modified": http_date(found.stored), CONSISTENT_THROUGH: format_timestamp(consistent)}
+            headers = {
+                "Last-Modified": http_date(found.stored),
+                CONSISTENT_THROUGH: format_timestamp(consistent),
+            }
             return await _respond(request, [found.document], fmt, attachments, lambda docs: docs[0], headers)
         page_size = request.app.state.settings.max_page_size
         limit = params.count("limit") or page_size
@@ -235,5 +248,10 @@ async def get_statements(request: Request) -> Response:
     tail = b'],"more":' + orjson.dumps(more) + b"}"
     documents = [s.document for s in page.statements]
     return await _respond(
-        request, documents, fmt, attachments, lambda docs: b'{"statements":[' + b",".join(docs) + tail, headers
+        request,
+        documents,
+        fmt,
+        attachments,
+        lambda docs: b'{"statements":[' + b",".join(docs) + tail,
+        headers,
     )

@@ -161,7 +161,9 @@ class DocumentStore(Protocol):
     async def ids(self, scope: DocumentScope, since: datetime | None) -> tuple[list[str], datetime | None]:
         """Ids in the scope (updated strictly after ``since``) and the latest update time."""
 
-    async def update(self, scope: DocumentScope, doc_id: str, decide: Callable[[Document | None], Change]) -> None:
+    async def update(
+        self, scope: DocumentScope, doc_id: str, decide: Callable[[Document | None], Change]
+    ) -> None:
         """Run ``decide`` on the current document with it locked, then apply its change.
 
         ``decide`` may raise to reject the request; the document is then left untouched.

@@ -68,7 +68,9 @@ def _matches(header: str, document: Document | None) -> bool:
     return tags is None or document.etag.strip('"').lower() in tags
 
 
-def _check(method: Method, kind: DocumentKind, version: XapiVersion, pre: Preconditions, current: Document | None):
+def _check(
+    method: Method, kind: DocumentKind, version: XapiVersion, pre: Preconditions, current: Document | None
+):
     if pre.if_match is not None and not _matches(pre.if_match, current):
         raise PreconditionFailed("If-Match does not match the document's current ETag")
     if pre.if_none_match is not None and method != "DELETE" and current is not None:
@@ -148,14 +150,18 @@ async def post_document(
         try:
             orjson.loads(content)
         except orjson.JSONDecodeError as exc:
-            raise BadRequest(f"the posted document is declared application/json but is not JSON: {exc}") from None
+            raise BadRequest(
+                f"the posted document is declared application/json but is not JSON: {exc}"
+            ) from None
 
     def decide(current: Document | None) -> Change:
         _check("POST", scope.kind, version, pre, current)
         if current is None:
             return Write(content, content_type or "application/octet-stream", etag_of(content))
         if media_type(content_type) != JSON or media_type(current.content_type) != JSON:
-            raise BadRequest("POST onto an existing document merges JSON objects: both must be application/json")
+            raise BadRequest(
+                "POST onto an existing document merges JSON objects: both must be application/json"
+            )
         merged = {
             **_json_object(current.content, "the stored document"),
             **_json_object(content, "the posted document"),

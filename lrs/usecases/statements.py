@@ -66,12 +66,16 @@ def _media(value: str) -> str:
 
 def _check_part_headers(sha2: str, part: AttachmentPart, metadata: list[dict[str, Any]]) -> None:
     """Part headers that repeat attachment metadata must agree with it (ATTM-2)."""
-    if part.content_type is not None and _media(part.content_type) not in {_media(a["contentType"]) for a in metadata}:
+    if part.content_type is not None and _media(part.content_type) not in {
+        _media(a["contentType"]) for a in metadata
+    }:
         raise BadRequest(
             f"part {sha2}: Content-Type {part.content_type!r} differs from the attachment's contentType"
             f" {metadata[0]['contentType']!r}"
         )
-    if part.content_length is not None and part.content_length.strip() not in {str(a["length"]) for a in metadata}:
+    if part.content_length is not None and part.content_length.strip() not in {
+        str(a["length"]) for a in metadata
+    }:
         raise BadRequest(
             f"part {sha2}: Content-Length {part.content_length} differs from the attachment's length"
             f" {metadata[0]['length']}"
@@ -143,7 +147,9 @@ def verified_part(sha2: str, content: bytes) -> bytes:
         repaired = None
     if repaired is not None and algorithm(repaired).hexdigest() == sha2.lower():
         return repaired
-    raise BadRequest(f"part X-Experience-API-Hash {sha2} does not match its content ({algorithm().name} {actual})")
+    raise BadRequest(
+        f"part X-Experience-API-Hash {sha2} does not match its content ({algorithm().name} {actual})"
+    )
 
 
 async def store_statements(
@@ -169,7 +175,9 @@ def _own_key(principal: Principal) -> str:
     return "u:" + (ifi_key(principal.authority) or "")
 
 
-async def get_statement(stores: Stores, principal: Principal, statement_id: str, *, voided: bool) -> StoredStatement:
+async def get_statement(
+    stores: Stores, principal: Principal, statement_id: str, *, voided: bool
+) -> StoredStatement:
     """One statement by id; ``voided`` selects voidedStatementId semantics."""
     _require(principal, Need.STATEMENTS_READ)
     found = await stores.statements.get(statement_id.lower())
@@ -222,9 +230,7 @@ async def query_statements(stores: Stores, principal: Principal, query: Statemen
         raise BadRequest("the more parameter is not a continuation this LRS issued") from None
 
 
-async def render(
-    stores: Stores, documents: list[bytes], fmt: Format, languages: list[str]
-) -> list[bytes]:
+async def render(stores: Stores, documents: list[bytes], fmt: Format, languages: list[str]) -> list[bytes]:
     """Statements (stored JSON) in the requested format, still as JSON bytes."""
     if fmt == "exact":
         return documents

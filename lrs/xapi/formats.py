@@ -156,7 +156,9 @@ def duration_seconds(value: str) -> float | None:
     *ymdhms, weeks = parts
     if weeks is not None:
         return float(weeks.replace(",", ".")) * 7 * 86400
-    return sum(float(p.replace(",", ".")) * k for p, k in zip(ymdhms, _SECONDS_PER, strict=True) if p is not None)
+    return sum(
+        float(p.replace(",", ".")) * k for p, k in zip(ymdhms, _SECONDS_PER, strict=True) if p is not None
+    )
 
 
 def truncate_duration(value: str) -> str:
@@ -165,4 +167,3 @@ def truncate_duration(value: str) -> str:
     if m is None or len(m.group(2)) <= 2:
         return value
     return value[: m.start(2)] + m.group(2)[:2] + "S"
-

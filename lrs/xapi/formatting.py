@@ -127,7 +127,9 @@ def _canonical_activity(activity: dict[str, Any], activities: dict[str, dict], p
     return {**activity, "definition": _pick_definition(definition, preferred)}
 
 
-def _canonical_statement(statement: dict[str, Any], activities: dict, verbs: dict, preferred: list[str]) -> dict:
+def _canonical_statement(
+    statement: dict[str, Any], activities: dict, verbs: dict, preferred: list[str]
+) -> dict:
     out = dict(statement)
     verb = out["verb"]
     display = verbs.get(verb["id"], verb.get("display"))

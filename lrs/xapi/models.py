@@ -64,10 +64,14 @@ def _format(check, message: str) -> AfterValidator:
     return AfterValidator(validate)
 
 
-IRI = Annotated[StrictStr, _format(formats.is_iri, "must be an IRI with a scheme (e.g. https://example.com/x)")]
+IRI = Annotated[
+    StrictStr, _format(formats.is_iri, "must be an IRI with a scheme (e.g. https://example.com/x)")
+]
 Mbox = Annotated[StrictStr, _format(formats.is_mailto, "must be a mailto IRI (mailto:name@example.com)")]
 Sha1Hex = Annotated[StrictStr, _format(formats.is_sha1_hex, "must be the 40-hex-digit SHA-1 of a mailto IRI")]
-UUIDStr = Annotated[StrictStr, _format(formats.is_uuid, "must be a UUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)")]
+UUIDStr = Annotated[
+    StrictStr, _format(formats.is_uuid, "must be a UUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)")
+]
 LanguageTag = Annotated[StrictStr, _format(formats.is_language_tag, "must be an RFC 5646 language tag")]
 Timestamp = Annotated[
     StrictStr,
@@ -290,7 +294,8 @@ def _one_or_many(value: Any) -> str:
 
 
 ActivityOrList = Annotated[
-    Union[Annotated[Activity, Tag("one")], Annotated[list[Activity], Tag("many")]], Discriminator(_one_or_many)
+    Union[Annotated[Activity, Tag("one")], Annotated[list[Activity], Tag("many")]],
+    Discriminator(_one_or_many),
 ]
 
 
@@ -334,11 +339,15 @@ class Context(XapiModel):
         if _version(info) is XapiVersion.V1:
             for key in ("contextAgents", "contextGroups"):
                 if key in self.model_fields_set:
-                    raise _fail(f"context.{key} exists only in xAPI 2.0 (send X-Experience-API-Version: 2.0.0)")
+                    raise _fail(
+                        f"context.{key} exists only in xAPI 2.0 (send X-Experience-API-Version: 2.0.0)"
+                    )
             # 1.0.3 asks for "one or more" entries (the ADL 1.0.3 suite checks it, XAPI-00095);
             # 2.0 dropped the rule, so an empty object passes there
             if self.contextActivities is not None and not self.contextActivities.model_fields_set:
-                raise _fail("context.contextActivities must hold at least one of parent, grouping, category, other")
+                raise _fail(
+                    "context.contextActivities must hold at least one of parent, grouping, category, other"
+                )
         return self
 
 

@@ -130,7 +130,9 @@ def _normalise_context(statement: dict[str, Any]) -> None:
         activities = context["contextActivities"]
         if any(not isinstance(v, list) for v in activities.values()):
             context = statement["context"] = dict(context)
-            context["contextActivities"] = {k: v if isinstance(v, list) else [v] for k, v in activities.items()}
+            context["contextActivities"] = {
+                k: v if isinstance(v, list) else [v] for k, v in activities.items()
+            }
 
 
 def _context_keys(context: dict[str, Any] | None, keys: set[str]) -> None:

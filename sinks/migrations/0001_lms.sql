@@ -106,7 +106,8 @@ CREATE TABLE lms.quiz_attempts (
 CREATE INDEX quiz_attempts_enrollment ON lms.quiz_attempts (enrollment_id, quiz_id);
 
 -- The facts every rollup is computed from: one row per applied (not voided) statement that
--- concerns an enrollment. Its primary key makes applying a statement twice a no-op.
+-- concerns an enrollment. Its primary key makes applying a statement twice a no-op; a voided
+-- statement's fact stays as a tombstone (retracted), so it cannot come back either.
 CREATE TABLE lms.learning_facts (
     statement_id  uuid PRIMARY KEY,
     enrollment_id integer NOT NULL REFERENCES lms.enrollments ON DELETE CASCADE,
@@ -118,7 +119,8 @@ CREATE TABLE lms.learning_facts (
     seconds       double precision NOT NULL DEFAULT 0,
     completes     boolean NOT NULL DEFAULT false,  -- completes its lesson
     passed        boolean,                          -- quiz outcome when scored
-    score         double precision                  -- quiz score in percent
+    score         double precision,                 -- quiz score in percent
+    retracted     boolean NOT NULL DEFAULT false    -- voided: kept so a re-sent copy is not counted again
 );
 CREATE INDEX learning_facts_enrollment ON lms.learning_facts (enrollment_id);
 CREATE INDEX learning_facts_stored ON lms.learning_facts (stored);

@@ -45,12 +45,16 @@ class PostgresCredentialStore:
             await conn.execute(f"NOTIFY {self.CHANNEL}")
 
     async def all(self) -> list[Credential]:
-        return [_credential(r) for r in await self._pool.fetch(f"SELECT {_COLUMNS} FROM lrs_credentials ORDER BY created")]
+        return [
+            _credential(r)
+            for r in await self._pool.fetch(f"SELECT {_COLUMNS} FROM lrs_credentials ORDER BY created")
+        ]
 
     async def revoke(self, key: str) -> bool:
         async with self._pool.acquire() as conn, conn.transaction():
             done = await conn.fetchval(
-                "UPDATE lrs_credentials SET revoked = now() WHERE key = $1 AND revoked IS NULL RETURNING 1", key
+                "UPDATE lrs_credentials SET revoked = now() WHERE key = $1 AND revoked IS NULL RETURNING 1",
+                key,
             )
             await conn.execute(f"NOTIFY {self.CHANNEL}")
         return done is not None

@@ -26,7 +26,11 @@ class PostgresDocumentStore:
             *_scope_args(scope),
             doc_id,
         )
-        return None if row is None else Document(row["content"], row["content_type"], row["etag"], row["updated"])
+        return (
+            None
+            if row is None
+            else Document(row["content"], row["content_type"], row["etag"], row["updated"])
+        )
 
     async def ids(self, scope: DocumentScope, since: datetime | None) -> tuple[list[str], datetime | None]:
         rows = await self._pool.fetch(
@@ -37,7 +41,9 @@ class PostgresDocumentStore:
         )
         return [r["doc_id"] for r in rows], max((r["updated"] for r in rows), default=None)
 
-    async def update(self, scope: DocumentScope, doc_id: str, decide: Callable[[Document | None], Change]) -> None:
+    async def update(
+        self, scope: DocumentScope, doc_id: str, decide: Callable[[Document | None], Change]
+    ) -> None:
         args = (*_scope_args(scope), doc_id)
         async with self._pool.acquire() as conn:
             while True:

@@ -157,7 +157,16 @@ class EmbeddedPostgres:
         raise TimeoutError(f"PostgreSQL did not accept connections within {timeout:.0f} s")
 
     def _ensure_database(self) -> None:
-        psql = [str(self._bin / "psql"), "-h", str(self.socket_dir), "-U", "postgres", "-d", "postgres", "-tAc"]
+        psql = [
+            str(self._bin / "psql"),
+            "-h",
+            str(self.socket_dir),
+            "-U",
+            "postgres",
+            "-d",
+            "postgres",
+            "-tAc",
+        ]
         exists = subprocess.run(
             [*psql, f"SELECT 1 FROM pg_database WHERE datname = '{self.database}'"],
             capture_output=True, text=True, check=True,

@@ -35,7 +35,11 @@ async def _no_reset(conn: asyncpg.Connection) -> None:
 
 
 async def create_pool(
-    dsn: str, *, min_size: int = 2, max_size: int = 10, custom_plans: bool = False,
+    dsn: str,
+    *,
+    min_size: int = 2,
+    max_size: int = 10,
+    custom_plans: bool = False,
     application_name: str = APPLICATION_NAME,
 ) -> asyncpg.Pool:
     """A pool of connections that exchange JSON as bytes and announce ``APPLICATION_NAME``.

@@ -204,7 +204,8 @@ class PostgresStatementStore:
         stored_docs: dict[str, dict] = {}
         if pre["existing"]:
             rows = await conn.fetch(
-                "SELECT id::text, document, exact FROM lrs_statements WHERE id = ANY($1::uuid[])", pre["existing"]
+                "SELECT id::text, document, exact FROM lrs_statements WHERE id = ANY($1::uuid[])",
+                pre["existing"],
             )
             stored_docs = {r["id"]: orjson.loads(r["exact"] or r["document"]) for r in rows}
         statements, attachments, defining = self._settle(group, stored_docs)
@@ -332,7 +333,9 @@ class PostgresStatementStore:
         """
 
         def fresh(tag: str, pairs) -> list[tuple[str, bytes]]:
-            items = ((i, _document_columns(orjson.dumps(v, option=orjson.OPT_SORT_KEYS))[0]) for i, v in pairs)
+            items = (
+                (i, _document_columns(orjson.dumps(v, option=orjson.OPT_SORT_KEYS))[0]) for i, v in pairs
+            )
             return sorted(dict.fromkeys(i for i in items if (tag, *i) not in self._seen), key=lambda i: i[0])
 
         names = sorted(
@@ -369,7 +372,8 @@ class PostgresStatementStore:
 
     async def get(self, statement_id: str) -> StoredStatement | None:
         row = await self._pool.fetchrow(
-            "SELECT id::text, document, exact, stored, voided FROM lrs_statements WHERE id = $1::uuid", statement_id
+            "SELECT id::text, document, exact, stored, voided FROM lrs_statements WHERE id = $1::uuid",
+            statement_id,
         )
         if row is None:
             return None
@@ -404,7 +408,9 @@ class PostgresStatementStore:
         rows = rows[: query.limit]
         cursor = f"{rows[-1]['stored'].isoformat()}/{rows[-1]['seq']}" if more else None
         return StatementPage(
-            [StoredStatement(r["id"], r["exact"] or r["document"], r["stored"], False) for r in rows], cursor, snapshot
+            [StoredStatement(r["id"], r["exact"] or r["document"], r["stored"], False) for r in rows],
+            cursor,
+            snapshot,
         )
 
     async def attachments(self, sha2s: list[str]) -> list[AttachmentContent]:
@@ -428,7 +434,9 @@ class PostgresStatementStore:
         activities = await self._pool.fetch(
             "SELECT id, definition FROM lrs_activities WHERE id = ANY($1::text[])", activity_ids
         )
-        verbs = await self._pool.fetch("SELECT id, display FROM lrs_verbs WHERE id = ANY($1::text[])", verb_ids)
+        verbs = await self._pool.fetch(
+            "SELECT id, display FROM lrs_verbs WHERE id = ANY($1::text[])", verb_ids
+        )
         return (
             {r["id"]: orjson.loads(r["definition"]) for r in activities},
             {r["id"]: orjson.loads(r["display"]) for r in verbs},
@@ -436,4 +444,3 @@ class PostgresStatementStore:
 
     async def agent_names(self, key: str) -> list[str]:
         return list(await self._pool.fetchval("SELECT names FROM lrs_agents WHERE key = $1", key) or [])
-

@@ -1,0 +1,172 @@
+"""Statement → LearningEvent, and where its ids come from (catalog, IRI templates, context)."""
+
+from __future__ import annotations
+
+import pytest
+
+from streams.catalog import Catalog, Course, Lesson, Location, Quiz
+from streams.enrich import flatten, played_segments
+from streams.position import encode
+from streams.settings import CatalogSettings
+
+from lrs.xapi.formats import parse_timestamp
+
+VIDEO = "https://w3id.org/xapi/video"
+
+
+def catalog() -> Catalog:
+    """Course 7: module 70 with lesson 700 (IRI from the LMS's own content) and quiz 71."""
+    settings = CatalogSettings()
+    found = Catalog(settings.iri_templates, settings.student_homepage)
+    found.courses[7] = Course(7, modules=[70], lessons=[700], quizzes=[71])
+    found.modules[70] = 7
+    found.lessons[700] = Lesson(700, 70, 7, "video", 120)
+    found.quizzes[71] = Quiz(71, 70, 7, 70.0)
+    found.by_iri["https://content.example/intro-video"] = Location(7, 70, 700)
+    found.students["mbox:mailto:ada@example.org"] = 42
+    return found
+
+
+def statement(object_id: str = "https://content.example/intro-video", **parts) -> dict:
+    return {
+        "id": "6690e6c9-3ef0-4ed3-8b37-7f3964730bee",
+        "actor": parts.pop("actor", {"mbox": "mailto:ada@example.org"}),
+        "verb": parts.pop("verb", {"id": "http://adlnet.gov/expapi/verbs/experienced"}),
+        "object": {"id": object_id},
+        "timestamp": "2026-03-04T10:15:00.250Z",
+        "stored": "2026-03-04T10:15:01Z",
+        **parts,
+    }
+
+
+POSITION = encode(parse_timestamp("2026-03-04T10:15:01Z"), 1)
+
+
+@pytest.mark.parametrize(
+    ("iri", "expected"),
+    [
+        ("https://content.example/intro-video", Location(7, 70, 700)),  # the catalog's IRI
+        ("https://lms.example/courses/7/lessons/700", Location(7, 70, 700)),  # template, module from catalog
+        (
+            "https://lms.example/courses/9/modules/90/lessons/900/",
+            Location(9, 90, 900),
+        ),  # template, trailing /
+        ("https://lms.example/courses/7/quizzes/71?attempt=2", Location(7, 70, None, 71)),
+        ("https://lms.example/courses/7", Location(7)),
+        ("https://lms.example/courses/seven", Location()),  # ids are numbers
+        ("https://elsewhere.example/x", Location()),
+    ],
+)
+def test_activities_resolve_through_catalog_then_templates(iri: str, expected: Location):
+    assert catalog().resolve(statement(iri)) == expected
+
+
+def test_context_activities_fill_what_the_object_leaves_open():
+    """cmi5 content: the object is an AU nobody catalogued; grouping names the course, parent the
+    module. The object's own ids win over the context's."""
+    context = {"contextActivities": {"parent": [{"id": "https://lms.example/courses/7/modules/70"}],
+                                     "grouping": [{"id": "https://lms.example/courses/7"}]}}  # fmt: skip
+    assert catalog().resolve(statement("https://au.example/1", context=context)) == Location(7, 70)
+    other = {"contextActivities": {"grouping": [{"id": "https://lms.example/courses/8"}]}}
+    assert catalog().resolve(statement("https://content.example/intro-video", context=other)) == Location(
+        7, 70, 700
+    )
+
+
+@pytest.mark.parametrize(
+    ("actor", "student"),
+    [
+        ({"mbox": "mailto:ada@example.org"}, 42),
+        ({"account": {"homePage": "https://lms.example/", "name": "1234"}}, 1234),
+        ({"account": {"homePage": "https://lms.example", "name": "ada"}}, None),  # not a number
+        ({"account": {"homePage": "https://other.example", "name": "1234"}}, None),
+        ({"mbox": "mailto:stranger@example.org"}, None),
+    ],
+)
+def test_learners_map_to_students(actor: dict, student: int | None):
+    assert catalog().student_of(actor) == student
+
+
+def test_a_video_statement_flattens_to_every_field():
+    event = flatten(
+        statement(
+            verb={"id": f"{VIDEO}/verbs/paused"},
+            result={
+                "duration": "PT1M30.5S",
+                "score": {"raw": 15, "min": 10, "max": 20},
+                "extensions": {
+                    f"{VIDEO}/extensions/played-segments": "0[.]5[,]10[.]12.5[,]junk[,]9[.]3",
+                    f"{VIDEO}/extensions/time": 12.5,
+                    f"{VIDEO}/extensions/progress": 0.95,
+                },
+            },
+            context={
+                "platform": "web",
+                "registration": "a8b9c6f0-0a0b-4c1d-8e2f-3a4b5c6d7e8f",
+                "extensions": {
+                    f"{VIDEO}/extensions/length": "120",
+                    "https://w3id.org/xapi/cmi5/context/extensions/sessionid": "s-1",
+                },
+            },
+        ),  # fmt: skip
+        POSITION,
+        catalog(),
+    )
+    assert (event.student_id, event.learner_key, event.verb_class) == (
+        42,
+        "mbox:mailto:ada@example.org",
+        "paused",
+    )
+    assert event.location == Location(7, 70, 700)
+    assert event.duration_seconds == 90.5
+    assert event.score_percent == 50.0
+    assert event.video_segments == [(0.0, 5.0), (10.0, 12.5)]  # junk and backwards segments skipped
+    assert (event.video_time, event.video_length, event.progress) == (12.5, 120.0, 0.95)
+    assert event.completes  # 95 % of the video watched
+    assert (event.session_id, event.platform) == ("s-1", "web")
+    assert event.timestamp.isoformat() == "2026-03-04T10:15:00.250000+00:00"
+
+
+def test_unknown_activity_verb_and_learner_still_flatten_with_empty_ids():
+    event = flatten(
+        statement(
+            "https://elsewhere.example/x",
+            actor={"mbox": "mailto:stranger@example.org"},
+            verb={"id": "https://verbs.example/pondered"},
+        ),  # fmt: skip
+        POSITION,
+        catalog(),
+    )
+    assert (event.student_id, event.location, event.verb_class) == (None, Location(), "other")
+    assert not event.completes and event.passes is None and event.score_percent is None
+
+
+def test_groups_count_by_their_members_and_sub_statements_have_no_activity():
+    group = {
+        "objectType": "Group",
+        "member": [{"mbox": "mailto:b@example.org"}, {"mbox": "mailto:a@example.org"}],
+    }
+    event = flatten(statement(actor=group), POSITION, catalog())
+    assert event.learner_key == "group:mbox:mailto:a@example.org,mbox:mailto:b@example.org"
+    about = statement()
+    about["object"] = {"objectType": "StatementRef", "id": "6690e6c9-3ef0-4ed3-8b37-7f3964730bef"}
+    flat = flatten(about, POSITION, catalog())
+    assert (flat.activity_id, flat.location) == ("", Location())
+
+
+@pytest.mark.parametrize(
+    ("result", "passes", "score"),
+    [
+        ({"success": True, "score": {"scaled": 0.8}}, True, 80.0),
+        ({"success": False, "score": {"raw": 3, "max": 10}}, False, 30.0),
+        ({"score": {"raw": 5, "min": 5, "max": 5}}, None, None),  # no range: no percentage
+    ],
+)
+def test_assessment_outcomes(result: dict, passes: bool | None, score: float | None):
+    event = flatten(statement("https://lms.example/courses/7/quizzes/71", result=result), POSITION, catalog())
+    assert (event.passes, event.score_percent) == (passes, score)
+
+
+def test_played_segments_ignore_anything_not_a_segment_list():
+    assert played_segments(None) == [] and played_segments(5) == [] and played_segments("") == []
+    assert played_segments(" 1.5[.]2 ") == [(1.5, 2.0)]

@@ -1,0 +1,203 @@
+"""Contract tests of the sink port (``sinks.ports.Sink``), run against every sink adapter.
+
+What the worker relies on: applying is idempotent (the relay re-sends after any restart),
+a retraction takes a statement back exactly once, positions follow the relay's epochs, and a
+reset forgets exactly what was stored from its instant on. Each adapter exposes which
+statements it currently counts; the tests compare that against what they sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from sinks.clickhouse import ClickHouseSink, connect
+from sinks.ports import Batch, Retraction, Sink
+from sinks.progress import ProgressSink
+from streams.catalog import Catalog, Course, Lesson, Location
+from streams.enrich import LearningEvent
+from streams.position import encode, since_position
+
+PARTITIONS = 4
+START = datetime(2026, 5, 1, 12, 0, 0, tzinfo=timezone.utc)
+
+
+class Harness:
+    def __init__(
+        self, runner: asyncio.Runner, sink: Sink, counted: Callable[[], Awaitable[dict[str, int]]]
+    ) -> None:
+        self.runner, self.sink, self._counted = runner, sink, counted
+        self.seq = 0
+
+    def __call__(self, coroutine):
+        return self.runner.run(coroutine)
+
+    def events(self, count: int, partition: int = 0, at: datetime | None = None, step_us: int = 1) -> list:
+        """``count`` events of one learner stored ``step_us`` µs apart (from ``at``)."""
+        out = []
+        moment = at or START + timedelta(seconds=self.seq)
+        for _ in range(count):
+            self.seq += 1
+            moment += timedelta(microseconds=step_us)
+            out.append(LearningEvent(
+                statement_id=str(uuid.uuid4()), position=encode(moment, self.seq), learner_key=f"learner:{partition}",
+                student_id=1 + partition, timestamp=moment, stored=moment, verb_id="http://adlnet.gov/expapi/verbs/experienced",
+                verb_class="experienced", activity_id="https://lms.example/courses/1/lessons/10", activity_type="",
+                location=Location(1, None, 10), duration_seconds=30.0,
+            ))  # fmt: skip
+        return out
+
+    def apply(self, *batches: Batch) -> None:
+        self(self.sink.apply(list(batches)))
+
+    def counted(self) -> set[str]:
+        """Statements the sink counts; each must count exactly once."""
+        found = self(self._counted())
+        assert set(found.values()) <= {1}, (
+            f"counted more than once: {[k for k, v in found.items() if v != 1]}"
+        )
+        return set(found)
+
+    def watermarks(self) -> list[str]:
+        return self(self.sink.watermarks(PARTITIONS))
+
+
+def batch(partition: int, operations: list, through: str | None = None, epoch: str = "e1") -> Batch:
+    last = through if through is not None else max((op.position for op in operations), default="")
+    return Batch(partition, list(operations), last, epoch)
+
+
+def _catalog() -> Catalog:
+    catalog = Catalog()
+    catalog.courses[1] = Course(1, lessons=[10])
+    catalog.lessons[10] = Lesson(10, None, 1, "reading", None)
+    return catalog
+
+
+async def _fresh_database(dsn: str) -> str:
+    name = f"sink_{uuid.uuid4().hex[:8]}"
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    head, _, query = dsn.partition("?")
+    return f"{head.rsplit('/', 1)[0]}/{name}?{query}"
+
+
+def _clickhouse(runner: asyncio.Runner, tmp: Path, pg_dsn: str):
+    sink = ClickHouseSink(lambda: connect(None, tmp), PARTITIONS)
+
+    async def counted() -> dict[str, int]:
+        rows = await sink.query(
+            "SELECT toString(statement_id), sum(sign) FROM learning_events GROUP BY statement_id HAVING sum(sign) != 0"
+        )
+        return {r[0]: r[1] for r in rows}
+
+    return sink, counted
+
+
+def _progress(runner: asyncio.Runner, tmp: Path, pg_dsn: str):
+    dsn = runner.run(_fresh_database(pg_dsn))
+    sink = ProgressSink(dsn, _catalog, PARTITIONS)
+
+    async def counted() -> dict[str, int]:
+        rows = await sink._pool.fetch(
+            "SELECT statement_id::text, count(*) FROM lms.learning_facts WHERE NOT retracted GROUP BY 1"
+        )
+        return {r[0]: r[1] for r in rows}
+
+    return sink, counted
+
+
+ADAPTERS = {"clickhouse": _clickhouse, "progress": _progress}
+
+
+@pytest.fixture(params=sorted(ADAPTERS))
+def harness(request: pytest.FixtureRequest, tmp_path: Path, pg_dsn: str) -> Iterator[Harness]:
+    with asyncio.Runner() as runner:
+        sink, counted = ADAPTERS[request.param](runner, tmp_path, pg_dsn)
+        runner.run(sink.start())
+        yield Harness(runner, sink, counted)
+        runner.run(sink.close())
+
+
+def ids(events: list[LearningEvent]) -> set[str]:
+    return {e.statement_id for e in events}
+
+
+def test_applying_twice_counts_once_and_records_each_partition(harness: Harness):
+    first, second = harness.events(5, partition=0), harness.events(3, partition=2)
+    harness.apply(batch(0, first), batch(2, second))
+    harness.apply(batch(0, first), batch(2, second))  # the relay re-sent both after a restart
+    harness.apply(batch(0, first[2:]))  # and a part again, alone
+    assert harness.counted() == ids(first + second)
+    assert harness.watermarks() == [first[-1].position, "", second[-1].position, ""]
+
+
+def test_a_large_take_is_applied_whole(harness: Harness):
+    """Thousands of statements in one call (a backlog after downtime) — no query-size limits."""
+    events = [harness.events(2500, partition=p) for p in range(PARTITIONS)]
+    harness.apply(*(batch(p, events[p]) for p in range(PARTITIONS)))
+    harness.apply(*(batch(p, events[p]) for p in range(PARTITIONS)))
+    assert harness.counted() == set().union(*map(ids, events))
+
+
+def test_statements_stored_in_the_same_second_are_told_apart(harness: Harness):
+    """Idempotency must not blur sub-second instants: later statements in the same second as
+    already applied ones are still applied."""
+    at = START + timedelta(days=3)
+    early = harness.events(3, at=at, step_us=1000)
+    harness.apply(batch(0, early))
+    late = harness.events(3, at=early[-1].stored, step_us=200_000)  # same second, later
+    harness.apply(batch(0, early + late))
+    assert harness.counted() == ids(early + late)
+
+
+def test_retraction_takes_a_statement_back_once(harness: Harness):
+    events = harness.events(3)
+    harness.apply(batch(0, events))
+    void = Retraction(events[1].statement_id, harness.events(1)[0].position)
+    harness.apply(batch(0, [void]))
+    harness.apply(batch(0, [void]))  # re-sent
+    harness.apply(batch(0, events))  # the voided statement re-sent (a replay of older messages)
+    assert harness.counted() == ids(events) - {events[1].statement_id}
+
+
+def test_a_retraction_in_the_same_batch_cancels_its_statement(harness: Harness):
+    events = harness.events(2)
+    void = Retraction(events[0].statement_id, harness.events(1)[0].position)
+    harness.apply(batch(0, [*events, void]))
+    assert harness.counted() == {events[1].statement_id}
+
+
+def test_positions_follow_relay_epochs(harness: Harness):
+    events = harness.events(4)
+    harness.apply(batch(0, events, epoch="e2"))
+    harness.apply(batch(0, events[:2], epoch="e2"))  # same epoch, lower: the position stays
+    assert harness.watermarks()[0] == events[-1].position
+    harness.apply(batch(0, [], through=events[0].position, epoch="e1"))  # older epoch: ignored
+    assert harness.watermarks()[0] == events[-1].position
+    harness.apply(batch(0, [], through=events[1].position, epoch="e3"))  # the relay rewound
+    assert harness.watermarks()[0] == events[1].position
+
+
+def test_reset_forgets_exactly_what_was_stored_from_its_instant(harness: Harness):
+    at = START + timedelta(days=9)
+    before = harness.events(3, at=at, step_us=100_000)
+    after = harness.events(3, at=before[-1].stored, step_us=100_000)  # some in the same second
+    harness.apply(batch(0, before + after))
+    since = after[0].stored
+    harness(harness.sink.reset(since, "e9"))
+    assert harness.counted() == ids(before)
+    assert harness.watermarks() == [since_position(since)] * PARTITIONS
+    harness.apply(batch(0, after, epoch="e9"))  # the replay
+    assert harness.counted() == ids(before + after)
+    harness(harness.sink.reset(None, "e10"))
+    assert harness.counted() == set() and harness.watermarks() == [""] * PARTITIONS
