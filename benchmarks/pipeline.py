@@ -45,7 +45,7 @@ from streams.enrich import learner_key
 from streams.envelope import partition_of
 from tests.cohort import Cohort, catalog
 
-from .ingest import peak_rss_mb, spawn
+from .ingest import spawn
 from .loadgen import Connection, Timings
 
 PARTITIONS = 4
@@ -122,11 +122,19 @@ class Stack:
     def watermarks(self) -> dict:
         return orjson.loads(self.get("/watermarks"))
 
-    def wait_synced(self, target: str) -> float:
+    def wait_synced(self, target: str, progress: dict | None = None) -> float:
+        """Until every sink passed ``target``; ``progress`` gets when the relay and each sink did."""
         while True:
             marks = self.watermarks()
+            now = time.monotonic()
+            if progress is not None:
+                if (marks.get("relay") or "") >= target:
+                    progress.setdefault("relay", now)
+                for name, values in marks.items():
+                    if name != "relay" and min(values) >= target:
+                        progress.setdefault(name, now)
             if all(min(v) >= target for k, v in marks.items() if k != "relay"):
-                return time.monotonic()
+                return now
             time.sleep(0.02)
 
     def close(self) -> None:
@@ -304,10 +312,15 @@ def main() -> None:
         target = asyncio.run(last_position(stack.dsn))
         ready = stack.start_worker()
         before = asyncio.run(cpu_by_component(stack.dsn, stack))
-        done = stack.wait_synced(target)
+        reached: dict[str, float] = {}
+        done = stack.wait_synced(target, reached)
         after = asyncio.run(cpu_by_component(stack.dsn, stack))
         print(f"backlog: {len(backlog):,} statements through one worker (relay → Kafka → agent → chdb + "
               f"PostgreSQL rollups) in {done - ready:.1f} s = {len(backlog) / (done - ready):,.0f} events/s")  # fmt: skip
+        print(
+            "  reached the last statement after: "
+            + ", ".join(f"{k} {t - ready:.1f} s" for k, t in sorted(reached.items(), key=lambda kv: kv[1]))
+        )
         spent = {k: v - before.get(k, 0.0) for k, v in after.items()}
         print(
             "  CPU seconds during the backlog: "
@@ -321,7 +334,12 @@ def main() -> None:
         print(
             "sink batch latency (mean): " + ", ".join(f"{k} {v * 1000:.1f} ms" for k, v in latencies.items())
         )
-        print(f"worker peak RSS (VmHWM): {peak_rss_mb(stack.worker.pid):.0f} MB")
+        status = dict(
+            line.split(":", 1) for line in Path(f"/proc/{stack.worker.pid}/status").read_text().splitlines()
+        )
+        mb = {k: int(status[k].split()[0]) / 1024 for k in ("VmHWM", "RssAnon", "RssFile")}
+        print(f"worker peak RSS (VmHWM): {mb['VmHWM']:.0f} MB; now {mb['RssAnon']:.0f} MB anonymous + "
+              f"{mb['RssFile']:.0f} MB file-backed (mostly the chdb engine's code)")  # fmt: skip
     finally:
         stack.close()
 

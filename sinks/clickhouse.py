@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import clickhouse_connect
+import orjson
 
 from streams.enrich import LearningEvent
 from streams.position import since_position
@@ -31,6 +32,7 @@ from .ports import Batch, Retraction
 
 SEGMENT_SECONDS = 5
 RETRACT_CHUNK = 1000
+WATERMARK_COLUMNS = ("partition", "position", "epoch", "updated")
 
 EVENT_COLUMNS = (
     "statement_id", "sign", "position", "timestamp", "stored", "learner_key", "student_id", "course_id",
@@ -147,6 +149,14 @@ class ClickHouseSink:
 
     # --- applying --------------------------------------------------------------------------------
 
+    def _insert(self, table: str, columns: Sequence[str], rows: Sequence[tuple]) -> None:
+        """Rows as JSONCompactEachRow, serialised by orjson: ClickHouse parses them natively,
+        several times cheaper for this process than clickhouse-connect's Python encoder."""
+        self._client.raw_insert(
+            table, list(columns), b"\n".join(map(orjson.dumps, rows)), fmt="JSONCompactEachRow",
+            settings={"date_time_input_format": "best_effort"},
+        )  # fmt: skip
+
     def _applied(self, table: str, events: list[LearningEvent]) -> set[str]:
         """Which of these statements ``table`` already has rows of (counted, or counted and then
         retracted: a voided statement never comes back). Asks for the statements
@@ -181,7 +191,7 @@ class ClickHouseSink:
             f"SELECT {cols} FROM {table} WHERE statement_id IN %(ids)s AND sign = 1",
             parameters={"ids": applied},
         ).result_rows
-        self._client.insert(table, rows, column_names=list(columns))
+        self._insert(table, columns, rows)
 
     def _apply(self, batches: Sequence[Batch]) -> None:
         events: list[LearningEvent] = []
@@ -194,13 +204,13 @@ class ClickHouseSink:
             applied = self._applied("learning_events", events)
             rows = [event_row(e) for e in events if e.statement_id not in applied]
             if rows:
-                self._client.insert("learning_events", rows, column_names=list(EVENT_COLUMNS))
+                self._insert("learning_events", EVENT_COLUMNS, rows)
             watched = [e for e in events if e.video_segments]
             if watched:
                 done = self._applied("video_segments", watched)
                 segments = [r for e in watched if e.statement_id not in done for r in segment_rows(e)]
                 if segments:
-                    self._client.insert("video_segments", segments, column_names=list(SEGMENT_COLUMNS))
+                    self._insert("video_segments", SEGMENT_COLUMNS, segments)
         voided = [r.statement_id for r in retractions]
         for start in range(0, len(voided), RETRACT_CHUNK):  # id lists stay far below max_query_size
             chunk = voided[start : start + RETRACT_CHUNK]
@@ -225,9 +235,7 @@ class ClickHouseSink:
             new = batch.through if batch.epoch > epoch else max(position, batch.through)
             marks.append((batch.partition, new, batch.epoch, now))
         if marks:
-            self._client.insert(
-                "sink_watermarks", marks, column_names=["partition", "position", "epoch", "updated"]
-            )
+            self._insert("sink_watermarks", WATERMARK_COLUMNS, marks)
 
     async def apply(self, batches: Sequence[Batch]) -> None:
         await self._run(self._apply, batches)
@@ -253,8 +261,6 @@ class ClickHouseSink:
             start, now = since_position(since) if since is not None else "", datetime.now(timezone.utc)
             self._client.command("TRUNCATE TABLE sink_watermarks")
             rows = [(p, start, epoch, now) for p in range(self._partitions)]
-            self._client.insert(
-                "sink_watermarks", rows, column_names=["partition", "position", "epoch", "updated"]
-            )
+            self._insert("sink_watermarks", WATERMARK_COLUMNS, rows)
 
         await self._run(wipe)

@@ -27,6 +27,7 @@ import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 
+from lrs.runtime import tune_garbage_collection
 from lrs.xapi.formats import parse_timestamp
 from sinks.clickhouse import ClickHouseSink, connect
 from sinks.ports import Batch, Retraction, Sink
@@ -40,6 +41,7 @@ from .envelope import BadEnvelope, decode
 from .lanes import Lanes
 from .relay import REWIND_CHANNEL, StatementRelay
 from .settings import CatalogSettings, ClickHouseSettings, StreamSettings
+from .transport import Transport
 
 log = logging.getLogger(__name__)
 
@@ -216,10 +218,14 @@ class PipelineApp(faust.App):
     async def on_start(self) -> None:
         await super().on_start()
         await self.pipeline.start(self.send)
+        tune_garbage_collection()
 
     async def on_stop(self) -> None:
         await self.pipeline.stop()
         await super().on_stop()
+
+    def _new_transport(self):
+        return Transport(self.conf.broker_consumer, self)
 
 
 def create_app(pipeline: Pipeline, broker: str) -> faust.App:

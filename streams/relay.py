@@ -41,7 +41,8 @@ HEARTBEAT_SECONDS = 1.0
 
 _READ = """
 SELECT s.seq, s.stored, coalesce(s.exact::text, s.document::text) AS document, s.voided,
-       CASE WHEN s.is_voiding THEN s.ref_target::text END AS target, t.document -> 'actor' AS target_actor
+       CASE WHEN s.is_voiding THEN s.ref_target::text END AS target,
+       coalesce(t.document, s.document) -> 'actor' AS actor
 FROM lrs_statements s
 LEFT JOIN lrs_statements t ON s.is_voiding AND t.id = s.ref_target
 WHERE (s.stored, s.seq) > ($1, $2) AND s.stored < $3
@@ -133,9 +134,8 @@ class StatementRelay:
             rows = await conn.fetch(_READ, after_stored, after_seq, consistent, READ_LIMIT)
         items: dict[int, list[tuple[str, bytes, str]]] = defaultdict(list)  # partition → (pos, item, learner)
         for row in rows:
-            statement = orjson.loads(row["document"])
-            actor = orjson.loads(row["target_actor"]) if row["target_actor"] else statement["actor"]
-            learner = learner_key(actor)
+            # a voiding statement goes to the partition of the learner whose statement it voids
+            learner = learner_key(orjson.loads(row["actor"]))
             pos = positions.encode(row["stored"], row["seq"])
             target = b'"target":%s,' % orjson.dumps(row["target"]) if row["target"] else b""
             item = b'{"pos":"%s","learner":%s,"voided":%s,%s"statement":%s}' % (

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 import asyncpg
 import orjson
+
+from lrs.runtime import tune_garbage_collection
 from fastapi import FastAPI
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
@@ -86,7 +87,7 @@ def create_app(
         await listener.add_listener(PostgresCredentialStore.CHANNEL, lambda *_: authenticator.clear())
         await ensure_admin(stores, auth)
         app.state.stores, app.state.authenticator, app.state.pool = stores, authenticator, backend.pool
-        _tune_garbage_collection()
+        tune_garbage_collection()
         try:
             yield
         finally:
@@ -158,17 +159,6 @@ def create_app(
     xapi = _xapi_app(base_path, ops.state, server.max_body_bytes)
     ops.add_middleware(MetricsMiddleware, base_path=base_path)
     return Application(base_path, xapi, ops)
-
-
-def _tune_garbage_collection() -> None:
-    """Collect cycles less often: statements are acyclic JSON that reference counting frees,
-    yet each batch allocates tens of thousands of objects, and with CPython's default thresholds
-    that triggers collections which walk the long-lived heap (caches, pools, modules) again and
-    again; profiling showed them costing a fifth of ingest time. Objects alive after start-up
-    are frozen out of collection altogether."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(50_000, 20, 20)
 
 
 def app_from_environment() -> Application:
