@@ -17,8 +17,8 @@ rollups). Prints figures; asserts nothing. Phases:
    = visible - POST sent. The ClickHouse aggregate's event count is checked at the end.
 3. Peak RSS (VmHWM) of the worker process, and its sink batch latencies from /metrics.
 
-    python -m benchmarks.pipeline                       # 200k backlog, 2,000 stmt/s for 30 s
-    python -m benchmarks.pipeline --backlog 50000 --seconds 10
+    python -m benchmarks.pipeline --backlog-learners 400   # 91k backlog, 2,000 stmt/s for 30 s
+    python -m benchmarks.pipeline --backlog-learners 100 --seconds 10
 """
 
 from __future__ import annotations
