@@ -43,7 +43,7 @@ from streams import position as positions
 from streams.broker import EmbeddedBroker
 from streams.enrich import learner_key
 from streams.envelope import partition_of
-from tests.cohort import Cohort, catalog
+from lrs.simulate import Simulation, catalog
 
 from .ingest import spawn
 from .loadgen import Connection, Timings
@@ -63,7 +63,7 @@ def free_port() -> int:
 def cohort(first_course: int, courses: int, students: range, seed: int) -> tuple[dict, list[dict]]:
     """A catalog and its learners' statements, timestamped over the last 30 days in their order."""
     document = catalog(first_course, courses, list(students))
-    people = Cohort(document, seed)
+    people = Simulation(document, seed)
     for student in students:
         people.learn(student)
     start, step = time.time() - 30 * 86400, 30 * 86400 / max(len(people.statements), 1)

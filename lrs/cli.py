@@ -322,5 +322,60 @@ def credentials_revoke(key: str, data_dir) -> None:
     click.echo(f"revoked {key}")
 
 
+@main.command()
+@click.option(
+    "--learners", type=click.IntRange(1), default=200, show_default=True, help="learners to simulate"
+)
+@click.option(
+    "--courses", type=click.IntRange(1), default=4, show_default=True, help="courses in the catalog"
+)
+@click.option(
+    "--days", type=click.IntRange(1), default=30, show_default=True, help="days of activity, ending today"
+)
+@click.option(
+    "--seed", type=int, default=1, show_default=True, help="same seed (and --start), same statements"
+)
+@click.option("--start", default=None, help="first day, ISO 8601 (default: --days before today, 00:00 UTC)")
+@click.option("--url", default=None, help="LRS base URL (default http://LRS_HOST:LRS_PORT)")
+@click.option(
+    "--auth", default=None, help="KEY:SECRET with scope all (default LRS_ADMIN_KEY:LRS_ADMIN_SECRET)"
+)
+def simulate(learners: int, courses: int, days: int, seed: int, start: str | None, url: str | None,
+             auth: str | None) -> None:  # fmt: skip
+    """Post a realistic, deterministic cohort's activity through the LRS over HTTP."""
+    from datetime import datetime, timedelta, timezone
+
+    import httpx
+    from tqdm import tqdm
+
+    from lrs.simulate import cohort, post
+
+    if start:
+        try:
+            first = datetime.fromisoformat(start)
+        except ValueError:
+            raise click.BadParameter(f"{start!r} is not an ISO 8601 date", param_hint="--start") from None
+        first = first if first.tzinfo else first.replace(tzinfo=timezone.utc)
+    else:
+        today = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+        first = today - timedelta(days=days)
+    auth = auth or (
+        f"{AuthSettings().admin_key}:{AuthSettings().admin_secret}" if AuthSettings().admin_key else None
+    )
+    if not auth or ":" not in auth:
+        raise click.UsageError("give --auth KEY:SECRET (or set LRS_ADMIN_KEY and LRS_ADMIN_SECRET)")
+    server = ServerSettings()
+    url = url or f"http://{server.host}:{server.port}"
+    document, statements = cohort(learners, courses, days, seed, first)
+    key, _, secret = auth.partition(":")
+    with tqdm(total=len(statements), unit="stmt", desc="posting") as bar:
+        try:
+            asyncio.run(post(url, (key, secret), document, statements, progress=bar))
+        except (RuntimeError, OSError, httpx.HTTPError) as exc:
+            raise click.ClickException(f"{url}: {exc}") from None
+    click.echo(f"posted {len(statements):,} statements of {learners} learners in {courses} courses "
+               f"({first:%Y-%m-%d} + {days} days, seed {seed}) to {url}")  # fmt: skip
+
+
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,149 +1,24 @@
 """A simulated cohort for pipeline tests, and what its statements must add up to.
 
-``catalog()`` describes courses (modules with video / reading lessons and a quiz); ``Cohort``
-makes learners go through them with a seeded random generator: launch, watch parts of videos,
-complete readings, answer questions, fail or pass quizzes, drop off. The ``expected_*``
-functions compute, from the statements alone and the rules the README documents, the numbers
-the sinks must hold. They share nothing with the pipeline's code.
+The statements come from the product's simulator (``lrs.simulate``: ``catalog()``, and
+``Cohort`` = ``Simulation``, which makes learners launch, watch parts of videos, complete
+readings, answer questions, fail or pass quizzes, drop off). The ``expected_*`` functions
+compute, from the statements alone and the rules the README documents, the numbers the sinks
+must hold. They share nothing with the pipeline's code.
 """
 
 from __future__ import annotations
 
 import math
-import random
-import uuid
 from collections import Counter, defaultdict
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-BASE = "https://lms.example"
-VERB = "http://adlnet.gov/expapi/verbs/"
-VIDEO = "https://w3id.org/xapi/video"
-SEGMENTS = f"{VIDEO}/extensions/played-segments"
-PROGRESS = f"{VIDEO}/extensions/progress"
-LENGTH = f"{VIDEO}/extensions/length"
+from lrs.simulate import LENGTH, PROGRESS, SEGMENTS, VERB, VIDEO, agent, catalog
+from lrs.simulate import Simulation as Cohort
 
-
-def catalog(first_course: int, courses: int = 2, students: list[int] | None = None) -> dict[str, Any]:
-    """Courses ``first_course…``: 2 modules × (1 video + 1 reading lesson) and 1 quiz in module 2."""
-    out: dict[str, Any] = {"courses": [], "students": []}
-    for c in range(first_course, first_course + courses):
-        course = {"id": c, "title": f"Course {c}", "iri": f"{BASE}/courses/{c}", "modules": []}
-        for m in (1, 2):
-            module_id = c * 100 + m
-            module = {
-                "id": module_id,
-                "title": f"Module {m}",
-                "position": m,
-                "iri": f"{BASE}/courses/{c}/modules/{module_id}",
-                "lessons": [
-                    {
-                        "id": module_id * 10 + 1,
-                        "kind": "video",
-                        "duration_seconds": 60,
-                        "iri": f"{BASE}/courses/{c}/lessons/{module_id * 10 + 1}",
-                    },
-                    {
-                        "id": module_id * 10 + 2,
-                        "kind": "reading",
-                        "iri": f"{BASE}/courses/{c}/lessons/{module_id * 10 + 2}",
-                    },
-                ],  # fmt: skip
-                "quizzes": [],
-            }
-            if m == 2:
-                module["quizzes"] = [{"id": module_id * 10 + 9, "pass_percentage": 70,
-                                      "iri": f"{BASE}/courses/{c}/quizzes/{module_id * 10 + 9}"}]  # fmt: skip
-            course["modules"].append(module)
-        out["courses"].append(course)
-    for s in students or []:
-        out["students"].append(
-            {"id": s, "name": f"Student {s}", "identities": [{"mbox": f"mailto:student{s}@school.example"}]}
-        )
-    return out
-
-
-def agent(student: int) -> dict[str, Any]:
-    return {
-        "objectType": "Agent",
-        "name": f"Student {student}",
-        "mbox": f"mailto:student{student}@school.example",
-    }
-
-
-class Cohort:
-    """Learners working through the catalog's courses; ``statements`` in the order they happen."""
-
-    def __init__(self, catalog: dict[str, Any], seed: int, start: datetime | None = None) -> None:
-        self.catalog = catalog
-        self.rng = random.Random(seed)
-        self.clock = start or datetime(2026, 11, 2, 8, 0, tzinfo=timezone.utc)
-        self.statements: list[dict[str, Any]] = []
-
-    def _at(self) -> str:
-        self.clock += timedelta(minutes=self.rng.randrange(3, 50))
-        return self.clock.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-    def _say(self, student: int, verb: str, iri: str, **extra: Any) -> dict[str, Any]:
-        st = {"id": str(uuid.UUID(int=self.rng.getrandbits(128), version=4)), "actor": agent(student),
-              "verb": {"id": verb if verb.startswith("http") else VERB + verb, "display": {"en-US": verb.rsplit("/", 1)[-1]}},
-              "object": {"objectType": "Activity", "id": iri}, "timestamp": self._at()}  # fmt: skip
-        st.update(extra)
-        self.statements.append(st)
-        return st
-
-    def learn(self, student: int) -> None:
-        """One learner through every course, dropping off now and then."""
-        for course in self.catalog["courses"]:
-            course_iri = course["iri"]
-            context = {"contextActivities": {"grouping": [{"id": course_iri}]}}
-            self._say(student, "launched", course_iri)
-            self._say(student, "initialized", course_iri)
-            finished = True
-            for module in course["modules"]:
-                for lesson in module["lessons"]:
-                    if self.rng.random() < 0.12:
-                        finished = False
-                        break
-                    if lesson["kind"] == "video":
-                        start = self.rng.randrange(0, 20)
-                        end = self.rng.randrange(start + 5, 61)
-                        watched = [(start, end)] if self.rng.random() < 0.5 else [(0, 60)]
-                        done = watched == [(0, 60)]
-                        segments = "[,]".join(f"{a}[.]{b}" for a, b in watched)
-                        self._say(student, f"{VIDEO}/verbs/played", lesson["iri"], context=context | {"extensions": {LENGTH: 60}},
-                                  result={"duration": f"PT{end - start}S",
-                                          "extensions": {SEGMENTS: segments, PROGRESS: 1.0 if done else round((end - start) / 60, 2)}})  # fmt: skip
-                        if not done:
-                            finished = False
-                    else:
-                        self._say(
-                            student,
-                            "experienced",
-                            lesson["iri"],
-                            context=context,
-                            result={"duration": "PT90S"},
-                        )
-                        self._say(
-                            student, "completed", lesson["iri"], context=context, result={"completion": True}
-                        )
-                for quiz in module["quizzes"]:
-                    for q in range(2):
-                        self._say(student, "answered", f"{quiz['iri']}/questions/{q}", context=context,
-                                  result={"success": self.rng.random() < 0.6, "response": "b"})  # fmt: skip
-                    scaled = round(self.rng.random(), 2)
-                    self._say(student, "passed" if scaled >= 0.7 else "failed", quiz["iri"], context=context,
-                              result={"score": {"scaled": scaled}, "success": scaled >= 0.7, "duration": "PT300S"})  # fmt: skip
-                    if scaled < 0.7:
-                        if self.rng.random() < 0.6:
-                            self._say(student, "passed", quiz["iri"], context=context,
-                                      result={"score": {"scaled": 0.85}, "success": True, "duration": "PT240S"})  # fmt: skip
-                        else:
-                            finished = False
-            if finished:
-                self._say(student, "completed", course_iri)
-            self._say(student, "terminated", course_iri)
+__all__ = ["LENGTH", "VERB", "VIDEO", "Cohort", "agent", "catalog"]
 
 
 # --- what the sinks must hold --------------------------------------------------------------------

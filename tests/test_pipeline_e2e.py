@@ -229,9 +229,9 @@ def test_voiding_a_completion_retracts_it_everywhere(stack: PipelineStack):
     context = {"contextActivities": {"grouping": [{"id": course["iri"]}]}}
     for module in course["modules"]:
         for lesson in module["lessons"]:
-            learner._say(501, "completed", lesson["iri"], context=context, result={"completion": True})
+            learner.say(501, "completed", lesson["iri"], context=context, result={"completion": True})
     quiz = course["modules"][1]["quizzes"][0]
-    passing = learner._say(501, "passed", quiz["iri"], context=context,
+    passing = learner.say(501, "passed", quiz["iri"], context=context,
                            result={"score": {"scaled": 0.9}, "success": True, "duration": "PT60S"})  # fmt: skip
     stack.post(learner.statements)
     stack.wait_synced()
