@@ -10,6 +10,11 @@ Prints figures; asserts nothing. Phases:
 
     python -m benchmarks.ingest --spawn --total 1000000
     python -m benchmarks.ingest --url http://127.0.0.1:8080/xapi --auth KEY:SECRET --pid 1234
+
+``--store mongodb`` (with ``--spawn``) runs the LRS on MongoDB (``LRS_STORE``): the server at
+``--mongo-url`` (a replica set), else the SecantusDB stand-in that the tests use, which speaks
+MongoDB's protocol but is a Python server: its figures are not MongoDB's. The report names the
+store it ran on.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import tempfile
 import time
 import urllib.request
 import uuid
+from contextlib import ExitStack
 from pathlib import Path
 from urllib.parse import quote
 
@@ -172,10 +178,27 @@ async def query(url, auth, population, count: int, clients: int = 1):
     return count, elapsed, timings
 
 
+def describe_store(store_url: str | None) -> str:
+    """Which store the spawned LRS runs on, as the report names it."""
+    if store_url is None:
+        return os.environ.get("LRS_DATABASE_URL", "embedded PostgreSQL")
+    import pymongo
+
+    with pymongo.MongoClient(store_url, serverSelectionTimeoutMS=5000) as client:
+        info = client.server_info()
+    if "secantusVersion" in info:
+        return (
+            f"SecantusDB {info['secantusVersion']}, a Python MongoDB wire-protocol stand-in (reports MongoDB"
+            f" {info['version']}; its figures are not MongoDB's)"
+        )
+    return f"MongoDB {info['version']}"
+
+
 async def main_async(args) -> None:
     url, auth = args.url, tuple(args.auth.split(":", 1))
     population = Population()
-    print(f"LRS {url}  ({os.cpu_count()} CPUs on this machine, client and server share them)\n")
+    print(f"LRS {url}  ({os.cpu_count()} CPUs on this machine, client and server share them)")
+    print(f"store: {args.store_label}\n")
     n, t, timings = await post_batches(url, auth, population, args.batches, clients=8)
     report("POST batches of 100 (8 clients)", n, t, timings)
     n, t, timings = await post_singles(url, auth, population, args.singles, clients=8)
@@ -208,6 +231,14 @@ def main() -> None:
         "--data-dir", type=Path, default=None, help="with --spawn: data dir (default: temporary)"
     )
     parser.add_argument("--workers", type=int, default=1, help="with --spawn: server processes")
+    parser.add_argument(
+        "--store", choices=["postgres", "mongodb"], default="postgres", help="with --spawn: the LRS store"
+    )
+    parser.add_argument(
+        "--mongo-url",
+        default=None,
+        help="with --store mongodb: a MongoDB replica set (default: the stand-in)",
+    )
     parser.add_argument("--batches", type=int, default=300)
     parser.add_argument("--singles", type=int, default=20000)
     parser.add_argument(
@@ -215,19 +246,28 @@ def main() -> None:
     )
     parser.add_argument("--queries", type=int, default=2000)
     args = parser.parse_args()
-    process = None
-    if args.spawn:
-        port = 18080
-        data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="lrs-bench-"))
-        key, secret = args.auth.split(":", 1)
-        process = spawn(port, data_dir, key, secret, args.workers)
-        args.url, args.pid = f"http://127.0.0.1:{port}/xapi", process.pid
-    try:
-        asyncio.run(main_async(args))
-    finally:
-        if process is not None:
-            process.send_signal(signal.SIGTERM)
-            process.wait(60)
+    args.store_label = "as the LRS at --url is configured"
+    with ExitStack() as stack:
+        process = None
+        if args.spawn:
+            port = 18080
+            data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="lrs-bench-"))
+            key, secret = args.auth.split(":", 1)
+            env = {}
+            if args.store == "mongodb":
+                from tests.mongo_server import mongo_url
+
+                env["LRS_STORE"] = args.mongo_url or stack.enter_context(mongo_url(data_dir))
+                env["LRS_PIPELINE"] = "false"  # the pipeline reads PostgreSQL
+            args.store_label = describe_store(env.get("LRS_STORE"))
+            process = spawn(port, data_dir, key, secret, args.workers, **env)
+            args.url, args.pid = f"http://127.0.0.1:{port}/xapi", process.pid
+        try:
+            asyncio.run(main_async(args))
+        finally:
+            if process is not None:
+                process.send_signal(signal.SIGTERM)
+                process.wait(60)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from lrs.settings import AuthSettings, ServerSettings, StoreSettings
+from lrs.store import is_mongodb
 
 log = logging.getLogger("lrs")
 _DATA_DIR = click.option("--data-dir", type=click.Path(path_type=Path), default=None, help="data directory")
@@ -21,13 +22,14 @@ _DATA_DIR = click.option("--data-dir", type=click.Path(path_type=Path), default=
 
 @contextmanager
 def database(store: StoreSettings, data_dir: Path) -> Iterator[str]:
-    """The DSN of the statement store: LRS_DATABASE_URL, or the embedded server in ``data_dir``.
+    """Where the stores are: LRS_STORE (MongoDB), LRS_DATABASE_URL, or the embedded PostgreSQL
+    in ``data_dir``.
 
     An embedded server already running on that directory (an ``lrs up`` elsewhere) is used as
     it is; otherwise one is started for the duration of the block.
     """
-    if store.database_url:
-        yield store.database_url
+    if store.store or store.database_url:
+        yield store.store or store.database_url
         return
     from lrs.store.postgres.embedded import EmbeddedPostgres
 
@@ -64,7 +66,7 @@ def main(log_level: str | None) -> None:
 )
 @click.option("--workers", type=int, default=None, help="server processes (default LRS_WORKERS or 1)")
 def up(host: str | None, port: int | None, data_dir: Path | None, workers: int | None) -> None:
-    """Start the LRS (embedded PostgreSQL unless LRS_DATABASE_URL is set)."""
+    """Start the LRS (embedded PostgreSQL unless LRS_STORE or LRS_DATABASE_URL is set)."""
     import uvicorn
 
     from lrs.http.app import create_app
@@ -80,13 +82,21 @@ def up(host: str | None, port: int | None, data_dir: Path | None, workers: int |
             log_level=server.log_level.lower(), access_log=False, server_header=False,
         )  # fmt: skip
         log.info("xAPI endpoint: http://%s:%d/xapi/", server.host, server.port)
-        supervisor = _pipeline(server.data_dir, dsn) if store.pipeline else None
+        supervisor = None
+        if store.pipeline and is_mongodb(dsn):
+            log.warning(
+                "stream pipeline not started: LRS_STORE selects MongoDB, and the pipeline's relay reads"
+                " statements from PostgreSQL (set LRS_PIPELINE=false to silence this)"
+            )
+        elif store.pipeline:
+            supervisor = _pipeline(server.data_dir, dsn)
         try:
             with _stopped_by_signals():
                 if server.workers == 1:
                     uvicorn.Server(uvicorn.Config(create_app(dsn, server, store, auth), **options)).run()
                 else:  # worker processes build the app from the environment; they share the port
-                    os.environ.update(LRS_DATABASE_URL=dsn, LRS_HOST=server.host, LRS_PORT=str(server.port))
+                    os.environ.update(LRS_HOST=server.host, LRS_PORT=str(server.port))
+                    os.environ["LRS_STORE" if is_mongodb(dsn) else "LRS_DATABASE_URL"] = dsn
                     uvicorn.run(
                         "lrs.http.app:app_from_environment", factory=True, workers=server.workers, **options
                     )
@@ -160,13 +170,14 @@ def _sync_stores(data_dir: Path | None):
 
 
 class _stores:
-    """``async with _stores(dsn) as stores``: a small, migrated connection for command-line work."""
+    """``async with _stores(dsn) as stores``: a small, migrated connection for command-line work
+    (``dsn`` may also be a MongoDB URL)."""
 
     def __init__(self, dsn: str) -> None:
         self.dsn = dsn
 
     async def __aenter__(self):
-        from lrs.store.postgres import open_stores
+        from lrs.store import open_stores
         from lrs.usecases.stores import Stores
 
         self.backend = await open_stores(self.dsn, pool_min=1, pool_max=2)
@@ -190,9 +201,17 @@ def worker(data_dir: Path | None) -> None:
     server.data_dir.mkdir(parents=True, exist_ok=True)
     bootstrap = stream.kafka_bootstrap or f"127.0.0.1:{stream.kafka_port}"
     with database(store, server.data_dir) as dsn:
+        _needs_postgres(dsn, "the pipeline worker")
         asyncio.run(_migrate_lms(store.lms_database_url or dsn))
         with _stopped_by_signals():
             run_worker(dsn, store.lms_database_url or dsn, server.data_dir, bootstrap)
+
+
+def _needs_postgres(dsn: str, what: str) -> str:
+    """``dsn``, unless it is MongoDB's: the pipeline and the LMS tables live in PostgreSQL."""
+    if is_mongodb(dsn):
+        raise click.ClickException(f"{what} needs PostgreSQL, and LRS_STORE selects MongoDB")
+    return dsn
 
 
 async def _migrate_lms(dsn: str) -> None:
@@ -235,7 +254,10 @@ def catalog_load(file, data_dir) -> None:
             await conn.close()
 
     with _sync_stores(data_dir) as dsn:
-        counts = asyncio.run(run(StoreSettings().lms_database_url or dsn))
+        lms = StoreSettings().lms_database_url or _needs_postgres(
+            dsn, "the catalog (without LRS_LMS_DATABASE_URL)"
+        )
+        counts = asyncio.run(run(lms))
     click.echo(", ".join(f"{n} {kind}" for kind, n in counts.items()))
 
 
@@ -251,7 +273,7 @@ def replay(since: str | None, sinks: tuple[str, ...], data_dir) -> None:
     from streams.settings import StreamSettings
 
     with _sync_stores(data_dir) as dsn:
-        run_replay(dsn, StreamSettings().worker_web_port, since, list(sinks))
+        run_replay(_needs_postgres(dsn, "replay"), StreamSettings().worker_web_port, since, list(sinks))
 
 
 @main.group()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _ENV = {"env_prefix": "LRS_", "extra": "ignore"}
@@ -37,6 +37,9 @@ class StoreSettings(BaseSettings):
 
     model_config = SettingsConfigDict(**_ENV)
 
+    store: str | None = None
+    """A MongoDB URL (``mongodb://host/db?replicaSet=rs0``) to keep statements, documents and
+    credentials in MongoDB; unset = PostgreSQL (``database_url`` or the embedded server)."""
     database_url: str | None = None
     """An external PostgreSQL (``postgresql://user:pass@host/db``); unset = embedded server."""
     pool_min: int = 2
@@ -45,6 +48,17 @@ class StoreSettings(BaseSettings):
     """The LMS's PostgreSQL for catalog and progress rollups (schema ``lms``); unset = the store's."""
     pipeline: bool = True
     """Whether ``lrs up`` also runs the stream pipeline (broker and worker)."""
+
+    @field_validator("store")
+    @classmethod
+    def _mongodb_url(cls, value: str | None) -> str | None:
+        from lrs.store import is_mongodb
+
+        if not value:
+            return None
+        if not is_mongodb(value):
+            raise ValueError("LRS_STORE takes a mongodb:// URL; for PostgreSQL set LRS_DATABASE_URL")
+        return value
 
 
 class AuthSettings(BaseSettings):
@@ -59,3 +73,18 @@ class AuthSettings(BaseSettings):
     """``account.homePage`` of the authority Agent the LRS puts on statements for a credential."""
     credential_cache_seconds: float = 60.0
     """How long a verified secret is trusted without hashing it again (revocation clears it)."""
+
+
+class AnalyticsSettings(BaseSettings):
+    """The instructor page's source of reports: the pipeline worker's web server."""
+
+    model_config = SettingsConfigDict(**_ENV)
+
+    analytics_url: str | None = None
+    """Base URL of a worker web server; unset = ``http://127.0.0.1:LRS_WORKER_WEB_PORT``."""
+    worker_web_port: int = 6066
+    analytics_timeout: float = 10.0
+    """Seconds a report may take."""
+
+    def url(self) -> str:
+        return (self.analytics_url or f"http://127.0.0.1:{self.worker_web_port}").rstrip("/")

@@ -14,7 +14,6 @@ make the sink replay more, never skip.
 from __future__ import annotations
 
 import asyncio
-import math
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from importlib import resources
@@ -28,9 +27,9 @@ import orjson
 from streams.enrich import LearningEvent
 from streams.position import since_position
 
-from .ports import Batch, Retraction
+from .buckets import watched_segments
+from .ports import Batch, advanced, net_all
 
-SEGMENT_SECONDS = 5
 RETRACT_CHUNK = 1000
 WATERMARK_COLUMNS = ("partition", "position", "epoch", "updated")
 
@@ -71,10 +70,6 @@ def event_row(e: LearningEvent) -> tuple:
 
 def segment_rows(e: LearningEvent) -> list[tuple]:
     """One row per 5-second segment the statement's played segments touch (each counted once)."""
-    segments: set[int] = set()
-    for start, end in e.video_segments:
-        last = max(start, math.nextafter(end, 0.0))
-        segments.update(range(int(start // SEGMENT_SECONDS), int(last // SEGMENT_SECONDS) + 1))
     where = e.location
     return [
         (
@@ -88,7 +83,7 @@ def segment_rows(e: LearningEvent) -> list[tuple]:
             e.activity_id,
             s,
         )
-        for s in sorted(segments)
+        for s in watched_segments(e)
     ]
 
 
@@ -101,10 +96,18 @@ def connect(url: str | None, data_dir: Path) -> Any:
     return clickhouse_connect.get_client(dsn=f"chdb://{path.resolve()}")
 
 
+SCHEMA_FILES = ("clickhouse_schema.sql", "clickhouse_bi.sql")
+"""Run in this order: the BI views (``clickhouse_bi.sql``) read the base tables."""
+
+
 def schema_statements() -> list[str]:
-    text = (resources.files("sinks") / "clickhouse_schema.sql").read_text(encoding="utf-8")
-    lines = [line for line in text.splitlines() if not line.lstrip().startswith("--")]
-    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+    """Every statement of the schema files (whole-line ``--`` comments dropped, split on ``;``)."""
+    statements: list[str] = []
+    for name in SCHEMA_FILES:
+        text = (resources.files("sinks") / name).read_text(encoding="utf-8")
+        lines = [line for line in text.splitlines() if not line.lstrip().startswith("--")]
+        statements += [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+    return statements
 
 
 class ClickHouseSink:
@@ -194,12 +197,7 @@ class ClickHouseSink:
         self._insert(table, columns, rows)
 
     def _apply(self, batches: Sequence[Batch]) -> None:
-        events: list[LearningEvent] = []
-        retractions: list[Retraction] = []
-        for batch in batches:
-            added, taken = batch.net()
-            events += added
-            retractions += taken
+        events, retractions = net_all(batches)
         if events:
             applied = self._applied("learning_events", events)
             rows = [event_row(e) for e in events if e.statement_id not in applied]
@@ -229,11 +227,8 @@ class ClickHouseSink:
         current = {int(p): (position, epoch) for p, position, epoch in rows}
         now, marks = datetime.now(timezone.utc), []
         for batch in batches:
-            position, epoch = current.get(batch.partition, ("", ""))
-            if batch.epoch < epoch:
-                continue
-            new = batch.through if batch.epoch > epoch else max(position, batch.through)
-            marks.append((batch.partition, new, batch.epoch, now))
+            if (mark := advanced(current.get(batch.partition), batch)) is not None:
+                marks.append((batch.partition, *mark, now))
         if marks:
             self._insert("sink_watermarks", WATERMARK_COLUMNS, marks)
 

@@ -47,6 +47,28 @@ class Batch:
         return list(events.values()), retractions
 
 
+def net_all(batches: Sequence[Batch]) -> tuple[list[LearningEvent], list[Retraction]]:
+    """Every batch's :meth:`Batch.net`, together (batches are of different partitions)."""
+    events: list[LearningEvent] = []
+    retractions: list[Retraction] = []
+    for batch in batches:
+        added, taken = batch.net()
+        events += added
+        retractions += taken
+    return events, retractions
+
+
+def advanced(current: tuple[str, str] | None, batch: Batch) -> tuple[str, str] | None:
+    """A partition's ``(position, epoch)`` once ``batch`` is applied, from ``current`` (``None``:
+    nothing recorded yet); ``None`` when the batch must not move it. A newer relay epoch restarts
+    the position (the relay rewound), the same epoch only moves it forward, an older one is
+    ignored (messages sent before a reset)."""
+    position, epoch = current or ("", "")
+    if batch.epoch < epoch:
+        return None
+    return (batch.through if batch.epoch > epoch else max(position, batch.through)), batch.epoch
+
+
 class Sink(Protocol):
     name: str
 

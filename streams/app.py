@@ -18,8 +18,10 @@ import logging
 import os
 import signal
 import time
+import uuid
+from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 import faust
@@ -32,6 +34,7 @@ from lrs.xapi.formats import parse_timestamp
 from sinks.clickhouse import ClickHouseSink, connect
 from sinks.ports import Batch, Retraction, Sink
 from sinks.progress import ProgressSink
+from sinks.reports import ReportQuery, course_report
 
 from . import position as positions
 from . import topics
@@ -40,14 +43,20 @@ from .enrich import flatten
 from .envelope import BadEnvelope, decode
 from .lanes import Lanes
 from .relay import REWIND_CHANNEL, StatementRelay
-from .settings import CatalogSettings, ClickHouseSettings, StreamSettings
+from .settings import CassandraSettings, CatalogSettings, ClickHouseSettings, MongoSettings, StreamSettings
 from .transport import Transport
+
+if TYPE_CHECKING:  # imported when their sink is on: the drivers cost memory and start-up time
+    from sinks.cassandra import CassandraSink
+    from sinks.mongodb import MongoSink
 
 log = logging.getLogger(__name__)
 
 ANALYTICS_VIEWS = frozenset({
     "engagement_hourly", "active_learners_daily", "active_learners_weekly", "video_heatmap", "quiz_performance",
-    "question_performance", "completion_funnel", "time_to_complete",
+    "question_performance", "completion_funnel", "time_to_complete", "bi_course_overview", "bi_course_daily",
+    "bi_lesson_engagement", "bi_video_segments", "bi_quiz_performance", "bi_quiz_items", "bi_learner_activity",
+    "bi_at_risk_learners",
 })  # fmt: skip
 
 EVENTS = Counter("lrs_pipeline_events_total", "Statements (and retractions) applied, per sink", ["sink"])
@@ -74,13 +83,19 @@ class Pipeline:
         stream: StreamSettings,
         clickhouse: ClickHouseSettings,
         catalog: CatalogSettings,
+        mongodb: MongoSettings | None = None,
+        cassandra: CassandraSettings | None = None,
     ) -> None:
         self.store_dsn, self.lms_dsn, self.data_dir = store_dsn, lms_dsn, data_dir
         self.stream, self.clickhouse_settings, self.catalog_settings = stream, clickhouse, catalog
+        self.mongodb_settings = mongodb or MongoSettings()
+        self.cassandra_settings = cassandra or CassandraSettings()
         self.catalog = Catalog(catalog.iri_templates, catalog.student_homepage)
         self.sinks: list[Sink] = []
         self.progress: ProgressSink | None = None
         self.clickhouse: ClickHouseSink | None = None
+        self.mongodb: MongoSink | None = None
+        self.cassandra: CassandraSink | None = None
         self.relay: StatementRelay | None = None
         self.lanes: Lanes | None = None
         self._listener: asyncpg.Connection | None = None
@@ -94,6 +109,21 @@ class Pipeline:
             url, data_dir = self.clickhouse_settings.clickhouse_url, self.data_dir
             self.clickhouse = ClickHouseSink(lambda: connect(url, data_dir), self.stream.stream_partitions)
             self.sinks.append(self.clickhouse)
+        if "mongodb" in names:
+            from sinks.mongodb import MongoSink
+
+            mongo = self.mongodb_settings
+            self.mongodb = MongoSink(mongo.url(), mongo.sink_mongo_database, self.stream.stream_partitions)
+            self.sinks.append(self.mongodb)
+        if "cassandra" in names:
+            from sinks.cassandra import CassandraSink
+            from sinks.cassandra import connect as cassandra_session
+
+            cassandra = self.cassandra_settings
+            self.cassandra = CassandraSink(
+                lambda: cassandra_session(cassandra), cassandra, self.stream.stream_partitions
+            )
+            self.sinks.append(self.cassandra)
         for sink in self.sinks:
             await sink.start()
         self.lanes = Lanes(self.sinks, self._apply_with_retry, self._lane_failed)
@@ -163,6 +193,7 @@ class Pipeline:
         """Envelopes (partition, raw value) → one batch of operations per partition; what cannot
         be read or flattened goes to the dead-letter topic."""
         batches: dict[int, Batch] = {}
+        keep = self.mongodb is not None  # the MongoDB sink stores statements whole
         for partition, raw in messages:
             batch = batches.setdefault(partition, Batch(partition))
             try:
@@ -181,7 +212,7 @@ class Pipeline:
                 if item.voided:
                     continue  # voided before it was read: it never counts
                 try:
-                    batch.operations.append(flatten(item.statement, item.position, self.catalog))
+                    batch.operations.append(flatten(item.statement, item.position, self.catalog, keep))
                 except (KeyError, TypeError, ValueError, AttributeError) as exc:
                     await dead_letter(
                         orjson.dumps(item.statement), f"cannot flatten statement: {exc!r}", partition
@@ -242,7 +273,7 @@ def create_app(pipeline: Pipeline, broker: str) -> faust.App:
         producer_max_batch_size=1 << 20,
         broker_max_poll_records=1000,
         web_enabled=True,
-        web_bind="127.0.0.1",
+        web_bind=settings.worker_web_host,
         web_port=settings.worker_web_port,
         web_transport="tcp://",
         datadir=str(pipeline.data_dir / "faust"),
@@ -330,6 +361,40 @@ def create_app(pipeline: Pipeline, broker: str) -> faust.App:
             where, parameters = " WHERE course_id = %(course)s", {"course": int(course)}
         rows = await pipeline.clickhouse.records(f"SELECT * FROM {view}{where}", parameters)
         return web.Response(body=orjson.dumps(rows, default=str), content_type="application/json")
+
+    @app.page("/reports/course/{course_id}")
+    async def course_report_page(web_view, request, course_id: str):
+        """The instructor page's report of one course (see ``sinks.reports``)."""
+        if pipeline.clickhouse is None:
+            return web.Response(status=404, text="this worker has no ClickHouse sink")
+        q = request.query
+        try:
+            query = ReportQuery.parse(course_id, q.get("since"), q.get("until"), q.get("grain"))
+        except ValueError as exc:
+            return web.Response(status=400, text=str(exc))
+        body = await course_report(pipeline.clickhouse.records, query)
+        return web.Response(body=orjson.dumps(body, default=str), content_type="application/json")
+
+    @app.page("/learners/{user_id}/history")
+    async def learner_history(web_view, request, user_id: str):
+        """A learner's daily engagement and weekly progress from the Cassandra sink:
+        ``/learners/<user_id>/history?days=30&until=2026-05-31``; ``user_id`` is the UUID of the
+        sink's tables or the learner's identity key, URL-encoded (``mbox:mailto:…``, ``account:…``)."""
+        if pipeline.cassandra is None:
+            return web.Response(status=404, text="this worker has no Cassandra sink")
+        try:
+            days = int(request.query.get("days", "30"))
+            until = date.fromisoformat(request.query["until"]) if "until" in request.query else None
+        except ValueError:
+            return web.Response(status=400, text="days must be a number, until a date (YYYY-MM-DD)")
+        if not 1 <= days <= 366:
+            return web.Response(status=400, text="days must be between 1 and 366")
+        try:
+            learner: uuid.UUID | str = uuid.UUID(user_id)
+        except ValueError:
+            learner = user_id  # an identity key such as mbox:mailto:ada@example.org
+        body = await pipeline.cassandra.learner_history(learner, days, until)
+        return web.Response(body=orjson.dumps(body), content_type="application/json")
 
     @app.page("/replay")
     class Replay(faust.web.View):

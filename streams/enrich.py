@@ -85,6 +85,9 @@ class LearningEvent:
     session_id: str | None = None
     platform: str | None = None
     registration: str | None = None
+    statement: dict[str, Any] | None = field(default=None, repr=False, compare=False)
+    """The stored statement itself, kept only for sinks that store it whole (``flatten(…,
+    keep_statement=True)``); every other field is read from it."""
 
     @property
     def score_percent(self) -> float | None:
@@ -155,9 +158,12 @@ def learner_key(actor: dict[str, Any]) -> str:
     return "group:" + ",".join(members)
 
 
-def flatten(statement: dict[str, Any], position: str, catalog: Catalog) -> LearningEvent:
+def flatten(
+    statement: dict[str, Any], position: str, catalog: Catalog, keep_statement: bool = False
+) -> LearningEvent:
     """Flatten a stored statement. Raises ``KeyError``/``TypeError``/``ValueError`` only for a
-    statement no LRS would have stored (the worker dead-letters those)."""
+    statement no LRS would have stored (the worker dead-letters those). ``keep_statement``: the
+    event also holds the statement (memory the worker spends only when a sink needs it)."""
     actor = statement["actor"]
     obj = statement["object"]
     result = statement.get("result") or {}
@@ -198,4 +204,5 @@ def flatten(statement: dict[str, Any], position: str, catalog: Catalog) -> Learn
         session_id=_text(context_ext.get(CMI5_SESSION) or context_ext.get(VIDEO_SESSION)),
         platform=context.get("platform"),
         registration=context.get("registration"),
+        statement=statement if keep_statement else None,
     )

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from .broker import EmbeddedBroker, _die_with_parent
-from .settings import CatalogSettings, ClickHouseSettings, StreamSettings
+from .settings import CassandraSettings, CatalogSettings, ClickHouseSettings, MongoSettings, StreamSettings
 
 log = logging.getLogger(__name__)
 
@@ -24,8 +24,9 @@ def run_worker(store_dsn: str, lms_dsn: str, data_dir: Path, bootstrap: str) -> 
     from .app import Pipeline, create_app
 
     pipeline = Pipeline(
-        store_dsn, lms_dsn, data_dir, StreamSettings(), ClickHouseSettings(), CatalogSettings()
-    )
+        store_dsn, lms_dsn, data_dir, StreamSettings(), ClickHouseSettings(), CatalogSettings(),
+        MongoSettings(), CassandraSettings(),
+    )  # fmt: skip
     app = create_app(pipeline, bootstrap)
     worker = faust.Worker(app, loglevel=logging.getLevelName(logging.getLogger().level), quiet=True,
                           redirect_stdouts=False, override_logging=False)  # fmt: skip

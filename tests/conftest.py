@@ -1,19 +1,23 @@
-"""Test fixtures: a real PostgreSQL (embedded, or LRS_TEST_DATABASE_URL) and the LRS served over HTTP.
+"""Test fixtures: real stores and the LRS served over HTTP.
 
-The LRS runs in a background thread under uvicorn on a free 127.0.0.1 port; tests talk to it
-with httpx like any client would. Tests isolate their data with unique agents and activities
-(``unique_agent``, ``unique_activity``) instead of wiping the database.
+The stores are a PostgreSQL (embedded, or LRS_TEST_DATABASE_URL) and a MongoDB (the SecantusDB
+stand-in, or LRS_TEST_MONGO_URL; see mongo_server.py). The LRS runs in a background thread under
+uvicorn on a free 127.0.0.1 port; tests talk to it with httpx like any client would. Every test
+that uses the server runs once per store (ids ``[postgres]`` and ``[mongodb]``). Tests isolate
+their data with unique agents and activities (``unique_agent``, ``unique_activity``) instead of
+wiping the database.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -21,6 +25,10 @@ import uvicorn
 
 from lrs.http.app import create_app
 from lrs.settings import AuthSettings, ServerSettings, StoreSettings
+from lrs.store import Backend, is_mongodb, open_stores
+from lrs.usecases.stores import Stores
+
+from .mongo_server import mongo_url
 
 ADMIN = ("test-admin", "test-admin-secret")
 V1, V2 = "1.0.3", "2.0.0"
@@ -44,6 +52,43 @@ def pg_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     server.start()
     yield server.dsn
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def mongo_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with mongo_url(tmp_path_factory.mktemp("mongo")) as url:
+        yield url
+
+
+STORES = {"postgres": "pg_dsn", "mongodb": "mongo_dsn"}
+"""Store name (the test id) → the fixture giving its URL."""
+
+
+@pytest.fixture(scope="session", params=sorted(STORES, reverse=True))
+def store_url(request: pytest.FixtureRequest) -> str:
+    """The store the LRS under test runs on; every test using it runs once per store."""
+    return request.getfixturevalue(STORES[request.param])
+
+
+T = TypeVar("T")
+
+
+@pytest.fixture(scope="session")
+def on_store(store_url: str) -> Callable[[Callable[[Stores], Awaitable[T]]], T]:
+    """Run ``work(stores)`` on the store the LRS under test uses, beside the server (which
+    learns of credential changes as it would from another process): ``on_store(work)``."""
+
+    def run(work: Callable[[Stores], Awaitable[T]]) -> T:
+        async def main() -> T:
+            backend: Backend = await open_stores(store_url, pool_min=1, pool_max=1)
+            try:
+                return await work(Stores(backend.statements, backend.documents, backend.credentials))
+            finally:
+                await backend.close()
+
+        return asyncio.run(main())
+
+    return run
 
 
 class RunningServer:
@@ -71,11 +116,13 @@ class RunningServer:
 
 
 @pytest.fixture(scope="session")
-def server(pg_dsn: str) -> Iterator[RunningServer]:
+def server(store_url: str, request: pytest.FixtureRequest) -> Iterator[RunningServer]:
+    # The LMS tables (catalog) are PostgreSQL's whatever the store: on MongoDB they need their own URL.
+    lms = request.getfixturevalue("pg_dsn") if is_mongodb(store_url) else None
     app = create_app(
-        pg_dsn,
+        store_url,
         ServerSettings(max_page_size=MAX_PAGE, max_body_bytes=2 * 1024 * 1024),
-        StoreSettings(),
+        StoreSettings(lms_database_url=lms),
         AuthSettings(admin_key=ADMIN[0], admin_secret=ADMIN[1]),
     )
     with RunningServer(app, free_port()) as running:
@@ -202,24 +249,13 @@ def voiding(target_id: str, actor: dict | None = None) -> dict:
 
 
 @pytest.fixture(scope="session")
-def make_credential(pg_dsn: str, server: RunningServer):
+def make_credential(on_store, server: RunningServer):
     """Create a credential with the given scopes in the store: ``key, secret = make_credential([...])``."""
-    import asyncio
-
     from lrs.auth.credentials import new_credential
-    from lrs.store.postgres import PostgresCredentialStore, create_pool
 
     def make(scopes: list[str], name: str = "test client") -> tuple[str, str]:
         credential, secret = new_credential(name, scopes, AuthSettings().authority_homepage)
-
-        async def save() -> None:
-            pool = await create_pool(pg_dsn, min_size=1, max_size=1)
-            try:
-                await PostgresCredentialStore(pool).save(credential)
-            finally:
-                await pool.close()
-
-        asyncio.run(save())
+        on_store(lambda stores: stores.credentials.save(credential))
         return credential.key, secret
 
     return make

@@ -20,6 +20,7 @@ from streams import position as positions
 
 from .cohort import Cohort, catalog, expected_funnel
 from .conftest import free_port, statement
+from .mongo_server import mongo_url
 
 LRS = [sys.executable, "-m", "lrs"]
 
@@ -173,6 +174,39 @@ def test_credentials_create_list_revoke(data_dir: Path):
         assert server.stop() == 0
     again = run_lrs("credentials", "revoke", key, data_dir=data_dir)
     assert again.returncode != 0 and "no active credential" in again.stderr
+
+
+def test_up_on_mongodb_serves_and_manages_credentials_without_postgres_or_pipeline(
+    data_dir: Path, tmp_path: Path
+):
+    """With LRS_STORE=mongodb://… `lrs up` keeps everything in MongoDB: no embedded PostgreSQL, no
+    pipeline (its relay reads PostgreSQL; the log says so), `lrs credentials` works on the same
+    store, and a revocation reaches the running server (change stream)."""
+    with mongo_url(tmp_path) as url:
+        env = {"LRS_STORE": url, **ADMIN_ENV}
+        server = Up(data_dir, **env)
+        try:
+            assert server.family() == []  # neither PostgreSQL nor broker nor worker
+            created = run_lrs("credentials", "create", "--name", "player", "--scope", "statements/write",
+                              "--scope", "statements/read/mine", data_dir=data_dir, env=env)  # fmt: skip
+            assert created.returncode == 0, created.stderr
+            fields = dict(line.split(":", 1) for line in created.stdout.splitlines())
+            auth = (fields["key"].strip(), fields["secret"].strip())
+            with httpx.Client(
+                base_url=server.base + "/xapi", headers={"X-Experience-API-Version": "1.0.3"}
+            ) as client:
+                sent = statement()
+                (statement_id,) = client.post("/statements", json=sent, auth=auth).json()
+                found = client.get("/statements", params={"statementId": statement_id}, auth=auth)
+                assert found.status_code == 200 and found.json()["actor"] == sent["actor"]
+                assert run_lrs("credentials", "revoke", auth[0], data_dir=data_dir, env=env).returncode == 0
+                deadline = time.monotonic() + 10
+                while client.get("/statements", auth=auth).status_code != 401:
+                    assert time.monotonic() < deadline, "revoked credential still accepted"
+                    time.sleep(0.05)  # throttles the polling; the status above is what is waited for
+        finally:
+            assert server.stop() == 0
+        assert "stream pipeline not started: LRS_STORE selects MongoDB" in server.process.stderr.read()
 
 
 def test_up_runs_the_pipeline_and_replay_rebuilds_it(data_dir: Path, tmp_path: Path):

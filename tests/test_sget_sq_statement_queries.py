@@ -770,3 +770,23 @@ def test_sq17_read_mine_credential_sees_only_its_own_statements(any_xapi, make_c
     assert set(ids_of(any_xapi, agent=actor)) == {mine, theirs}
     assert get(mine_client, statementId=mine).status_code == 200
     assert get(mine_client, statementId=theirs).status_code == 404
+
+
+# --- filter values are data -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("lookalike", ['{"$gt": ""}', "$where", "$ne"])
+def test_filter_values_that_look_like_database_operators_match_only_themselves(xapi, lookalike):
+    """An agent account name or an activity id spelled like a database query operator is matched
+    literally, like any other value: never as query syntax that would match everything."""
+    agent = {
+        "objectType": "Agent",
+        "account": {"homePage": f"https://lms.example/{uuid.uuid4()}", "name": lookalike},
+    }
+    activity = {"objectType": "Activity", "id": unique_activity()["id"] + "/" + lookalike.strip('{}" :')}
+    (own,) = xapi.store(statement(actor=agent, obj=activity))
+    (other,) = xapi.store(statement(obj=activity))
+    assert ids_of(xapi, agent=agent) == [own]
+    assert sorted(ids_of(xapi, activity=activity["id"])) == sorted([own, other])
+    assert ids_of(xapi, agent={**agent, "account": {**agent["account"], "name": lookalike + "x"}}) == []
+    assert ids_of(xapi, activity=activity["id"] + "x") == []

@@ -18,11 +18,14 @@ import asyncpg
 import pytest
 
 from sinks.clickhouse import ClickHouseSink, connect
+from sinks.mongodb import MongoSink
 from sinks.ports import Batch, Retraction, Sink
 from sinks.progress import ProgressSink
 from streams.catalog import Catalog, Course, Lesson, Location
 from streams.enrich import LearningEvent
 from streams.position import encode, since_position
+
+from .cassandra_fake import cassandra_sink
 
 PARTITIONS = 4
 START = datetime(2026, 5, 1, 12, 0, 0, tzinfo=timezone.utc)
@@ -91,7 +94,7 @@ async def _fresh_database(dsn: str) -> str:
     return f"{head.rsplit('/', 1)[0]}/{name}?{query}"
 
 
-def _clickhouse(runner: asyncio.Runner, tmp: Path, pg_dsn: str):
+def _clickhouse(runner: asyncio.Runner, tmp: Path, request: pytest.FixtureRequest):
     sink = ClickHouseSink(lambda: connect(None, tmp), PARTITIONS)
 
     async def counted() -> dict[str, int]:
@@ -103,8 +106,8 @@ def _clickhouse(runner: asyncio.Runner, tmp: Path, pg_dsn: str):
     return sink, counted
 
 
-def _progress(runner: asyncio.Runner, tmp: Path, pg_dsn: str):
-    dsn = runner.run(_fresh_database(pg_dsn))
+def _progress(runner: asyncio.Runner, tmp: Path, request: pytest.FixtureRequest):
+    dsn = runner.run(_fresh_database(request.getfixturevalue("pg_dsn")))
     sink = ProgressSink(dsn, _catalog, PARTITIONS)
 
     async def counted() -> dict[str, int]:
@@ -116,13 +119,45 @@ def _progress(runner: asyncio.Runner, tmp: Path, pg_dsn: str):
     return sink, counted
 
 
-ADAPTERS = {"clickhouse": _clickhouse, "progress": _progress}
+def _mongodb(runner: asyncio.Runner, tmp: Path, request: pytest.FixtureRequest):
+    """Against the session's MongoDB (``mongo_dsn``: SecantusDB unless LRS_TEST_MONGO_URL), a
+    database per test. Counted: the statements' facts; the statement documents and the engagement
+    rollups must agree with them."""
+    sink = MongoSink(request.getfixturevalue("mongo_dsn"), f"sink_{uuid.uuid4().hex[:8]}", PARTITIONS)
+
+    async def counted() -> dict[str, int]:
+        facts = {d["_id"] async for d in sink.db.learning_progress.find({}, {"_id": 1})}
+        kept = {d["_id"] async for d in sink.db.xapi_statements.find({"voided": {"$ne": True}}, {"_id": 1})}
+        assert kept == facts, "statement documents and facts disagree"
+        engaged = [d async for d in sink.db.course_engagement.find({}, {"events": 1})]
+        assert sum(d["events"] for d in engaged) == len(facts), "engagement rollups disagree with the facts"
+        return dict.fromkeys(facts, 1)
+
+    return sink, counted
+
+
+def _cassandra(runner: asyncio.Runner, tmp: Path, request: pytest.FixtureRequest):
+    """Against the fake session (tests/cassandra_fake.py), or a cluster at LRS_TEST_CASSANDRA_HOSTS.
+    Counted: the statements' fact rows not voided; daily engagement must agree."""
+    sink = cassandra_sink(PARTITIONS)
+
+    async def counted() -> dict[str, int]:
+        rows = await sink.query("SELECT statement_id, voided FROM statement_facts")
+        facts = [str(r.statement_id) for r in rows if not r.voided]
+        days = await sink.query("SELECT total_events FROM user_engagement")
+        assert sum(r.total_events for r in days) == len(facts), "user_engagement disagrees with the facts"
+        return {i: facts.count(i) for i in facts}
+
+    return sink, counted
+
+
+ADAPTERS = {"clickhouse": _clickhouse, "progress": _progress, "mongodb": _mongodb, "cassandra": _cassandra}
 
 
 @pytest.fixture(params=sorted(ADAPTERS))
-def harness(request: pytest.FixtureRequest, tmp_path: Path, pg_dsn: str) -> Iterator[Harness]:
+def harness(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Harness]:
     with asyncio.Runner() as runner:
-        sink, counted = ADAPTERS[request.param](runner, tmp_path, pg_dsn)
+        sink, counted = ADAPTERS[request.param](runner, tmp_path, request)
         runner.run(sink.start())
         yield Harness(runner, sink, counted)
         runner.run(sink.close())

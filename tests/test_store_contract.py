@@ -1,8 +1,8 @@
 """Contract tests of the storage ports (``lrs.store.ports``), run against every adapter.
 
 The HTTP tests prove the LRS; these prove an adapter keeps the promises the use cases rely on,
-so a new adapter (MongoDB) is done when it passes this module unchanged. Adapters are listed in
-``ADAPTERS``; each test gets fresh stores on its own event loop.
+so a new adapter is done when it passes this module unchanged. Adapters are those of conftest's
+``STORES``; each test gets fresh stores on its own event loop.
 """
 
 from __future__ import annotations
@@ -11,13 +11,13 @@ import asyncio
 import uuid
 from collections.abc import Callable, Coroutine, Iterator
 from datetime import timedelta
-from functools import partial
 from typing import Any
 
 import orjson
 import pytest
 
 from lrs.auth.credentials import new_credential
+from lrs.store import open_stores
 from lrs.store.ports import (
     AttachmentContent,
     ConflictError,
@@ -34,17 +34,16 @@ from lrs.xapi.compare import same_statement
 from lrs.xapi.models import XapiVersion
 from lrs.xapi.statements import prepare
 
-from .conftest import statement, unique_activity, unique_agent, voiding
+from .conftest import STORES, statement, unique_activity, unique_agent, voiding
 
 AUTHORITY = {"objectType": "Agent", "account": {"homePage": "urn:test", "name": "contract"}}
-ADAPTERS = ["postgres"]
 
 
 class Harness:
     """Stores of one adapter plus a way to run coroutines on the loop that owns them."""
 
-    def __init__(self, runner: asyncio.Runner, stores: Stores) -> None:
-        self.runner, self.stores = runner, stores
+    def __init__(self, runner: asyncio.Runner, stores: Stores, url: str) -> None:
+        self.runner, self.stores, self.url = runner, stores, url
 
     def __call__(self, coroutine: Coroutine) -> Any:
         return self.runner.run(coroutine)
@@ -73,19 +72,13 @@ class Harness:
             query.cursor, query.snapshot = page.cursor, page.snapshot
 
 
-def _postgres(runner: asyncio.Runner, dsn: str) -> tuple[Stores, Callable[[], Coroutine]]:
-    from lrs.store.postgres import open_stores
-
-    backend = runner.run(open_stores(dsn, pool_min=1, pool_max=4))
-    return Stores(backend.statements, backend.documents, backend.credentials), backend.close
-
-
-@pytest.fixture(params=ADAPTERS)
-def harness(request: pytest.FixtureRequest, pg_dsn: str) -> Iterator[Harness]:
+@pytest.fixture(params=sorted(STORES))
+def harness(request: pytest.FixtureRequest) -> Iterator[Harness]:
+    url = request.getfixturevalue(STORES[request.param])
     with asyncio.Runner() as runner:
-        stores, close = {"postgres": partial(_postgres, runner, pg_dsn)}[request.param]()
-        yield Harness(runner, stores)
-        runner.run(close())
+        backend = runner.run(open_stores(url, pool_min=1, pool_max=4))
+        yield Harness(runner, Stores(backend.statements, backend.documents, backend.credentials), url)
+        runner.run(backend.close())
 
 
 def keys_of(kind: str, value: str) -> list[str]:
@@ -286,3 +279,96 @@ def test_credentials_save_find_revoke(harness: Harness):
     harness(credentials.save(credential))  # saving again restores it
     assert harness(credentials.find(credential.key)).revoked is None
     assert credential.key in [c.key for c in harness(credentials.all())]
+
+
+# --- values that look like query operators -----------------------------------------------------------
+
+
+OPERATOR_LOOKALIKES = ['{"$gt": ""}', "$gt", "$where", '{"$ne": null}']
+
+
+@pytest.mark.parametrize("value", OPERATOR_LOOKALIKES)
+def test_values_that_look_like_query_operators_are_matched_literally(harness: Harness, value: str):
+    """Lookup keys, agent keys, activity and document ids are data, never query syntax: a value
+    such as ``{"$gt": ""}`` or ``$where`` matches only itself (a MongoDB filter built from it
+    by mistake would match everything, or fail)."""
+    agent = {"objectType": "Agent", "name": value, "account": {"homePage": "urn:test", "name": value}}
+    activity = {"id": f"https://lms.example/{uuid.uuid4()}/{value}", "definition": {"name": {"en": value}}}
+    sid, _ = harness.store(statement(agent, obj=activity), statement(obj=activity))
+    agent_key = "account:" + orjson.dumps(["urn:test", value]).decode()
+    found = harness.query(keys=["a:" + agent_key])
+    assert [s["id"] for s in found] == [sid]
+    assert harness.query(keys=[value]) == [] and harness.query(keys=["a:" + value]) == []
+    assert harness(harness.stores.statements.agent_names(agent_key)) == [value]
+    assert harness(harness.stores.statements.agent_names(value)) == []
+    assert harness(harness.stores.statements.activity_definition(activity["id"])) == {"name": {"en": value}}
+    assert harness(harness.stores.statements.activity_definition(value)) is None
+    assert harness(harness.stores.credentials.find(value)) is None
+    scope = DocumentScope(DocumentKind.STATE, value, value, value)
+    harness(harness.stores.documents.update(scope, value, lambda current: Write(b"x", value, '"x"')))
+    assert harness(harness.stores.documents.ids(scope, None))[0] == [value]
+    other = DocumentScope(DocumentKind.STATE, "", "", "")
+    assert harness(harness.stores.documents.get(other, value)) is None
+
+
+# --- concurrency ---------------------------------------------------------------------------------------
+
+
+def test_concurrent_writers_of_one_id_store_it_once_and_conflict_on_different_content(harness: Harness):
+    """Writers racing on one id (several requests at once, through two servers' stores): identical
+    statements are stored once and all succeed; of different ones, exactly one wins."""
+    agent = unique_agent()
+    sent = statement(agent, id=str(uuid.uuid4()))
+    contested = str(uuid.uuid4())
+    variants = [
+        statement(agent, verb=verb, id=contested) for verb in ("completed", "attempted", "experienced")
+    ]
+
+    async def race() -> list[BaseException | None]:
+        other = await open_stores(harness.url, pool_min=1, pool_max=2)  # another server's
+        try:
+            stores = [harness.stores.statements.store, other.statements.store]
+
+            def write(i: int, st: dict) -> Coroutine:
+                return stores[i % 2]([prepare(st, AUTHORITY, XapiVersion.V1)], [], same_statement, True)
+
+            copies = [write(i, sent) for i in range(4)]
+            rivals = [write(i, v) for i, v in enumerate(variants)]
+            return await asyncio.gather(*copies, *rivals, return_exceptions=True)
+        finally:
+            await other.close()
+
+    outcomes = harness(race())
+    assert outcomes[:4] == [None] * 4
+    assert sum(o is None for o in outcomes[4:]) == 1
+    assert all(isinstance(o, ConflictError) for o in outcomes[4:] if o is not None)
+    found = harness.query(keys=keys_of("a", "mbox:" + agent["mbox"]))
+    assert sorted(s["id"] for s in found) == sorted([sent["id"], contested])
+
+
+def test_concurrent_document_updates_each_see_the_previous_one(harness: Harness):
+    """update() runs decide on the current document with it locked: concurrent read-modify-write
+    increments lose none."""
+    documents = harness.stores.documents
+    scope = DocumentScope(DocumentKind.STATE, unique_activity()["id"], "mbox:mailto:c@example.com", "")
+
+    def increment(current: Document | None) -> Write:
+        count = 1 + (int(current.content) if current else 0)
+        return Write(str(count).encode(), "text/plain", f'"{count}"')
+
+    async def race() -> None:
+        await asyncio.gather(*(documents.update(scope, "counter", increment) for _ in range(12)))
+
+    harness(race())
+    assert harness(documents.get(scope, "counter")).content == b"12"
+
+
+def test_document_content_is_kept_byte_for_byte(harness: Harness):
+    documents = harness.stores.documents
+    scope = DocumentScope(DocumentKind.AGENT_PROFILE, "", "mbox:mailto:b@example.com", "")
+    content = bytes(range(256)) * 3 + b"\x00\xff\xfe"
+    harness(
+        documents.update(scope, "blob", lambda current: Write(content, "application/octet-stream", '"b"'))
+    )
+    found = harness(documents.get(scope, "blob"))
+    assert found.content == content and found.content_type == "application/octet-stream"

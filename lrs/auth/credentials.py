@@ -4,7 +4,8 @@ Secrets are stored as scrypt hashes (standard library). Hashing is deliberately 
 successful verification is cached for a short time under an HMAC of the Authorization header
 with a per-process random key: the cache never holds a usable secret, and a cache hit costs one
 HMAC instead of a scrypt. Concurrent first requests with the same header share one scrypt run.
-Revoking or adding a credential clears the cache in every server (PostgreSQL NOTIFY).
+Revoking or adding a credential clears the cache in every server (PostgreSQL NOTIFY, MongoDB
+change stream).
 """
 
 from __future__ import annotations

@@ -6,7 +6,6 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
-import asyncpg
 import orjson
 
 from lrs.runtime import tune_garbage_collection
@@ -22,8 +21,10 @@ from starlette.types import Receive, Scope, Send
 
 from lrs import __version__
 from lrs.auth.credentials import AuthenticationError, Authenticator, check_secret, new_credential
-from lrs.settings import AuthSettings, ServerSettings, StoreSettings
-from lrs.store.postgres import PostgresCredentialStore, create_pool, migrate, open_stores
+from lrs.http.analytics import analytics_router
+from lrs.settings import AnalyticsSettings, AuthSettings, ServerSettings, StoreSettings
+from lrs.store import is_mongodb, open_stores
+from lrs.store.postgres import create_pool, migrate
 from lrs.usecases.errors import LRSError
 from lrs.usecases.stores import Stores
 from lrs.xapi.statements import StatementError
@@ -73,6 +74,7 @@ def create_app(
     auth: AuthSettings | None = None,
     *,
     base_path: str = "/xapi",
+    analytics: AnalyticsSettings | None = None,
 ) -> FastAPI:
     server = server or ServerSettings()
     store = store or StoreSettings()
@@ -81,17 +83,15 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         backend = await open_stores(dsn, pool_min=store.pool_min, pool_max=store.pool_max)
-        stores = Stores(backend.statements, backend.documents, backend.credentials)
-        authenticator = Authenticator(stores.credentials, auth.credential_cache_seconds)
-        listener = await asyncpg.connect(dsn)
-        await listener.add_listener(PostgresCredentialStore.CHANNEL, lambda *_: authenticator.clear())
-        await ensure_admin(stores, auth)
-        app.state.stores, app.state.authenticator, app.state.pool = stores, authenticator, backend.pool
-        tune_garbage_collection()
         try:
+            stores = Stores(backend.statements, backend.documents, backend.credentials)
+            authenticator = Authenticator(stores.credentials, auth.credential_cache_seconds)
+            await backend.watch_credentials(authenticator.clear)
+            await ensure_admin(stores, auth)
+            app.state.stores, app.state.authenticator, app.state.backend = stores, authenticator, backend
+            tune_garbage_collection()
             yield
         finally:
-            await listener.close()
             await backend.close()
 
     ops = FastAPI(
@@ -113,7 +113,7 @@ def create_app(
     async def ready(request: Request) -> Response:
         """Readiness: the statement store answers."""
         try:
-            await request.app.state.pool.fetchval("SELECT 1")
+            await request.app.state.backend.ping()
         except Exception as exc:  # noqa: BLE001 - any failure means not ready
             return error_response(503, f"statement store unavailable: {exc}")
         return Response(b'{"status":"ready"}', media_type="application/json")
@@ -141,7 +141,11 @@ def create_app(
             return error_response(
                 400, f"not a catalog document: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}"
             )
-        lms_dsn = store.lms_database_url or dsn
+        lms_dsn = store.lms_database_url or (None if is_mongodb(dsn) else dsn)
+        if lms_dsn is None:
+            return error_response(
+                501, "the catalog is kept in PostgreSQL: set LRS_LMS_DATABASE_URL (the LRS store is MongoDB)"
+            )
         pool = await create_pool(lms_dsn, min_size=1, max_size=1, application_name="lrs-catalog")
         try:
             await migrate(pool, "sinks", "lms_schema_migrations")
@@ -157,6 +161,8 @@ def create_app(
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     xapi = _xapi_app(base_path, ops.state, server.max_body_bytes)
+    lms_dsn = store.lms_database_url or (None if is_mongodb(dsn) else dsn)
+    ops.include_router(analytics_router(lms_dsn, analytics or AnalyticsSettings()))
     ops.add_middleware(MetricsMiddleware, base_path=base_path)
     return Application(base_path, xapi, ops)
 
@@ -164,9 +170,10 @@ def create_app(
 def app_from_environment() -> Application:
     """The application as configured by ``LRS_*`` variables (uvicorn worker processes use this)."""
     store = StoreSettings()
-    if not store.database_url:
-        raise RuntimeError("LRS_DATABASE_URL must be set for worker processes")
-    return create_app(store.database_url, ServerSettings(), store, AuthSettings())
+    location = store.store or store.database_url
+    if not location:
+        raise RuntimeError("LRS_STORE or LRS_DATABASE_URL must be set for worker processes")
+    return create_app(location, ServerSettings(), store, AuthSettings())
 
 
 class Application:

@@ -1,1 +1,43 @@
-"""Storage: ports (``ports``) and their adapters (``postgres``; MongoDB to come)."""
+"""Storage: ports (``ports``), their adapters (``postgres``, ``mongodb``), and ``open_stores``,
+which picks the adapter a store URL names."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+from .ports import CredentialStore, DocumentStore, StatementStore
+
+MONGODB_SCHEMES = ("mongodb://", "mongodb+srv://")
+
+
+class Backend(Protocol):
+    """The three stores of one database, with what a server needs besides them."""
+
+    statements: StatementStore
+    documents: DocumentStore
+    credentials: CredentialStore
+
+    async def ping(self) -> None:
+        """Raise unless the database answers (readiness)."""
+
+    async def watch_credentials(self, on_change: Callable[[], None]) -> None:
+        """Call ``on_change`` whenever any server changes a credential, until ``close()``."""
+
+    async def close(self) -> None: ...
+
+
+def is_mongodb(url: str) -> bool:
+    return url.startswith(MONGODB_SCHEMES)
+
+
+async def open_stores(url: str, *, pool_min: int = 2, pool_max: int = 10) -> Backend:
+    """Open the stores at ``url``: MongoDB for ``mongodb://`` and ``mongodb+srv://`` URLs,
+    PostgreSQL for anything else (a DSN)."""
+    if is_mongodb(url):
+        from .mongodb import open_stores as open_mongodb
+
+        return await open_mongodb(url, pool_min=pool_min, pool_max=pool_max)
+    from .postgres import open_stores as open_postgres
+
+    return await open_postgres(url, pool_min=pool_min, pool_max=pool_max)

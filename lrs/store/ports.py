@@ -1,6 +1,6 @@
 """Storage ports: what the use cases need from a store, independent of the database.
 
-Adapters (``lrs.store.postgres`` now, MongoDB later) implement these protocols and are all
+Adapters (``lrs.store.postgres``, ``lrs.store.mongodb``) implement these protocols and are all
 checked by one contract test suite. Adapters do not know xAPI rules: statement matching is
 reduced to key lookups (see ``lrs.xapi.statements``), and document concurrency rules arrive as
 a function the adapter runs inside its own transaction.

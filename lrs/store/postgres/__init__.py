@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import asyncpg
 
@@ -21,8 +22,22 @@ class PostgresStores:
     credentials: PostgresCredentialStore
     pool: asyncpg.Pool
     query_pool: asyncpg.Pool
+    dsn: str
+    _listeners: list[asyncpg.Connection] = field(default_factory=list, repr=False)
+
+    async def ping(self) -> None:
+        await self.pool.fetchval("SELECT 1")
+
+    async def watch_credentials(self, on_change: Callable[[], None]) -> None:
+        """Call ``on_change`` whenever a credential is created, changed or revoked (by any server),
+        until ``close()``: a connection of its own LISTENs to the credential store's NOTIFY."""
+        listener = await asyncpg.connect(self.dsn)
+        self._listeners.append(listener)
+        await listener.add_listener(PostgresCredentialStore.CHANNEL, lambda *_: on_change())
 
     async def close(self) -> None:
+        for listener in self._listeners:
+            await listener.close()
         await self.query_pool.close()
         await self.pool.close()
 
@@ -46,6 +61,7 @@ async def open_stores(dsn: str, *, pool_min: int = 2, pool_max: int = 10) -> Pos
         PostgresCredentialStore(pool),
         pool,
         query_pool,
+        dsn,
     )
 
 

@@ -9,27 +9,29 @@ transaction time, which makes consistent-through exact: no statement can appear 
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 import asyncpg
 import orjson
 
 from lrs.xapi.formats import format_timestamp
-from lrs.xapi.statements import INHERITED_PREFIXES, PreparedStatement
+from lrs.xapi.statements import PreparedStatement
 
-from ..coalesce import Submission, WriteCoalescer
-from ..ports import (
-    AttachmentContent,
-    ConflictError,
-    InvalidCursor,
-    SameStatement,
-    StatementPage,
-    StatementQuery,
-    StoredStatement,
+from ..batch import (
+    SeenCache,
+    Upserts,
+    encode_cursor,
+    inherit_keys,
+    inheritable,
+    parse_cursor,
+    pending_upserts,
+    settle,
+    stamped,
+    voided_in_batch,
 )
+from ..coalesce import Submission, WriteCoalescer
+from ..ports import AttachmentContent, SameStatement, StatementPage, StatementQuery, StoredStatement
 from .pool import APPLICATION_NAME
 
 # One round trip before inserting a group: the transaction time (becomes ``stored``), which of
@@ -85,55 +87,16 @@ def _document_columns(raw: bytes) -> tuple[bytes, bytes | None]:
     return raw, None
 
 
-def _parse_cursor(cursor: str) -> tuple[datetime, int]:
-    stored_text, sep, seq_text = cursor.partition("/")
-    try:
-        stored_at, seq = datetime.fromisoformat(stored_text), int(seq_text)
-        if not sep or stored_at.tzinfo is None or not 0 < seq < 2**63:
-            raise ValueError(cursor)
-        return stored_at.astimezone(timezone.utc), seq
-    except (ValueError, OverflowError):
-        raise InvalidCursor(cursor) from None
-
-
-def _inheritable(keys: set[str] | list[str]) -> set[str]:
-    return {k for k in keys if k.startswith(INHERITED_PREFIXES)}
-
-
-@dataclass(slots=True)
-class _Upserts:
-    names: list[tuple[str, str]]
-    activities: list[tuple[str, bytes]]
-    verbs: list[tuple[str, bytes]]
-
-    def __bool__(self) -> bool:
-        return bool(self.names or self.activities or self.verbs)
-
-
-class _SeenCache:
-    """A bounded set of recently applied upserts (tag, id, payload), to skip repeating them."""
-
-    def __init__(self, size: int = 50_000) -> None:
-        self._items: OrderedDict[tuple, None] = OrderedDict()
-        self._size = size
-
-    def __contains__(self, item: tuple) -> bool:
-        if item in self._items:
-            self._items.move_to_end(item)
-            return True
-        return False
-
-    def add(self, item: tuple) -> None:
-        self._items[item] = None
-        if len(self._items) > self._size:
-            self._items.popitem(last=False)
+def _encode_canonical(value: Any) -> bytes:
+    """A canonical definition or display as jsonb accepts it (keys sorted, so equal ones compare equal)."""
+    return _document_columns(orjson.dumps(value, option=orjson.OPT_SORT_KEYS))[0]
 
 
 class PostgresStatementStore:
     def __init__(self, pool: asyncpg.Pool, query_pool: asyncpg.Pool | None = None) -> None:
         self._pool = pool
         self._query_pool = query_pool or pool  # GET /statements queries (custom plans)
-        self._seen = _SeenCache()  # canonical definitions and agent names already applied
+        self._seen = SeenCache()  # canonical definitions and agent names already applied
         self._coalescer = WriteCoalescer(self._write_group)
 
     # --- writing ---------------------------------------------------------------------------------
@@ -208,28 +171,17 @@ class PostgresStatementStore:
                 pre["existing"],
             )
             stored_docs = {r["id"]: orjson.loads(r["exact"] or r["document"]) for r in rows}
-        statements, attachments, defining = self._settle(group, stored_docs)
+        statements, attachments, defining = settle(group, stored_docs)
         if not statements:
             return
         stored = format_timestamp(now)
         await self._inherit_ref_keys(conn, statements)
-        by_id = {s.id: s for s in statements}
-        voided = {r.removesuffix("/voided") for r in pre["referred"] if r.endswith("/voided")}
+        voided, outside_targets = voided_in_batch(statements)
+        voided |= {r.removesuffix("/voided") for r in pre["referred"] if r.endswith("/voided")}
         has_referrers = bool(pre["referred"])
-        outside_targets = []
-        for s in statements:
-            if s.is_voiding and s.ref_target:
-                if s.ref_target in by_id:
-                    if not by_id[s.ref_target].is_voiding:
-                        voided.add(s.ref_target)
-                else:
-                    outside_targets.append(s.ref_target)
         documents, exacts = [], []
         for s in statements:
-            doc = s.document
-            doc["stored"] = stored
-            doc.setdefault("timestamp", stored)
-            document, exact = _document_columns(orjson.dumps(doc))
+            document, exact = _document_columns(orjson.dumps(stamped(s.document, stored)))
             documents.append(document)
             exacts.append(exact)
         await conn.execute(
@@ -258,56 +210,21 @@ class PostgresStatementStore:
             )
         await self._apply(conn, self._pending(statements, defining), applied)
 
-    @staticmethod
-    def _settle(group: list[Submission], stored_docs: dict[str, dict]):
-        """Decide each submission: conflicting ones fail alone, identical re-sends are dropped."""
-        accepted: dict[str, PreparedStatement] = {}
-        attachments: list[AttachmentContent] = []
-        defining: list[PreparedStatement] = []
-        for sub in group:
-            sub.error = None
-            keep = []
-            for s in sub.statements:
-                earlier = stored_docs.get(s.id) or (accepted[s.id].document if s.id in accepted else None)
-                if earlier is None:
-                    keep.append(s)
-                elif not sub.same(earlier, s.document):
-                    sub.error = ConflictError(s.id)
-                    break
-            if sub.error is not None:
-                continue
-            accepted.update((s.id, s) for s in keep)
-            attachments.extend(sub.attachments)
-            if sub.define:
-                defining.extend(keep)
-        return list(accepted.values()), attachments, defining
-
     async def _inherit_ref_keys(self, conn, statements: list[PreparedStatement]) -> None:
         """Statements whose object is a StatementRef match filters their target matches."""
-        referring = [s for s in statements if s.ref_target]
-        if not referring:
-            return
-        in_batch = {s.id: s for s in statements}
-        outside = [s.ref_target for s in referring if s.ref_target not in in_batch]
+        in_batch = {s.id for s in statements}
+        outside = [s.ref_target for s in statements if s.ref_target and s.ref_target not in in_batch]
         target_keys: dict[str, set[str]] = {}
         if outside:
             for row in await conn.fetch(
                 "SELECT id::text, keys FROM lrs_statements WHERE id = ANY($1::uuid[])", outside
             ):
-                target_keys[row["id"]] = _inheritable(row["keys"])
-        changed = True
-        while changed:  # chains inside one batch resolve in a few rounds; keys only grow
-            changed = False
-            for s in referring:
-                target = in_batch.get(s.ref_target)
-                inherited = _inheritable(target.keys) if target else target_keys.get(s.ref_target, set())
-                if not inherited <= s.keys:
-                    s.keys |= inherited
-                    changed = True
+                target_keys[row["id"]] = set(row["keys"])
+        inherit_keys(statements, target_keys)
 
     async def _propagate_to_referrers(self, conn, statements: list[PreparedStatement]) -> None:
         """A target arrived after statements referring to it: they inherit its keys now."""
-        frontier = {s.id: _inheritable(s.keys) for s in statements}
+        frontier = {s.id: inheritable(s.keys) for s in statements}
         while frontier:
             rows = await conn.fetch(
                 "SELECT seq, id::text, ref_target::text, keys FROM lrs_statements"
@@ -320,33 +237,15 @@ class PostgresStatementStore:
                 merged = keys | frontier[row["ref_target"]]
                 if merged != keys:
                     updates.append((row["seq"], sorted(merged)))
-                    next_frontier[row["id"]] = _inheritable(merged)
+                    next_frontier[row["id"]] = inheritable(merged)
             if updates:
                 await conn.executemany("UPDATE lrs_statements SET keys = $2 WHERE seq = $1", updates)
             frontier = next_frontier
 
-    def _pending(self, statements: list[PreparedStatement], defining: list[PreparedStatement]) -> _Upserts:
-        """Agent names and canonical definitions these statements add (not yet applied here).
+    def _pending(self, statements: list[PreparedStatement], defining: list[PreparedStatement]) -> Upserts:
+        return pending_upserts(self._seen, statements, defining, _encode_canonical)
 
-        Sorted by key: concurrent writers then lock shared rows in one order and cannot deadlock
-        (the sort is stable, so several definitions of one activity keep their batch order).
-        """
-
-        def fresh(tag: str, pairs) -> list[tuple[str, bytes]]:
-            items = (
-                (i, _document_columns(orjson.dumps(v, option=orjson.OPT_SORT_KEYS))[0]) for i, v in pairs
-            )
-            return sorted(dict.fromkeys(i for i in items if (tag, *i) not in self._seen), key=lambda i: i[0])
-
-        names = sorted(
-            {p for s in statements for p in s.names if "\x00" not in p[1] and ("name", *p) not in self._seen}
-        )
-        activities = fresh("def", (d for s in defining for d in s.definitions))
-        verbs = fresh("def", ((s.document["verb"]["id"], s.document["verb"]["display"])
-                              for s in defining if "display" in s.document["verb"]))  # fmt: skip
-        return _Upserts(names, activities, verbs)
-
-    async def _apply(self, conn, upserts: _Upserts, applied: list[tuple]) -> None:
+    async def _apply(self, conn, upserts: Upserts, applied: list[tuple]) -> None:
         if upserts.names:
             await conn.executemany(
                 "INSERT INTO lrs_agents (key, names) VALUES ($1, ARRAY[$2::text]) ON CONFLICT (key) DO UPDATE"
@@ -365,8 +264,7 @@ class PostgresStatementStore:
                 " SET display = v.display || EXCLUDED.display",
                 upserts.verbs,
             )
-        applied.extend(("name", *pair) for pair in upserts.names)
-        applied.extend(("def", *item) for item in (*upserts.activities, *upserts.verbs))
+        applied.extend(upserts.applied())
 
     # --- reading ---------------------------------------------------------------------------------
 
@@ -395,7 +293,7 @@ class PostgresStatementStore:
         if query.until is not None:
             where.append(f"stored <= {arg(query.until)}")
         if query.cursor:
-            stored_at, seq = _parse_cursor(query.cursor)
+            stored_at, seq = parse_cursor(query.cursor)
             cmp = ">" if query.ascending else "<"
             where.append(f"(stored, seq) {cmp} ({arg(stored_at)}, {arg(seq)})")
         order = "ASC" if query.ascending else "DESC"
@@ -406,7 +304,7 @@ class PostgresStatementStore:
         rows = await self._query_pool.fetch(sql, *args)
         more = len(rows) > query.limit
         rows = rows[: query.limit]
-        cursor = f"{rows[-1]['stored'].isoformat()}/{rows[-1]['seq']}" if more else None
+        cursor = encode_cursor(rows[-1]["stored"], rows[-1]["seq"]) if more else None
         return StatementPage(
             [StoredStatement(r["id"], r["exact"] or r["document"], r["stored"], False) for r in rows],
             cursor,

@@ -1,0 +1,85 @@
+"""``DocumentStore`` on MongoDB: one collection for state, activity profile and agent profile.
+
+Updates use optimistic concurrency instead of a lock: ``decide`` runs on the document as read,
+and its change is written only if the document's revision (``rev``, raised by every write) is
+still the one read; otherwise the document changed meanwhile, and ``decide`` runs again on the
+new one. A document is created by an upsert that can only insert (it asks for revision 0, which
+no stored document has), so of two concurrent creators the unique index lets one win.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from motor.motor_asyncio import AsyncIOMotorDatabase
+from pymongo.errors import DuplicateKeyError
+
+from ..ports import Change, Delete, Document, DocumentScope
+from .schema import DOCUMENTS, text
+
+
+def _scope_filter(scope: DocumentScope) -> dict[str, Any]:
+    return {
+        "kind": int(scope.kind),
+        "activity": text(scope.activity_id),
+        "agent": text(scope.agent_key),
+        "registration": text(scope.registration),
+    }
+
+
+def _document(row: dict[str, Any]) -> Document:
+    return Document(row["content"], row["content_type"], row["etag"], row["updated"])
+
+
+class MongoDocumentStore:
+    def __init__(self, db: AsyncIOMotorDatabase) -> None:
+        self._documents = db[DOCUMENTS]
+
+    async def get(self, scope: DocumentScope, doc_id: str) -> Document | None:
+        row = await self._documents.find_one({**_scope_filter(scope), "doc_id": text(doc_id)})
+        return None if row is None else _document(row)
+
+    async def ids(self, scope: DocumentScope, since: datetime | None) -> tuple[list[str], datetime | None]:
+        where = _scope_filter(scope)
+        if since is not None:
+            where["updated"] = {"$gt": since}
+        rows = await self._documents.find(where, {"doc_id": 1, "updated": 1}).sort("doc_id", 1).to_list(None)
+        return [r["doc_id"] for r in rows], max((r["updated"] for r in rows), default=None)
+
+    async def update(
+        self, scope: DocumentScope, doc_id: str, decide: Callable[[Document | None], Change]
+    ) -> None:
+        identity = {**_scope_filter(scope), "doc_id": text(doc_id)}
+        while True:  # until the change lands on the revision it was decided on
+            row = await self._documents.find_one(identity)
+            change = decide(None if row is None else _document(row))
+            if await self._apply(identity, row, change):
+                return
+
+    async def _apply(self, identity: dict[str, Any], row: dict[str, Any] | None, change: Change) -> bool:
+        """Apply ``change`` if the document is still as ``row`` read it; returns whether it was."""
+        if change is None or (isinstance(change, Delete) and row is None):
+            return True
+        revision = 0 if row is None else row["rev"]
+        if isinstance(change, Delete):
+            return (await self._documents.delete_one({**identity, "rev": revision})).deleted_count == 1
+        fields = {
+            "content": change.content,
+            "content_type": text(change.content_type),
+            "etag": text(change.etag),
+            "rev": revision + 1,
+        }
+        try:
+            result = await self._documents.update_one(
+                {**identity, "rev": revision},
+                {"$set": fields, "$currentDate": {"updated": True}},
+                upsert=row is None,
+            )
+        except DuplicateKeyError:  # created concurrently since it was read
+            return False
+        return row is None or result.matched_count == 1
+
+    async def delete_all(self, scope: DocumentScope) -> None:
+        await self._documents.delete_many(_scope_filter(scope))
