@@ -284,11 +284,11 @@ class Simulation:
 
 
 def cohort(learners: int, courses: int, days: int, seed: int, start: datetime,
-           first_student: int = 1) -> tuple[dict[str, Any], list[dict[str, Any]]]:  # fmt: skip
+           first_student: int = 1, first_course: int = 1) -> tuple[dict[str, Any], list[dict[str, Any]]]:  # fmt: skip
     """A catalog of ``courses`` courses (3 modules of 3 lessons) and ``learners`` learners, each
     enrolled in one to three of them, active over ``days`` days from ``start``."""
     students = list(range(first_student, first_student + learners))
-    document = catalog(1, courses, students, modules=3, lessons=3, video_seconds=120)
+    document = catalog(first_course, courses, students, modules=3, lessons=3, video_seconds=120)
     simulation = Simulation(document, seed, start, days)
     for student in students:
         picked = simulation.rng.sample(

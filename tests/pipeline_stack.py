@@ -18,7 +18,7 @@ import asyncpg
 import httpx
 
 from lrs.http.app import create_app
-from lrs.settings import AuthSettings, ServerSettings, StoreSettings
+from lrs.settings import AnalyticsSettings, AuthSettings, ServerSettings, StoreSettings
 from streams import position as positions
 from streams.broker import EmbeddedBroker
 
@@ -53,6 +53,7 @@ class PipelineStack:
                 ServerSettings(),
                 StoreSettings(),
                 AuthSettings(admin_key=ADMIN[0], admin_secret=ADMIN[1]),
+                analytics=AnalyticsSettings(analytics_url=f"http://127.0.0.1:{self.web_port}"),
             ),
             free_port(),
         ).__enter__()

@@ -5,6 +5,7 @@ Scope names are those of xAPI 1.0.3 §4.1 (OAuth scope table), applied to Basic 
 
 from __future__ import annotations
 
+import re
 from enum import Enum
 
 SCOPES = (
@@ -47,10 +48,27 @@ def may_define(scopes: frozenset[str]) -> bool:
     return not scopes.isdisjoint({"define", "all"})
 
 
+ANALYTICS_ALL = frozenset({"analytics/read", "all/read", "all"})
+"""Scopes that may read every course's analytics (the instructor page, ``/analytics/api``)."""
+ANALYTICS_COURSE = re.compile(r"analytics/course/([0-9]{1,9})")
+"""``analytics/course/12``: may read course 12's analytics (an instructor of that course)."""
+
+
+def analytics_courses(scopes: frozenset[str]) -> frozenset[int] | None:
+    """Courses whose analytics a credential may read: ``None`` = all, empty = none."""
+    if not scopes.isdisjoint(ANALYTICS_ALL):
+        return None
+    return frozenset(int(m[1]) for s in scopes if (m := ANALYTICS_COURSE.fullmatch(s)))
+
+
 def check_scopes(scopes: list[str]) -> list[str]:
-    unknown = [s for s in scopes if s not in SCOPES]
+    unknown = [
+        s for s in scopes if s not in SCOPES and s != "analytics/read" and not ANALYTICS_COURSE.fullmatch(s)
+    ]
     if unknown:
-        raise ValueError(f"unknown scope {unknown[0]!r}; known scopes: {', '.join(SCOPES)}")
+        raise ValueError(
+            f"unknown scope {unknown[0]!r}; known scopes: {', '.join(SCOPES)}, analytics/read, analytics/course/ID"
+        )
     if not scopes:
         raise ValueError("a credential needs at least one scope")
     return scopes
