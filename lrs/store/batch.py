@@ -18,8 +18,8 @@ from typing import Any
 
 from lrs.xapi.statements import INHERITED_PREFIXES, PreparedStatement
 
-from .coalesce import Submission
-from .ports import AttachmentContent, ConflictError, InvalidCursor
+from .coalesce import Submission, WriteCoalescer
+from .ports import AttachmentContent, ConflictError, InvalidCursor, SameStatement
 
 
 def inheritable(keys: Iterable[str]) -> set[str]:
@@ -196,3 +196,25 @@ def parse_cursor(cursor: str) -> tuple[datetime, int]:
         return stored_at.astimezone(timezone.utc), seq
     except (ValueError, OverflowError):
         raise InvalidCursor(cursor) from None
+
+
+class CoalescedStatementWrites:
+    """What every statement store adapter does with ``store()``: hand the batch to one
+    ``WriteCoalescer``, which calls the adapter's ``_write_group`` with concurrent requests'
+    batches together (each keeping its own outcome)."""
+
+    def __init__(self) -> None:
+        self._seen = SeenCache()  # canonical definitions and agent names already applied
+        self._coalescer = WriteCoalescer(self._write_group)
+
+    async def store(
+        self,
+        statements: list[PreparedStatement],
+        attachments: list[AttachmentContent],
+        same: SameStatement,
+        define: bool,
+    ) -> None:
+        await self._coalescer.submit(Submission(statements, attachments, same, define))
+
+    async def _write_group(self, group: list[Submission]) -> None:
+        raise NotImplementedError

@@ -36,7 +36,7 @@ from lrs.xapi.formats import format_timestamp
 from lrs.xapi.statements import PreparedStatement
 
 from ..batch import (
-    SeenCache,
+    CoalescedStatementWrites,
     Upserts,
     encode_cursor,
     inherit_keys,
@@ -48,8 +48,8 @@ from ..batch import (
     stamped,
     voided_in_batch,
 )
-from ..coalesce import Submission, WriteCoalescer
-from ..ports import AttachmentContent, SameStatement, StatementPage, StatementQuery, StoredStatement
+from ..coalesce import Submission
+from ..ports import AttachmentContent, StatementPage, StatementQuery, StoredStatement
 from .schema import ACTIVITIES, AGENTS, ATTACHMENTS, COUNTERS, STATEMENTS, VERBS, text
 
 log = logging.getLogger(__name__)
@@ -156,7 +156,7 @@ class _Clock:
         return _instant(now), _instant(oldest - 1)
 
 
-class MongoStatementStore:
+class MongoStatementStore(CoalescedStatementWrites):
     def __init__(self, client: AsyncIOMotorClient, db: AsyncIOMotorDatabase) -> None:
         self._client = client
         self._statements = db[STATEMENTS]
@@ -165,19 +165,9 @@ class MongoStatementStore:
         self._verbs = db[VERBS]
         self._agents = db[AGENTS]
         self._clock = _Clock(db)
-        self._seen = SeenCache()  # canonical definitions and agent names already applied
-        self._coalescer = WriteCoalescer(self._write_group)
+        super().__init__()
 
     # --- writing ---------------------------------------------------------------------------------
-
-    async def store(
-        self,
-        statements: list[PreparedStatement],
-        attachments: list[AttachmentContent],
-        same: SameStatement,
-        define: bool,
-    ) -> None:
-        await self._coalescer.submit(Submission(statements, attachments, same, define))
 
     async def _write_group(self, group: list[Submission]) -> None:
         """Write a group of submissions (see ``WriteCoalescer``) in one transaction that settles

@@ -19,7 +19,7 @@ from lrs.xapi.formats import format_timestamp
 from lrs.xapi.statements import PreparedStatement
 
 from ..batch import (
-    SeenCache,
+    CoalescedStatementWrites,
     Upserts,
     encode_cursor,
     inherit_keys,
@@ -30,8 +30,8 @@ from ..batch import (
     stamped,
     voided_in_batch,
 )
-from ..coalesce import Submission, WriteCoalescer
-from ..ports import AttachmentContent, SameStatement, StatementPage, StatementQuery, StoredStatement
+from ..coalesce import Submission
+from ..ports import AttachmentContent, StatementPage, StatementQuery, StoredStatement
 from .pool import APPLICATION_NAME
 
 # One round trip before inserting a group: the transaction time (becomes ``stored``), which of
@@ -92,23 +92,13 @@ def _encode_canonical(value: Any) -> bytes:
     return _document_columns(orjson.dumps(value, option=orjson.OPT_SORT_KEYS))[0]
 
 
-class PostgresStatementStore:
+class PostgresStatementStore(CoalescedStatementWrites):
     def __init__(self, pool: asyncpg.Pool, query_pool: asyncpg.Pool | None = None) -> None:
         self._pool = pool
         self._query_pool = query_pool or pool  # GET /statements queries (custom plans)
-        self._seen = SeenCache()  # canonical definitions and agent names already applied
-        self._coalescer = WriteCoalescer(self._write_group)
+        super().__init__()
 
     # --- writing ---------------------------------------------------------------------------------
-
-    async def store(
-        self,
-        statements: list[PreparedStatement],
-        attachments: list[AttachmentContent],
-        same: SameStatement,
-        define: bool,
-    ) -> None:
-        await self._coalescer.submit(Submission(statements, attachments, same, define))
 
     async def _write_group(self, group: list[Submission]) -> None:
         """Write a group of submissions (see ``WriteCoalescer``): in one INSERT when nothing in
