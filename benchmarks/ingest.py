@@ -23,7 +23,6 @@ import argparse
 import asyncio
 import os
 import random
-import signal
 import subprocess
 import sys
 import tempfile
@@ -35,6 +34,8 @@ from pathlib import Path
 from urllib.parse import quote
 
 import orjson
+
+from lrs.runtime import stop_process
 
 from .loadgen import run_clients
 
@@ -266,8 +267,7 @@ def main() -> None:
             asyncio.run(main_async(args))
         finally:
             if process is not None:
-                process.send_signal(signal.SIGTERM)
-                process.wait(60)
+                stop_process(process, 60)
 
 
 if __name__ == "__main__":

@@ -27,7 +27,6 @@ import argparse
 import asyncio
 import os
 import re
-import signal
 import subprocess
 import sys
 import tempfile
@@ -38,12 +37,13 @@ from pathlib import Path
 import asyncpg
 import orjson
 
+from lrs.runtime import stop_process
+from lrs.simulate import Simulation, catalog
 from lrs.store.postgres.embedded import EmbeddedPostgres
 from streams import position as positions
 from streams.broker import EmbeddedBroker
 from streams.enrich import learner_key
 from streams.envelope import partition_of
-from lrs.simulate import Simulation, catalog
 
 from .ingest import spawn
 from .loadgen import Connection, Timings
@@ -139,12 +139,8 @@ class Stack:
 
     def close(self) -> None:
         for process in (self.worker, self.server):
-            if process is not None and process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(60)
-                except subprocess.TimeoutExpired:
-                    process.kill()
+            if process is not None:
+                stop_process(process, 60)
             if process is self.worker:
                 self.broker.stop()
 

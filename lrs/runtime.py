@@ -1,8 +1,9 @@
-"""Process-wide tuning shared by the LRS server and the pipeline worker."""
+"""Process-wide tuning shared by the LRS server and the pipeline worker, and stopping children."""
 
 from __future__ import annotations
 
 import gc
+import subprocess
 
 
 def tune_garbage_collection() -> None:
@@ -17,3 +18,15 @@ def tune_garbage_collection() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 20, 20)
+
+
+def stop_process(process: subprocess.Popen, timeout: float = 30.0) -> None:
+    """SIGTERM a child we started and wait for it; SIGKILL it when it overstays ``timeout``."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()

@@ -82,9 +82,12 @@ class AnalyticsSettings(BaseSettings):
 
     analytics_url: str | None = None
     """Base URL of a worker web server; unset = ``http://127.0.0.1:LRS_WORKER_WEB_PORT``."""
-    worker_web_port: int = 6066
     analytics_timeout: float = 10.0
     """Seconds a report may take."""
 
     def url(self) -> str:
-        return (self.analytics_url or f"http://127.0.0.1:{self.worker_web_port}").rstrip("/")
+        if self.analytics_url:
+            return self.analytics_url.rstrip("/")
+        from streams.settings import StreamSettings  # the worker's own setting, read once, there
+
+        return f"http://127.0.0.1:{StreamSettings().worker_web_port}"

@@ -22,16 +22,17 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from lrs.xapi.profiles import CMI5_SESSION as SESSION
+from lrs.xapi.profiles import VIDEO
+from lrs.xapi.profiles import VIDEO_LENGTH as LENGTH
+from lrs.xapi.profiles import VIDEO_PLAYED_SEGMENTS as SEGMENTS
+from lrs.xapi.profiles import VIDEO_PROGRESS as PROGRESS
+from lrs.xapi.profiles import VIDEO_TIME as TIME
+from lrs.xapi.profiles import VIDEO_TIME_FROM as TIME_FROM
+from lrs.xapi.profiles import VIDEO_TIME_TO as TIME_TO
+
 BASE = "https://lms.example"
 VERB = "http://adlnet.gov/expapi/verbs/"
-VIDEO = "https://w3id.org/xapi/video"
-SEGMENTS = f"{VIDEO}/extensions/played-segments"
-PROGRESS = f"{VIDEO}/extensions/progress"
-LENGTH = f"{VIDEO}/extensions/length"
-TIME = f"{VIDEO}/extensions/time"
-TIME_FROM = f"{VIDEO}/extensions/time-from"
-TIME_TO = f"{VIDEO}/extensions/time-to"
-SESSION = "https://w3id.org/xapi/cmi5/context/extensions/sessionid"
 PLATFORM = "lrs-simulate"
 HOURS = [1, 1, 1, 1, 1, 2, 4, 7, 10, 12, 12, 10, 8, 9, 10, 10, 9, 9, 11, 14, 15, 12, 6, 2]
 """Relative likelihood of starting a session at each hour of the day (UTC)."""

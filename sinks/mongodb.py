@@ -54,7 +54,8 @@ from motor.motor_asyncio import AsyncIOMotorClient, AsyncIOMotorDatabase
 from pymongo import ASCENDING, DESCENDING, IndexModel, ReplaceOne, UpdateOne
 from pymongo.errors import BulkWriteError
 
-from streams.enrich import VIDEO, LearningEvent
+from lrs.xapi.profiles import VIDEO
+from streams.enrich import LearningEvent
 from streams.position import since_position, stored_of
 
 from .buckets import SEGMENT_SECONDS, day_of, day_start, watched_segments

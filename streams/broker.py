@@ -15,6 +15,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from lrs.runtime import stop_process
+
 log = logging.getLogger(__name__)
 
 
@@ -69,11 +71,5 @@ class EmbeddedBroker:
 
     def stop(self, timeout: float = 10.0) -> None:
         process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        process.terminate()
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        if process is not None:
+            stop_process(process, timeout)

@@ -14,17 +14,19 @@ from typing import Any
 
 from lrs.xapi.agents import ifi_key
 from lrs.xapi.formats import duration_seconds, parse_timestamp
+from lrs.xapi.profiles import (
+    CMI5_SESSION,
+    VIDEO,
+    VIDEO_LENGTH,
+    VIDEO_PLAYED_SEGMENTS,
+    VIDEO_PROGRESS,
+    VIDEO_SESSION,
+    VIDEO_TIME,
+    VIDEO_TIME_TO,
+)
 
 from .catalog import Catalog, Location
 
-VIDEO = "https://w3id.org/xapi/video"
-VIDEO_PLAYED_SEGMENTS = f"{VIDEO}/extensions/played-segments"
-VIDEO_TIME = f"{VIDEO}/extensions/time"
-VIDEO_TIME_TO = f"{VIDEO}/extensions/time-to"
-VIDEO_PROGRESS = f"{VIDEO}/extensions/progress"
-VIDEO_LENGTH = f"{VIDEO}/extensions/length"
-VIDEO_SESSION = f"{VIDEO}/extensions/session-id"
-CMI5_SESSION = "https://w3id.org/xapi/cmi5/context/extensions/sessionid"
 
 VERB_CLASSES = {
     "http://adlnet.gov/expapi/verbs/launched": "launched",

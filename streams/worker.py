@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
+
+from lrs.runtime import stop_process
 
 from .broker import EmbeddedBroker, _die_with_parent
 from .settings import CassandraSettings, CatalogSettings, ClickHouseSettings, MongoSettings, StreamSettings
@@ -73,13 +74,8 @@ class Supervisor:
 
     def _stop_worker(self) -> None:
         worker, self.worker = self.worker, None
-        if worker is not None and worker.poll() is None:
-            worker.send_signal(signal.SIGTERM)
-            try:
-                worker.wait(30)
-            except subprocess.TimeoutExpired:
-                worker.kill()
-                worker.wait()
+        if worker is not None:
+            stop_process(worker, 30)
 
     def _watch(self) -> None:
         pause = 1.0

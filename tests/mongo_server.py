@@ -19,6 +19,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from lrs.runtime import stop_process
+
 STAND_IN = "SecantusDB (MongoDB wire-protocol stand-in)"
 
 
@@ -63,10 +65,5 @@ def mongo_url(data_dir: Path) -> Iterator[str]:
                     raise
         yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process, 15)
         log.close()

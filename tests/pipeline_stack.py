@@ -29,7 +29,9 @@ def run(coroutine) -> Any:
     return asyncio.run(coroutine)
 
 
-async def _create_database(dsn: str, name: str) -> str:
+async def create_database(dsn: str, prefix: str) -> str:
+    """A new, empty database next to ``dsn``'s, named ``prefix_<random>``; its URL."""
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
     conn = await asyncpg.connect(dsn)
     try:
         await conn.execute(f'CREATE DATABASE "{name}"')
@@ -42,7 +44,7 @@ async def _create_database(dsn: str, name: str) -> str:
 class PipelineStack:
     def __init__(self, pg_dsn: str, data_dir: Path) -> None:
         self.data_dir = data_dir
-        self.dsn = run(_create_database(pg_dsn, f"pipe_{uuid.uuid4().hex[:8]}"))
+        self.dsn = run(create_database(pg_dsn, "pipe"))
         self.broker = EmbeddedBroker(free_port(), data_dir / "broker.log")
         self.broker.start()
         self.web_port = free_port()

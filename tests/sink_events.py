@@ -15,7 +15,8 @@ from typing import Any
 
 from sinks.ports import Batch
 from streams.catalog import Catalog
-from streams.enrich import CMI5_SESSION, VERB_CLASSES, VIDEO, LearningEvent, flatten, learner_key
+from lrs.xapi.profiles import CMI5_SESSION, VIDEO
+from streams.enrich import VERB_CLASSES, LearningEvent, flatten, learner_key
 from streams.position import encode
 from streams.settings import CatalogSettings
 

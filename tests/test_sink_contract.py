@@ -14,7 +14,6 @@ from collections.abc import Awaitable, Callable, Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-import asyncpg
 import pytest
 
 from sinks.clickhouse import ClickHouseSink, connect
@@ -26,6 +25,7 @@ from streams.enrich import LearningEvent
 from streams.position import encode, since_position
 
 from .cassandra_fake import cassandra_sink
+from .pipeline_stack import create_database
 
 PARTITIONS = 4
 START = datetime(2026, 5, 1, 12, 0, 0, tzinfo=timezone.utc)
@@ -83,17 +83,6 @@ def _catalog() -> Catalog:
     return catalog
 
 
-async def _fresh_database(dsn: str) -> str:
-    name = f"sink_{uuid.uuid4().hex[:8]}"
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    head, _, query = dsn.partition("?")
-    return f"{head.rsplit('/', 1)[0]}/{name}?{query}"
-
-
 def _clickhouse(runner: asyncio.Runner, tmp: Path, request: pytest.FixtureRequest):
     sink = ClickHouseSink(lambda: connect(None, tmp), PARTITIONS)
 
@@ -107,7 +96,7 @@ def _clickhouse(runner: asyncio.Runner, tmp: Path, request: pytest.FixtureReques
 
 
 def _progress(runner: asyncio.Runner, tmp: Path, request: pytest.FixtureRequest):
-    dsn = runner.run(_fresh_database(request.getfixturevalue("pg_dsn")))
+    dsn = runner.run(create_database(request.getfixturevalue("pg_dsn"), "sink"))
     sink = ProgressSink(dsn, _catalog, PARTITIONS)
 
     async def counted() -> dict[str, int]:
