@@ -11,6 +11,8 @@ from pathlib import Path
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from lrs.xapi.jsontext import MAX_DEPTH_CEILING
+
 _ENV = {"env_prefix": "LRS_", "extra": "ignore"}
 
 
@@ -27,6 +29,12 @@ class ServerSettings(BaseSettings):
     """Requests larger than this are answered 413."""
     max_page_size: int = Field(default=500, ge=1)
     """The most statements one GET /statements page returns (``limit=0`` means this)."""
+    max_json_depth: int = Field(default=100, ge=16, le=MAX_DEPTH_CEILING)
+    """How deeply any JSON the LRS parses from a request may nest (statements, documents that
+    are merged, JSON parameters); deeper is answered 400. A statement's own structure takes
+    about 12 levels, extensions the rest."""
+    max_statements_per_request: int = Field(default=5_000, ge=1)
+    """The most statements one PUT/POST may carry; more is answered 413 (bounds a request's memory)."""
     log_level: str = "info"
     workers: int = Field(default=1, ge=1)
     """Server processes sharing the port (each with its own event loop and connection pool)."""

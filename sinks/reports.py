@@ -44,23 +44,32 @@ class ReportQuery:
 
     @classmethod
     def parse(cls, course_id: str, since: str | None, until: str | None, grain: str | None) -> ReportQuery:
-        """Check a request's parameters; ``ValueError`` names the offending one."""
-        if not course_id.isdigit():
-            raise ValueError(f"course id must be a number, not {course_id!r}")
-        try:
-            end = date.fromisoformat(until) if until else date.today()
-        except ValueError:
-            raise ValueError(f"until must be a date (YYYY-MM-DD), not {until!r}") from None
-        try:
-            start = date.fromisoformat(since) if since else end - timedelta(days=30)
-        except ValueError:
-            raise ValueError(f"since must be a date (YYYY-MM-DD), not {since!r}") from None
+        """Check a request's parameters; ``ValueError`` names the offending one. Course ids are
+        ASCII digits that fit a 64-bit integer; dates lie within the range of ClickHouse's
+        ``Date`` (the type of the views' ``day``), so every accepted value reaches them as it is."""
+        first_day, last_day = date(1970, 1, 1), date(2149, 6, 6)
+        if not (course_id.isascii() and course_id.isdigit()) or len(course_id) > 18:
+            raise ValueError(f"course id must be a number of at most 18 digits, not {course_id[:40]!r}")
+
+        def day(name: str, value: str | None, default: date) -> date:
+            if not value:
+                return default
+            try:
+                parsed = date.fromisoformat(value)
+            except ValueError:
+                raise ValueError(f"{name} must be a date (YYYY-MM-DD), not {value[:40]!r}") from None
+            if not first_day <= parsed <= last_day:
+                raise ValueError(f"{name} must be a date from {first_day} to {last_day}, not {value!r}")
+            return parsed
+
+        end = day("until", until, date.today())
+        start = day("since", since, max(first_day, end - timedelta(days=30)))
         if start > end:
             raise ValueError(f"since ({start}) is after until ({end})")
         if (end - start).days >= MAX_DAYS:
             raise ValueError(f"the date range is longer than {MAX_DAYS} days")
         if grain not in (None, "day", "hour"):
-            raise ValueError(f"grain must be day or hour, not {grain!r}")
+            raise ValueError(f"grain must be day or hour, not {grain[:40]!r}")
         return cls(int(course_id), start, end, grain or "day")  # type: ignore[arg-type]
 
 

@@ -8,6 +8,7 @@ so a new adapter is done when it passes this module unchanged. Adapters are thos
 from __future__ import annotations
 
 import asyncio
+import random
 import uuid
 from collections.abc import Callable, Coroutine, Iterator
 from datetime import timedelta
@@ -31,6 +32,7 @@ from lrs.store.ports import (
 )
 from lrs.usecases.stores import Stores
 from lrs.xapi.compare import same_statement
+from lrs.xapi.indexkeys import index_key, lookup_key
 from lrs.xapi.models import XapiVersion
 from lrs.xapi.statements import prepare
 
@@ -309,6 +311,71 @@ def test_values_that_look_like_query_operators_are_matched_literally(harness: Ha
     assert harness(harness.stores.documents.ids(scope, None))[0] == [value]
     other = DocumentScope(DocumentKind.STATE, "", "", "")
     assert harness(harness.stores.documents.get(other, value)) is None
+
+
+# --- identifiers of any length ---------------------------------------------------------------------------
+# xAPI sets no length limit on IRIs, mailto addresses or document ids; database index entries have
+# one (PostgreSQL: about 2.7 KB). Stores index long values by their digest (lrs.xapi.indexkeys).
+
+
+def incompressible(length: int) -> str:
+    """``length`` characters a database cannot compress into an index entry (hex of random
+    bytes, the same for the same length): repeated characters would compress and fit."""
+    return random.Random(length).randbytes(length // 2 + 1).hex()[:length]
+
+
+@pytest.mark.parametrize("length", [300, 3_000, 1_900_000])
+def test_statements_with_long_identifiers_are_stored_and_found(harness: Harness, length: int):
+    long_iri = "https://lms.example/" + uuid.uuid4().hex + "/é" + incompressible(length)
+    verb = {"id": long_iri + "/verb", "display": {"en-US": "did"}}
+    actor = {
+        "objectType": "Agent",
+        "name": "Long",
+        "mbox": f"mailto:{incompressible(min(length, 5_000))}@{uuid.uuid4().hex}.example",
+    }
+    activity = {"id": long_iri + "/activity", "definition": {"name": {"en-US": "long"}}}
+    parent = {"id": long_iri + "/parent"}
+    sent = statement(actor, obj=activity, context={"contextActivities": {"parent": [parent]}})
+    (sid,) = harness.store({**sent, "verb": verb})
+    for key in (
+        "v:" + verb["id"],
+        "o:" + activity["id"],
+        "O:" + parent["id"],
+        "a:mbox:" + actor["mbox"],
+    ):
+        assert [s["id"] for s in harness.query(keys=[lookup_key(key)])] == [sid], key[:40]
+    statements = harness.stores.statements
+    assert harness(statements.activity_definition(activity["id"])) == activity["definition"]
+    activities, verbs = harness(statements.canonical([activity["id"]], [verb["id"]]))
+    assert activities == {activity["id"]: activity["definition"]} and verbs == {verb["id"]: verb["display"]}
+    assert harness(statements.agent_names("mbox:" + actor["mbox"])) == ["Long"]
+    assert harness.document(sid)["verb"]["id"] == verb["id"]  # the statement keeps the full value
+
+
+def test_documents_with_long_identifiers_are_stored_found_listed_and_deleted(harness: Harness):
+    documents = harness.stores.documents
+    activity = "https://lms.example/" + incompressible(3_000)
+    agent_key = "mbox:mailto:é" + incompressible(3_000) + f"@{uuid.uuid4().hex}.example"
+    scope = DocumentScope(DocumentKind.STATE, activity, agent_key, "")
+    long_id, other_id = incompressible(3_000) + "1", incompressible(3_000) + "2"
+    for doc_id in (long_id, other_id):
+        harness(
+            documents.update(
+                scope, doc_id, lambda current, d=doc_id: Write(d[-1].encode(), "text/plain", '"x"')
+            )
+        )
+    assert harness(documents.get(scope, long_id)).content == b"1"
+    assert harness(documents.get(scope, other_id)).content == b"2"
+    assert harness(documents.ids(scope, None))[0] == [long_id, other_id]  # the full ids
+    # an id spelled like the digest of another is its own document (no value poses as a digest)
+    posing = index_key(long_id)
+    harness(documents.update(scope, posing, lambda current: Write(b"posing", "text/plain", '"p"')))
+    assert harness(documents.get(scope, long_id)).content == b"1"
+    assert harness(documents.get(scope, posing)).content == b"posing"
+    harness(documents.update(scope, long_id, lambda current: Delete()))
+    assert harness(documents.get(scope, long_id)) is None
+    harness(documents.delete_all(scope))
+    assert harness(documents.ids(scope, None))[0] == []
 
 
 # --- concurrency ---------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ import binascii
 import hashlib
 import hmac
 import os
+import re
 import secrets
 import time
 from dataclasses import dataclass
@@ -49,6 +50,25 @@ def check_secret(secret: str, stored: str) -> bool:
     return hmac.compare_digest(actual, base64.b64decode(digest))
 
 
+MAX_KEY_LENGTH = 256
+"""The longest credential key (characters); longer ones cannot be created, so are never looked up."""
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+"""Control characters (Unicode category Cc): in no key or secret, so never sent to a store."""
+
+
+def credential_problem(key: str, secret: str) -> str | None:
+    """Why no credential can have this key and secret, or ``None`` when one can."""
+    if not key:
+        return "the key is empty"
+    if len(key) > MAX_KEY_LENGTH:
+        return f"the key is longer than {MAX_KEY_LENGTH} characters"
+    if ":" in key:
+        return "the key contains ':' (HTTP Basic separates key and secret with it)"
+    if _CONTROL.search(key) or _CONTROL.search(secret):
+        return "the key or secret contains a control character"
+    return None
+
+
 def new_credential(
     name: str,
     scopes: list[str],
@@ -60,6 +80,8 @@ def new_credential(
     """A new credential and its secret (shown once; only the hash is stored)."""
     key = key or secrets.token_hex(10)
     secret = secret or secrets.token_urlsafe(24)
+    if (problem := credential_problem(key, secret)) is not None:
+        raise ValueError(f"cannot create this credential: {problem}")
     authority: dict[str, Any] = {
         "objectType": "Agent",
         "name": name,
@@ -90,15 +112,19 @@ class AuthenticationError(Exception):
 
 
 def parse_basic(header: str) -> tuple[str, str]:
+    """Key and secret of a Basic Authorization header; ``AuthenticationError`` for any header
+    that cannot carry an existing credential (so it never reaches a store)."""
     scheme, _, encoded = header.strip().partition(" ")
     if scheme.lower() != "basic" or not encoded:
         raise AuthenticationError("use HTTP Basic authentication")
-    try:
+    try:  # ValueError: not base64 (binascii.Error), not ASCII, or not UTF-8 (UnicodeDecodeError)
         key, sep, secret = base64.b64decode(encoded.strip(), validate=True).decode("utf-8").partition(":")
-    except (binascii.Error, UnicodeDecodeError):
-        raise AuthenticationError("malformed Basic credentials") from None
+    except ValueError:
+        raise AuthenticationError("malformed Basic credentials: not base64 of UTF-8 key:secret") from None
     if not sep:
-        raise AuthenticationError("malformed Basic credentials")
+        raise AuthenticationError("malformed Basic credentials: no ':' between key and secret")
+    if (problem := credential_problem(key, secret)) is not None:
+        raise AuthenticationError(f"malformed Basic credentials: {problem}")
     return key, secret
 
 

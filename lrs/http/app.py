@@ -6,6 +6,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
+import asyncpg
 import orjson
 
 from lrs.runtime import tune_garbage_collection
@@ -27,9 +28,11 @@ from lrs.store import is_mongodb, open_stores
 from lrs.store.postgres import create_pool, migrate
 from lrs.usecases.errors import LRSError
 from lrs.usecases.stores import Stores
+from lrs.xapi.jsontext import JsonTextError, parse_bounded
 from lrs.xapi.statements import StatementError
 
 from . import documents, resources, statements
+from .last_resort import LastResort, internal_error_handler
 from .metrics import MetricsMiddleware
 from .middleware import XapiMiddleware
 from .responses import error_response
@@ -103,6 +106,7 @@ def create_app(
     )
     ops.state.settings = server
     ops.state.base_path = base_path
+    ops.add_exception_handler(Exception, internal_error_handler)
 
     @ops.get("/health", tags=["operations"])
     async def health() -> dict:
@@ -136,7 +140,10 @@ def create_app(
         if "all" not in principal.scopes:
             return error_response(403, "loading the catalog needs a credential with scope all")
         try:
-            document = CatalogFile.model_validate_json(await request.body())
+            raw = parse_bounded(await request.body(), server.max_json_depth, "the catalog document")
+            document = CatalogFile.model_validate(raw)
+        except JsonTextError as exc:
+            return error_response(400, str(exc))
         except ValidationError as exc:
             return error_response(
                 400, f"not a catalog document: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}"
@@ -151,6 +158,9 @@ def create_app(
             await migrate(pool, "sinks", "lms_schema_migrations")
             async with pool.acquire() as conn:
                 counts = await store_catalog(conn, document)
+        except (asyncpg.DataError, asyncpg.ProgramLimitExceededError) as exc:
+            # a number beyond 64 bits, a U+0000, an IRI too long for an index: nothing was stored
+            return error_response(400, f"the catalog holds a value the LMS database cannot store: {exc}")
         finally:
             await pool.close()
         return Response(orjson.dumps(counts), media_type="application/json")
@@ -182,18 +192,22 @@ class Application:
     The xAPI resources are hot paths (thousands of requests a second); FastAPI's own middleware
     layers cost them about a tenth of their CPU, so they run on plain Starlette with only the
     layers they need. Operations endpoints (health, readiness, metrics, OpenAPI docs) and the
-    lifespan (opening the stores) belong to the FastAPI app.
+    lifespan (opening the stores) belong to the FastAPI app. Both run inside ``LastResort``.
     """
 
     def __init__(self, base_path: str, xapi: Starlette, ops: FastAPI) -> None:
         self.base = base_path.rstrip("/")
         self.xapi, self.ops = xapi, ops
+        self._last_resort = LastResort(self._route)
 
     @property
     def state(self):
         return self.ops.state
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._last_resort(scope, receive, send)
+
+    async def _route(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
         if scope["type"] == "http" and (path == self.base or path.startswith(self.base + "/")):
             await self.xapi(scope, receive, send)
@@ -241,6 +255,7 @@ def _xapi_app(base_path: str, state: State, max_body_bytes: int) -> Starlette:
             LRSError: lrs_error,
             StatementError: statement_error,
             StarletteHTTPException: http_error,
+            Exception: internal_error_handler,
         },
     )
     app.state = state  # one state: the lifespan of the operations app opens the stores for both

@@ -12,7 +12,7 @@ from lrs.usecases import documents as usecase
 from lrs.usecases.documents import Preconditions
 from lrs.xapi.agents import ifi_key
 
-from .params import Params
+from .params import Params, query_params
 from .responses import http_date, json_response, no_content
 from .statements import read_body
 
@@ -53,7 +53,7 @@ def endpoint(resource: Resource):
 
     async def handle(request: Request) -> Response:
         method = request.method
-        params = Params(request.query_params.multi_items(), resource.allowed(method))
+        params = query_params(request, resource.allowed(method))
         scope = resource.scope(params)
         stores, principal, version = request.app.state.stores, request.state.principal, request.state.version
         # only State has multi-document DELETE; profiles need their id to delete one
@@ -85,8 +85,15 @@ def endpoint(resource: Resource):
             return no_content()
         content = await read_body(request)
         content_type = request.headers.get("content-type")
-        write = usecase.put_document if method == "PUT" else usecase.post_document
-        await write(stores, principal, version, scope, doc_id, content, content_type, _preconditions(request))
+        if method == "PUT":
+            await usecase.put_document(
+                stores, principal, version, scope, doc_id, content, content_type, _preconditions(request)
+            )
+        else:
+            await usecase.post_document(
+                stores, principal, version, scope, doc_id, content, content_type, _preconditions(request),
+                max_depth=request.app.state.settings.max_json_depth,
+            )  # fmt: skip
         return no_content()
 
     return handle

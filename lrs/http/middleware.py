@@ -22,6 +22,7 @@ from lrs.usecases.stores import Stores
 from lrs.xapi.formats import format_timestamp
 from lrs.xapi.models import XapiVersion
 
+from .last_resort import internal_error, log_unexpected
 from .responses import error_response
 
 log = logging.getLogger(__name__)
@@ -98,11 +99,14 @@ class XapiMiddleware:
         resource = path[len(self.base) :].rstrip("/") or "/"
         statements = resource == "/statements"
         answered = {"version": self.default_version}
+        started = False
         # CORS headers matter only to browsers, which always send Origin on cross-origin requests
         cors = any(name == b"origin" for name, _ in scope["headers"])
 
         async def send_with_headers(message: Message) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
+                started = True
                 headers = list(message.get("headers", []))
                 names = {name.lower() for name, _ in headers}
                 headers.append((VERSION_HEADER.encode(), answered["version"].value.encode()))
@@ -142,8 +146,7 @@ class XapiMiddleware:
                     state["principal"] = await authenticator.authenticate(headers.get("authorization"))
                 except AuthenticationError as exc:
                     raise Unauthorized(str(exc)) from None
-            length = headers.get("content-length")
-            if length is not None and length.isdigit() and int(length) > self.max_body:
+            if _declared_length(headers.get("content-length")) > self.max_body:
                 raise PayloadTooLarge(f"request body exceeds {self.max_body} bytes")
             await self.app(scope, receive, send_with_headers)
         except LRSError as exc:
@@ -154,10 +157,10 @@ class XapiMiddleware:
                 extra = {"Allow": ", ".join(exc.allowed)}
             await error_response(exc.status, exc.message, extra)(scope, receive, send_with_headers)
         except Exception:
-            log.exception("unexpected error answering %s %s", scope["method"], path)
-            await error_response(500, "internal error; the request changed nothing it had not committed")(
-                scope, receive, send_with_headers
-            )
+            if started:  # too late to answer: the last resort logs it and ends the response
+                raise
+            log_unexpected(scope)
+            await internal_error(scope)(scope, receive, send_with_headers)
 
     async def _alternate_syntax(self, scope: Scope, receive: Receive) -> tuple[Scope, Receive]:
         """Rewrite ``POST ?method=X`` with a form body into the X request it carries (xAPI 1.0.3)."""
@@ -218,6 +221,14 @@ class XapiMiddleware:
             return {"type": "http.request", "body": new_body, "more_body": False}
 
         return new_scope, replay
+
+
+def _declared_length(value: str | None) -> int:
+    """A Content-Length header as a number: 0 when absent or not ASCII digits (the server
+    refuses those itself), and without ``int()`` of an unbounded digit string."""
+    if value is None or not (value.isascii() and value.isdigit()):
+        return 0
+    return int(value) if len(value) <= 19 else 10**19
 
 
 def _has_method_param(scope: Scope) -> bool:

@@ -6,10 +6,11 @@ delimiters; this module only collects parts and headers and checks the body was 
 
 from __future__ import annotations
 
+import re
 import secrets
 from dataclasses import dataclass, field
 
-from python_multipart.exceptions import MultipartParseError
+from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 
@@ -23,12 +24,28 @@ class Part:
     body: bytearray = field(default_factory=bytearray)
 
 
+MAX_BOUNDARY_LENGTH = 70
+"""RFC 2046 §5.1.1: a boundary is 1 to 70 characters ..."""
+_BOUNDARY = re.compile(r"[0-9A-Za-z'()+_,\-./:=? ]{0,69}[0-9A-Za-z'()+_,\-./:=?]")
+"""... of ``bchars``, the last one not a space."""
+
+
 def boundary_of(content_type: str) -> str:
     _, params = parse_options_header(content_type)
     boundary = params.get(b"boundary")
     if not boundary:
         raise MultipartError("multipart/mixed needs a boundary parameter in Content-Type")
-    return boundary.decode("latin-1")
+    text = boundary.decode("latin-1")
+    if len(text) > MAX_BOUNDARY_LENGTH:
+        raise MultipartError(
+            f"the multipart boundary is {len(text)} characters long; RFC 2046 allows 1 to {MAX_BOUNDARY_LENGTH}"
+        )
+    if not _BOUNDARY.fullmatch(text):
+        raise MultipartError(
+            "the multipart boundary holds characters RFC 2046 does not allow (letters, digits,"
+            " space and '()+_,-./:=? only, not ending in a space)"
+        )
+    return text
 
 
 def parse_multipart(body: bytes, content_type: str) -> list[Part]:
@@ -58,11 +75,11 @@ def parse_multipart(body: bytes, content_type: str) -> list[Part]:
         "on_part_data": lambda data, start, end: parts[-1].body.extend(data[start:end]),
         "on_end": lambda: done.append(True),
     }
-    parser = MultipartParser(boundary, callbacks)
     try:
+        parser = MultipartParser(boundary, callbacks)
         parser.write(body)
         parser.finalize()
-    except MultipartParseError as exc:
+    except FormParserError as exc:  # the base of python-multipart's errors, MultipartParseError too
         raise MultipartError(f"malformed multipart/mixed body: {exc}") from None
     if not done:
         raise MultipartError("multipart/mixed body is incomplete: no closing boundary")

@@ -11,7 +11,7 @@ from lrs.usecases.errors import Forbidden
 from lrs.xapi.agents import ifi_key, person
 from lrs.xapi.models import XapiVersion
 
-from .params import Params
+from .params import query_params
 from .responses import json_response
 
 VERSIONS = ["1.0.3", "2.0.0"]
@@ -23,7 +23,7 @@ def _require_read(request: Request) -> None:
 
 
 async def get_activity(request: Request) -> Response:
-    params = Params(request.query_params.multi_items(), ("activityId",))
+    params = query_params(request, ("activityId",))
     activity_id = params.iri("activityId", required=True)
     _require_read(request)
     definition = await request.app.state.stores.statements.activity_definition(activity_id)
@@ -34,7 +34,7 @@ async def get_activity(request: Request) -> Response:
 
 
 async def get_agent(request: Request) -> Response:
-    params = Params(request.query_params.multi_items(), ("agent",))
+    params = query_params(request, ("agent",))
     agent = params.agent("agent", required=True)
     _require_read(request)
     names = await request.app.state.stores.statements.agent_names(ifi_key(agent) or "")
@@ -45,6 +45,6 @@ async def get_about(request: Request) -> Response:
     """The versions this LRS speaks. A client that announces xAPI 1.0.x is told only of 1.0.3:
     to a 1.0.x client the About resource may list 1.0.x versions alone (xAPI 1.0.3 §2.8), and a
     dual-version LRS must not confuse it; everyone else learns of 2.0.0 as well."""
-    Params(request.query_params.multi_items(), ())
+    query_params(request, ())
     versions = ["1.0.3"] if request.state.version is XapiVersion.V1 else VERSIONS
     return json_response({"version": versions, "extensions": {"urn:x-lrs-analytics:version": __version__}})

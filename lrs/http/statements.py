@@ -18,11 +18,12 @@ from lrs.usecases.errors import BadRequest, PayloadTooLarge
 from lrs.usecases.statements import AttachmentPart, StatementFilter, verified_part
 from lrs.xapi.formats import format_timestamp
 from lrs.xapi.formatting import parse_accept_language
+from lrs.xapi.jsontext import parse_bounded
 from lrs.xapi.statements import StatementError, parse_json, read_statements
 
 from .middleware import CONSISTENT_THROUGH
 from .multipart import MultipartError, build_multipart, parse_multipart
-from .params import Params
+from .params import Params, query_params
 from .responses import JSON_TYPE, http_date, json_response, no_content, raw_json_response
 
 QUERY_PARAMS = (
@@ -55,9 +56,10 @@ async def _read_statement_body(request: Request) -> tuple[Any, dict[str, Attachm
             f"Content-Type must be application/json or multipart/mixed, not {media_type or 'missing'!r}"
         )
     body = await read_body(request)
+    max_depth = request.app.state.settings.max_json_depth
     try:
         if media_type == JSON_TYPE:
-            return parse_json(body), None
+            return parse_json(body, max_depth), None
         parts = parse_multipart(body, request.headers["content-type"])
     except (StatementError, MultipartError) as exc:
         raise BadRequest(str(exc)) from None
@@ -67,7 +69,7 @@ async def _read_statement_body(request: Request) -> tuple[Any, dict[str, Attachm
             "the first part of a multipart/mixed body must be the statements as application/json"
         )
     try:
-        data = parse_json(bytes(first.body))
+        data = parse_json(bytes(first.body), max_depth, "the first part of the multipart body")
     except StatementError as exc:
         raise BadRequest(str(exc)) from None
     attachments: dict[str, AttachmentPart] = {}
@@ -84,23 +86,35 @@ async def _read_statement_body(request: Request) -> tuple[Any, dict[str, Attachm
     return data, attachments
 
 
+def _check_statement_count(request: Request, data: Any) -> None:
+    """A batch larger than LRS_MAX_STATEMENTS_PER_REQUEST is refused before it is validated."""
+    limit = request.app.state.settings.max_statements_per_request
+    if isinstance(data, list) and len(data) > limit:
+        raise PayloadTooLarge(
+            f"the request carries {len(data)} statements; this LRS takes at most {limit} per request"
+            " (LRS_MAX_STATEMENTS_PER_REQUEST): send them in smaller batches"
+        )
+
+
 async def post_statements(request: Request) -> Response:
     if request.query_params:
         names = ", ".join(sorted(request.query_params.keys()))
         raise BadRequest(f"POST /statements takes no query parameters (got {names}); use GET to query")
     data, parts = await _read_statement_body(request)
+    _check_statement_count(request, data)
     try:
         statements = read_statements(data, request.state.version)
     except StatementError as exc:
         raise BadRequest(str(exc)) from None
     ids = await usecase.store_statements(
-        request.app.state.stores, request.state.principal, request.state.version, statements, parts
-    )
+        request.app.state.stores, request.state.principal, request.state.version, statements, parts,
+        max_depth=request.app.state.settings.max_json_depth,
+    )  # fmt: skip
     return json_response(ids)
 
 
 async def put_statement(request: Request) -> Response:
-    params = Params(request.query_params.multi_items(), ("statementId",))
+    params = query_params(request, ("statementId",))
     statement_id = params.uuid("statementId")
     if statement_id is None:
         raise BadRequest("PUT /statements needs the statementId parameter")
@@ -117,8 +131,9 @@ async def put_statement(request: Request) -> Response:
         )
     statement = {**statement, "id": statement_id}
     await usecase.store_statements(
-        request.app.state.stores, request.state.principal, request.state.version, [statement], parts
-    )
+        request.app.state.stores, request.state.principal, request.state.version, [statement], parts,
+        max_depth=request.app.state.settings.max_json_depth,
+    )  # fmt: skip
     return no_content()
 
 
@@ -149,11 +164,13 @@ def _moment(value: str | None) -> datetime | None:
     return moment.astimezone(timezone.utc)
 
 
-def _decode_more(token: str) -> tuple[StatementQuery, str, bool]:
+def _decode_more(token: str, max_depth: int) -> tuple[StatementQuery, str, bool]:
     try:
-        state = orjson.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+        state = parse_bounded(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)), max_depth, "more")
+        if not isinstance(state["k"], list) or not all(isinstance(k, str) for k in state["k"]):
+            raise TypeError("the lookup keys are a list of strings")
         query = StatementQuery(
-            keys=[str(k) for k in state["k"]],
+            keys=list(state["k"]),
             since=_moment(state["s"]),
             until=_moment(state["u"]),
             ascending=bool(state["a"]),
@@ -164,7 +181,7 @@ def _decode_more(token: str) -> tuple[StatementQuery, str, bool]:
         fmt, attachments = state["f"], bool(state["t"])
         if fmt not in FORMATS or query.limit < 1 or query.snapshot is None:
             raise ValueError(fmt)
-    except (ValueError, TypeError, KeyError, OverflowError, binascii.Error, orjson.JSONDecodeError):
+    except (ValueError, TypeError, KeyError, OverflowError, binascii.Error):
         raise BadRequest("the more parameter is not a continuation this LRS issued") from None
     return query, fmt, attachments
 
@@ -189,13 +206,14 @@ async def get_statements(request: Request) -> Response:
     stores = request.app.state.stores
     principal = request.state.principal
     pairs = request.query_params.multi_items()
+    max_depth = request.app.state.settings.max_json_depth
     if any(name == "more" for name, _ in pairs):
-        more = Params(pairs, ("more",)).required("more")
-        query, fmt, attachments = _decode_more(more)
+        more = Params(pairs, ("more",), max_json_depth=max_depth).required("more")
+        query, fmt, attachments = _decode_more(more, max_depth)
         query.limit = min(query.limit, request.app.state.settings.max_page_size)
         keys = list(query.keys)
     else:
-        params = Params(pairs, QUERY_PARAMS)
+        params = Params(pairs, QUERY_PARAMS, max_json_depth=max_depth)
         fmt = params.choice("format", FORMATS, "exact")
         attachments = params.boolean("attachments")
         statement_id, voided_id = params.uuid("statementId"), params.uuid("voidedStatementId")
@@ -217,7 +235,7 @@ async def get_statements(request: Request) -> Response:
             }
             return await _respond(request, [found.document], fmt, attachments, lambda docs: docs[0], headers)
         page_size = request.app.state.settings.max_page_size
-        limit = params.count("limit") or page_size
+        limit = params.count("limit", ceiling=page_size) or page_size
         filters = StatementFilter(
             agent=params.agent("agent"),
             verb=params.iri("verb"),

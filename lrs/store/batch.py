@@ -134,11 +134,16 @@ class Upserts:
 
 
 class SeenCache:
-    """A bounded set of recently applied upserts (tag, id, payload), to skip repeating them."""
+    """A bounded set of recently applied upserts (tag, id, payload), to skip repeating them.
 
-    def __init__(self, size: int = 50_000) -> None:
+    Only items of at most ``item_up_to`` characters (id and payload) are kept, so the cache's
+    memory stays bounded (size × item_up_to) whatever clients send; larger ones are applied
+    each time they come."""
+
+    def __init__(self, size: int = 50_000, item_up_to: int = 4096) -> None:
         self._items: OrderedDict[tuple, None] = OrderedDict()
         self._size = size
+        self._item_up_to = item_up_to
 
     def __contains__(self, item: tuple) -> bool:
         if item in self._items:
@@ -147,6 +152,8 @@ class SeenCache:
         return False
 
     def add(self, item: tuple) -> None:
+        if sum(len(part) for part in item[1:]) > self._item_up_to:
+            return
         self._items[item] = None
         if len(self._items) > self._size:
             self._items.popitem(last=False)

@@ -21,6 +21,11 @@ class InvalidCursor(ValueError):
     """A paging cursor that this adapter did not issue."""
 
 
+class TooLargeError(Exception):
+    """A statement, document or attachment larger than the store can hold as one record (HTTP
+    413); nothing of the write was kept."""
+
+
 class ConflictError(Exception):
     """A statement id is already stored with different content (HTTP 409)."""
 

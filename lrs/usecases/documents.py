@@ -20,6 +20,7 @@ locked, so concurrent writers cannot slip between the check and the write.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
@@ -28,10 +29,11 @@ import orjson
 
 from lrs.auth.credentials import Principal
 from lrs.auth.scopes import Need, allows
-from lrs.store.ports import Change, Delete, Document, DocumentKind, DocumentScope, Write
+from lrs.store.ports import Change, Delete, Document, DocumentKind, DocumentScope, TooLargeError, Write
+from lrs.xapi.jsontext import JsonTextError, parse_bounded
 from lrs.xapi.models import XapiVersion
 
-from .errors import BadRequest, Conflict, Forbidden, NotFound, PreconditionFailed
+from .errors import BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, PreconditionFailed
 from .stores import Stores
 
 JSON = "application/json"
@@ -90,11 +92,11 @@ def media_type(content_type: str | None) -> str:
     return (content_type or "").split(";", 1)[0].strip().lower()
 
 
-def _json_object(content: bytes, what: str) -> dict:
+def _json_object(content: bytes, what: str, max_depth: int) -> dict:
     try:
-        value = orjson.loads(content)
-    except orjson.JSONDecodeError:
-        value = None
+        value = parse_bounded(content, max_depth, what)
+    except JsonTextError as exc:
+        raise BadRequest(f"{exc}, so the documents cannot be merged") from None
     if not isinstance(value, dict):
         raise BadRequest(f"{what} is not a JSON object, so the documents cannot be merged")
     return value
@@ -109,6 +111,16 @@ def _need(kind: DocumentKind, write: bool) -> Need:
 def _require(principal: Principal, kind: DocumentKind, write: bool) -> None:
     if not allows(principal.scopes, _need(kind, write)):
         raise Forbidden(f"this credential's scopes ({', '.join(sorted(principal.scopes))}) do not allow this")
+
+
+async def _update(
+    stores: Stores, scope: DocumentScope, doc_id: str, decide: Callable[[Document | None], Change]
+) -> None:
+    """The store's update, with a document too large for the store answered 413."""
+    try:
+        await stores.documents.update(scope, doc_id, decide)
+    except TooLargeError as exc:
+        raise PayloadTooLarge(f"{exc}; it was not stored") from None
 
 
 async def get_document(stores: Stores, principal: Principal, scope: DocumentScope, doc_id: str) -> Document:
@@ -137,22 +149,23 @@ async def put_document(
         _check("PUT", scope.kind, version, pre, current)
         return write
 
-    await stores.documents.update(scope, doc_id, decide)
+    await _update(stores, scope, doc_id, decide)
 
 
 async def post_document(
     stores: Stores, principal: Principal, version: XapiVersion, scope: DocumentScope, doc_id: str,
-    content: bytes, content_type: str | None, pre: Preconditions,
+    content: bytes, content_type: str | None, pre: Preconditions, *, max_depth: int,
 ) -> None:  # fmt: skip
-    """Create the document (any content, as PUT would), or merge a JSON object into the existing one."""
+    """Create the document (any content, as PUT would), or merge a JSON object into the existing one.
+
+    JSON is read under the nesting limit ``max_depth`` (LRS_MAX_JSON_DEPTH), the stored side
+    of a merge too (a PUT stores any bytes unread)."""
     _require(principal, scope.kind, write=True)
     if media_type(content_type) == JSON:
         try:
-            orjson.loads(content)
-        except orjson.JSONDecodeError as exc:
-            raise BadRequest(
-                f"the posted document is declared application/json but is not JSON: {exc}"
-            ) from None
+            parse_bounded(content, max_depth, "the posted document")
+        except JsonTextError as exc:
+            raise BadRequest(f"{exc} (it is declared application/json)") from None
 
     def decide(current: Document | None) -> Change:
         _check("POST", scope.kind, version, pre, current)
@@ -163,13 +176,13 @@ async def post_document(
                 "POST onto an existing document merges JSON objects: both must be application/json"
             )
         merged = {
-            **_json_object(current.content, "the stored document"),
-            **_json_object(content, "the posted document"),
+            **_json_object(current.content, "the stored document", max_depth),
+            **_json_object(content, "the posted document", max_depth),
         }
         payload = orjson.dumps(merged)
         return Write(payload, JSON, etag_of(payload))
 
-    await stores.documents.update(scope, doc_id, decide)
+    await _update(stores, scope, doc_id, decide)
 
 
 async def delete_document(

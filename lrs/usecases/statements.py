@@ -19,15 +19,17 @@ from lrs.store.ports import (
     StatementPage,
     StatementQuery,
     StoredStatement,
+    TooLargeError,
 )
 from lrs.xapi.agents import ifi_key
 from lrs.xapi.compare import same_statement
 from lrs.xapi.formatting import canonical_format, ids_format, verbs_of
+from lrs.xapi.indexkeys import lookup_key
 from lrs.xapi.models import XapiVersion
 from lrs.xapi.signature import signature_attachment, verify_signature
 from lrs.xapi.statements import StatementError, activities_of, prepare
 
-from .errors import BadRequest, Conflict, Forbidden, NotFound
+from .errors import BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge
 from .stores import Stores
 
 Format = Literal["exact", "ids", "canonical"]
@@ -83,9 +85,11 @@ def _check_part_headers(sha2: str, part: AttachmentPart, metadata: list[dict[str
 
 
 def _match_attachments(
-    statements: list[dict[str, Any]], parts: dict[str, AttachmentPart] | None, version: XapiVersion
-) -> list[AttachmentContent]:
-    """Pair raw parts with attachment metadata by SHA-2 and check signed statements."""
+    statements: list[dict[str, Any]], parts: dict[str, AttachmentPart] | None, version: XapiVersion,
+    max_depth: int,
+) -> list[AttachmentContent]:  # fmt: skip
+    """Pair raw parts with attachment metadata by SHA-2 and check signed statements (whose JWS
+    JSON is read under the nesting limit ``max_depth``)."""
     declared = _declared_attachments(statements)
     if parts is None:
         missing = next((a for a in declared if "fileUrl" not in a), None)
@@ -114,7 +118,10 @@ def _match_attachments(
             raise BadRequest("a signature attachment must be sent as a multipart part")
         try:
             verify_signature(
-                statement, parts[signature["sha2"]].content, truncate_durations=version is XapiVersion.V2
+                statement,
+                parts[signature["sha2"]].content,
+                max_depth=max_depth,
+                truncate_durations=version is XapiVersion.V2,
             )
         except StatementError as exc:
             raise BadRequest(str(exc)) from None
@@ -158,21 +165,27 @@ async def store_statements(
     version: XapiVersion,
     statements: list[dict[str, Any]],
     parts: dict[str, AttachmentPart] | None = None,
+    *,
+    max_depth: int,
 ) -> list[str]:
-    """Store validated statements atomically; returns their ids in request order."""
+    """Store validated statements atomically; returns their ids in request order.
+
+    ``max_depth``: the nesting limit for JSON read from attachments (signatures)."""
     _require(principal, Need.STATEMENTS_WRITE)
-    attachments = _match_attachments(statements, parts, version)
+    attachments = _match_attachments(statements, parts, version, max_depth)
     prepared = [prepare(s, principal.authority, version) for s in statements]
     same = partial(same_statement, truncate_durations=version is XapiVersion.V2)
     try:
         await stores.statements.store(prepared, attachments, same, may_define(principal.scopes))
     except ConflictError as exc:
         raise Conflict(f"{exc}; statements are immutable (void it and send a new one)") from None
+    except TooLargeError as exc:
+        raise PayloadTooLarge(f"{exc}; nothing was stored") from None
     return [p.id for p in prepared]
 
 
 def _own_key(principal: Principal) -> str:
-    return "u:" + (ifi_key(principal.authority) or "")
+    return lookup_key("u:" + (ifi_key(principal.authority) or ""))
 
 
 async def get_statement(
@@ -217,7 +230,7 @@ class StatementFilter:
             keys.append(("O:" if self.related_activities else "o:") + self.activity)
         if self.registration is not None:
             keys.append("r:" + self.registration.lower())
-        return keys
+        return [lookup_key(k) for k in keys]
 
 
 async def query_statements(stores: Stores, principal: Principal, query: StatementQuery) -> StatementPage:

@@ -7,19 +7,40 @@ what general ISO 8601 parsers accept (``P4W1D``, ``PT``, week dates and ``-00:00
 rejected), so they are matched by the expressions below and converted with the standard library.
 
 Every check is a pure function of its string and most are cached: statements repeat the same
-verbs, activity ids and language tags, so validation cost stays flat under load.
+verbs, activity ids and language tags, so validation cost stays flat under load. Only strings
+of up to ``CACHED_UP_TO`` characters are cached, so hostile long values cannot fill memory.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import datetime, timezone
-from functools import lru_cache
+from functools import lru_cache, wraps
 
 import langcodes
 from rfc3986_validator import validate_rfc3986
 
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:")
+
+CACHED_UP_TO = 512
+"""Longest string whose check result is cached (a cache holds at most maxsize × this much)."""
+
+
+def cached_when_short(maxsize: int) -> Callable[[Callable[[str], bool]], Callable[[str], bool]]:
+    """``lru_cache`` for the short strings a check sees; longer ones are checked each time."""
+
+    def decorate(check: Callable[[str], bool]) -> Callable[[str], bool]:
+        cached = lru_cache(maxsize=maxsize)(check)
+
+        @wraps(check)
+        def checked(value: str) -> bool:
+            return cached(value) if len(value) <= CACHED_UP_TO else check(value)
+
+        checked.cache_info = cached.cache_info  # type: ignore[attr-defined]
+        return checked
+
+    return decorate
 
 
 def _iri_to_uri(value: str) -> str:
@@ -28,7 +49,7 @@ def _iri_to_uri(value: str) -> str:
     return "".join(ch if ord(ch) < 128 else "".join(f"%{b:02X}" for b in ch.encode()) for ch in value)
 
 
-@lru_cache(maxsize=65536)
+@cached_when_short(maxsize=65536)
 def is_iri(value: str) -> bool:
     """An absolute IRI (RFC 3987): a scheme, then characters an IRI may hold."""
     if not value or not _SCHEME.match(value):
@@ -62,7 +83,7 @@ def is_uuid(value: str) -> bool:
 _TAG_CHARACTERS = re.compile(r"[A-Za-z0-9]+(-[A-Za-z0-9]+)*")
 
 
-@lru_cache(maxsize=4096)
+@cached_when_short(maxsize=4096)
 def is_language_tag(value: str) -> bool:
     """A valid RFC 5646 language tag (registered subtags, well-formed extensions)."""
     if not _TAG_CHARACTERS.fullmatch(value):  # langcodes would quietly accept "en_US"

@@ -86,6 +86,10 @@ Extensions = dict[IRI, Any]
 Number = StrictFloat  # strict floats accept JSON integers, reject booleans and strings
 
 
+_REMEMBERED_UP_TO = 4096
+"""Bytes of JSON a remembered part may have at most (a validator holds at most size × this)."""
+
+
 def _remembered(size: int = 4096) -> WrapValidator:
     """Validate a part once per distinct JSON: learning content repeats its actors, verbs and
     activities across thousands of statements, and a repeat costs one serialisation and a lookup.
@@ -101,6 +105,8 @@ def _remembered(size: int = 4096) -> WrapValidator:
         try:
             key = (_version(info), orjson.dumps(value))
         except TypeError:  # not plain JSON data (only possible for in-process callers)
+            return handler(value)
+        if len(key[1]) > _REMEMBERED_UP_TO:  # memory stays bounded whatever clients send
             return handler(value)
         found = remembered.get(key)
         if found is None:

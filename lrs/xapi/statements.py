@@ -19,6 +19,8 @@ Key prefixes (one flat namespace, so one inverted index serves every filter):
 ``r:``  context registration
 ``u:``  the authority's identity (the ``statements/read/mine`` restriction)
 ====== ===========================================================================
+
+A value longer than ``INDEX_KEY_MAX_BYTES`` is keyed by its digest (``lrs.xapi.indexkeys``).
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ from pydantic import ValidationError
 
 from .agents import identity_keys, ifi_key
 from .formats import format_timestamp, parse_timestamp
+from .indexkeys import lookup_key
+from .jsontext import JsonTextError, parse_bounded
 from .models import VOIDED_VERB, Statement, XapiVersion
 
 INHERITED_PREFIXES = ("a:", "A:", "v:", "o:", "O:", "r:")
@@ -56,17 +60,18 @@ def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return obj
 
 
-def parse_json(body: bytes) -> Any:
-    """Strict JSON: UTF-8, no NaN/Infinity, no lone surrogates, no duplicate keys in an object.
+def parse_json(body: bytes, max_depth: int, what: str = "body") -> Any:
+    """Strict JSON: UTF-8, no NaN/Infinity, no lone surrogates, no duplicate keys in an object,
+    nested at most ``max_depth`` levels (see ``jsontext``).
 
     orjson parses; when the body is not exactly orjson's own compact serialisation of the
     result (which cannot hold a duplicate key), the standard library re-reads it to look for
     duplicate keys, which orjson would silently collapse.
     """
     try:
-        value = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise StatementError(f"body is not valid JSON: {exc}") from None
+        value = parse_bounded(body, max_depth, what)
+    except JsonTextError as exc:
+        raise StatementError(str(exc)) from None
     if orjson.dumps(value) != body:
         json.loads(body, object_pairs_hook=_reject_duplicate_keys)
     return value
@@ -163,7 +168,8 @@ def _substatement_keys(sub: dict[str, Any], keys: set[str]) -> None:
 
 
 def index_keys(statement: dict[str, Any]) -> set[str]:
-    """Every lookup key of a (normalised) statement, before StatementRef inheritance."""
+    """Every lookup key of a (normalised) statement, before StatementRef inheritance, each of
+    bounded width (``lookup_key``: a long IRI or identity is looked up by its digest)."""
     keys: set[str] = set()
     for k in identity_keys(statement["actor"]):
         keys.update(("a:" + k, "A:" + k))
@@ -185,7 +191,7 @@ def index_keys(statement: dict[str, Any]) -> set[str]:
             keys.add("u:" + key)
         else:
             keys.update("u:" + k for k in identity_keys(authority))
-    return keys
+    return {lookup_key(k) for k in keys}
 
 
 @dataclass(slots=True)

@@ -14,19 +14,27 @@ from datetime import datetime
 from typing import Any
 
 from motor.motor_asyncio import AsyncIOMotorDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import DocumentTooLarge, DuplicateKeyError, OperationFailure
 
-from ..ports import Change, Delete, Document, DocumentScope
-from .schema import DOCUMENTS, text
+from lrs.xapi.indexkeys import index_key
+
+from ..ports import Change, Delete, Document, DocumentScope, TooLargeError
+from .schema import DOCUMENTS, MONGODB_RECORD_LIMIT, text, too_large
 
 
 def _scope_filter(scope: DocumentScope) -> dict[str, Any]:
+    """The scope's fields; activity and agent as their index keys (``lrs.xapi.indexkeys``)."""
     return {
         "kind": int(scope.kind),
-        "activity": text(scope.activity_id),
-        "agent": text(scope.agent_key),
+        "activity": index_key(text(scope.activity_id)),
+        "agent": index_key(text(scope.agent_key)),
         "registration": text(scope.registration),
     }
+
+
+def _identity(scope: DocumentScope, doc_id: str) -> dict[str, Any]:
+    """One document: its scope, and its id's index key (``doc_id`` holds the full id)."""
+    return {**_scope_filter(scope), "doc_key": index_key(text(doc_id))}
 
 
 def _document(row: dict[str, Any]) -> Document:
@@ -38,7 +46,7 @@ class MongoDocumentStore:
         self._documents = db[DOCUMENTS]
 
     async def get(self, scope: DocumentScope, doc_id: str) -> Document | None:
-        row = await self._documents.find_one({**_scope_filter(scope), "doc_id": text(doc_id)})
+        row = await self._documents.find_one(_identity(scope, doc_id))
         return None if row is None else _document(row)
 
     async def ids(self, scope: DocumentScope, since: datetime | None) -> tuple[list[str], datetime | None]:
@@ -51,14 +59,16 @@ class MongoDocumentStore:
     async def update(
         self, scope: DocumentScope, doc_id: str, decide: Callable[[Document | None], Change]
     ) -> None:
-        identity = {**_scope_filter(scope), "doc_id": text(doc_id)}
+        identity = _identity(scope, doc_id)
         while True:  # until the change lands on the revision it was decided on
             row = await self._documents.find_one(identity)
             change = decide(None if row is None else _document(row))
-            if await self._apply(identity, row, change):
+            if await self._apply(identity, doc_id, row, change):
                 return
 
-    async def _apply(self, identity: dict[str, Any], row: dict[str, Any] | None, change: Change) -> bool:
+    async def _apply(
+        self, identity: dict[str, Any], doc_id: str, row: dict[str, Any] | None, change: Change
+    ) -> bool:
         """Apply ``change`` if the document is still as ``row`` read it; returns whether it was."""
         if change is None or (isinstance(change, Delete) and row is None):
             return True
@@ -66,6 +76,7 @@ class MongoDocumentStore:
         if isinstance(change, Delete):
             return (await self._documents.delete_one({**identity, "rev": revision})).deleted_count == 1
         fields = {
+            "doc_id": text(doc_id),
             "content": change.content,
             "content_type": text(change.content_type),
             "etag": text(change.etag),
@@ -79,6 +90,10 @@ class MongoDocumentStore:
             )
         except DuplicateKeyError:  # created concurrently since it was read
             return False
+        except (DocumentTooLarge, OperationFailure) as exc:
+            if too_large(exc):
+                raise TooLargeError(MONGODB_RECORD_LIMIT.format("the document")) from None
+            raise
         return row is None or result.matched_count == 1
 
     async def delete_all(self, scope: DocumentScope) -> None:

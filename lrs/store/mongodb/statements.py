@@ -28,11 +28,17 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import orjson
-from motor.motor_asyncio import AsyncIOMotorClient, AsyncIOMotorClientSession, AsyncIOMotorDatabase
+from motor.motor_asyncio import (
+    AsyncIOMotorClient,
+    AsyncIOMotorClientSession,
+    AsyncIOMotorCollection,
+    AsyncIOMotorDatabase,
+)
 from pymongo import ReturnDocument, UpdateOne
-from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
+from pymongo.errors import BulkWriteError, DocumentTooLarge, DuplicateKeyError, PyMongoError
 
 from lrs.xapi.formats import format_timestamp
+from lrs.xapi.indexkeys import index_key
 from lrs.xapi.statements import PreparedStatement
 
 from ..batch import (
@@ -49,8 +55,18 @@ from ..batch import (
     voided_in_batch,
 )
 from ..coalesce import Submission
-from ..ports import AttachmentContent, StatementPage, StatementQuery, StoredStatement
-from .schema import ACTIVITIES, AGENTS, ATTACHMENTS, COUNTERS, STATEMENTS, VERBS, text
+from ..ports import AttachmentContent, StatementPage, StatementQuery, StoredStatement, TooLargeError
+from .schema import (
+    ACTIVITIES,
+    AGENTS,
+    ATTACHMENTS,
+    COUNTERS,
+    MONGODB_RECORD_LIMIT,
+    STATEMENTS,
+    VERBS,
+    text,
+    too_large,
+)
 
 log = logging.getLogger(__name__)
 
@@ -183,7 +199,9 @@ class MongoStatementStore(CoalescedStatementWrites):
                 for item in upserts.applied():  # only once committed: an abort must not be cached
                     self._seen.add(item)
                 return
-            except (_StaleReservation, PyMongoError) as exc:
+            except (_StaleReservation, PyMongoError, DocumentTooLarge) as exc:
+                if too_large(exc):  # the transaction was aborted: nothing of it was kept
+                    raise TooLargeError(MONGODB_RECORD_LIMIT.format("a statement or attachment")) from None
                 if not _retryable(exc) or attempt == _MAX_ATTEMPTS:
                     raise
                 log.debug("statement write conflicted or was slow (%r); attempt %d", exc, attempt)
@@ -285,7 +303,9 @@ class MongoStatementStore(CoalescedStatementWrites):
         if upserts.names:
             await self._agents.bulk_write(
                 [
-                    UpdateOne({"_id": text(key)}, {"$addToSet": {"names": text(name)}}, upsert=True)
+                    UpdateOne(
+                        {"_id": index_key(text(key))}, {"$addToSet": {"names": text(name)}}, upsert=True
+                    )
                     for key, name in upserts.names
                 ],
                 session=session,
@@ -296,14 +316,14 @@ class MongoStatementStore(CoalescedStatementWrites):
         ):
             if not items:
                 continue
-            ids = list(dict.fromkeys(text(i) for i, _ in items))
+            ids = list(dict.fromkeys(index_key(text(i)) for i, _ in items))
             merged = {
                 d["_id"]: orjson.loads(d[field])
                 async for d in collection.find({"_id": {"$in": ids}}, {field: 1}, session=session)
             }
             for item_id, payload in items:  # in batch order: later definitions win
-                new = orjson.loads(payload)
-                merged[item_id] = merge(merged[item_id], new) if item_id in merged else new
+                new, key = orjson.loads(payload), index_key(item_id)
+                merged[key] = merge(merged[key], new) if key in merged else new
             await collection.bulk_write(
                 [
                     UpdateOne({"_id": i}, {"$set": {field: _encode_canonical(merged[i])}}, upsert=True)
@@ -369,17 +389,22 @@ class MongoStatementStore(CoalescedStatementWrites):
         return (await self._clock.read())[1]
 
     async def activity_definition(self, activity_id: str) -> dict[str, Any] | None:
-        d = await self._activities.find_one({"_id": text(activity_id)})
+        d = await self._activities.find_one({"_id": index_key(text(activity_id))})
         return None if d is None else orjson.loads(d["definition"])
 
     async def canonical(self, activity_ids: list[str], verb_ids: list[str]) -> tuple[dict, dict]:
-        activities = self._activities.find({"_id": {"$in": [text(i) for i in activity_ids]}})
-        verbs = self._verbs.find({"_id": {"$in": [text(i) for i in verb_ids]}})
         return (
-            {d["_id"]: orjson.loads(d["definition"]) async for d in activities},
-            {d["_id"]: orjson.loads(d["display"]) async for d in verbs},
+            await _by_id(self._activities, "definition", activity_ids),
+            await _by_id(self._verbs, "display", verb_ids),
         )
 
     async def agent_names(self, key: str) -> list[str]:
-        d = await self._agents.find_one({"_id": text(key)})
+        d = await self._agents.find_one({"_id": index_key(text(key))})
         return [] if d is None else list(d["names"])
+
+
+async def _by_id(collection: AsyncIOMotorCollection, field: str, ids: list[str]) -> dict[str, Any]:
+    """``field`` (JSON bytes) of the documents with these ids, keyed by the ids as given."""
+    keys = {index_key(text(i)): i for i in ids}
+    found = collection.find({"_id": {"$in": list(keys)}}, {field: 1})
+    return {keys[d["_id"]]: orjson.loads(d[field]) async for d in found}

@@ -16,6 +16,7 @@ import asyncpg
 import orjson
 
 from lrs.xapi.formats import format_timestamp
+from lrs.xapi.indexkeys import index_key
 from lrs.xapi.statements import PreparedStatement
 
 from ..batch import (
@@ -85,6 +86,11 @@ def _document_columns(raw: bytes) -> tuple[bytes, bytes | None]:
     if _NUL in raw:
         return raw.replace(_NUL, b"\\ufffd"), raw
     return raw, None
+
+
+def _keyed(pairs: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
+    """(id, value) pairs with the id replaced by its index key, the column these tables key by."""
+    return [(index_key(i), value) for i, value in pairs]
 
 
 def _encode_canonical(value: Any) -> bytes:
@@ -236,23 +242,24 @@ class PostgresStatementStore(CoalescedStatementWrites):
         return pending_upserts(self._seen, statements, defining, _encode_canonical)
 
     async def _apply(self, conn, upserts: Upserts, applied: list[tuple]) -> None:
+        """Agent names and canonical definitions, keyed by the index keys of their ids."""
         if upserts.names:
             await conn.executemany(
                 "INSERT INTO lrs_agents (key, names) VALUES ($1, ARRAY[$2::text]) ON CONFLICT (key) DO UPDATE"
                 " SET names = lrs_agents.names || $2::text WHERE NOT $2::text = ANY(lrs_agents.names)",
-                upserts.names,
+                _keyed(upserts.names),
             )
         if upserts.activities:
             await conn.executemany(
                 "INSERT INTO lrs_activities AS a (id, definition) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE"
                 " SET definition = lrs_merge_definition(a.definition, EXCLUDED.definition), updated = now()",
-                upserts.activities,
+                _keyed(upserts.activities),
             )
         if upserts.verbs:
             await conn.executemany(
                 "INSERT INTO lrs_verbs AS v (id, display) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE"
                 " SET display = v.display || EXCLUDED.display",
-                upserts.verbs,
+                _keyed(upserts.verbs),
             )
         applied.extend(upserts.applied())
 
@@ -315,20 +322,22 @@ class PostgresStatementStore(CoalescedStatementWrites):
         )
 
     async def activity_definition(self, activity_id: str) -> dict[str, Any] | None:
-        raw = await self._pool.fetchval("SELECT definition FROM lrs_activities WHERE id = $1", activity_id)
+        raw = await self._pool.fetchval(
+            "SELECT definition FROM lrs_activities WHERE id = $1", index_key(activity_id)
+        )
         return None if raw is None else orjson.loads(raw)
 
     async def canonical(self, activity_ids: list[str], verb_ids: list[str]) -> tuple[dict, dict]:
-        activities = await self._pool.fetch(
-            "SELECT id, definition FROM lrs_activities WHERE id = ANY($1::text[])", activity_ids
-        )
-        verbs = await self._pool.fetch(
-            "SELECT id, display FROM lrs_verbs WHERE id = ANY($1::text[])", verb_ids
-        )
-        return (
-            {r["id"]: orjson.loads(r["definition"]) for r in activities},
-            {r["id"]: orjson.loads(r["display"]) for r in verbs},
-        )
+        activities = await self._by_id("SELECT id, definition FROM lrs_activities", activity_ids)
+        verbs = await self._by_id("SELECT id, display FROM lrs_verbs", verb_ids)
+        return activities, verbs
+
+    async def _by_id(self, select: str, ids: list[str]) -> dict[str, Any]:
+        """The rows of ``select`` (key, JSON) with these ids, keyed by the ids as given."""
+        keys = {index_key(i): i for i in ids}
+        rows = await self._pool.fetch(f"{select} WHERE id = ANY($1::text[])", list(keys))
+        return {keys[r[0]]: orjson.loads(r[1]) for r in rows}
 
     async def agent_names(self, key: str) -> list[str]:
-        return list(await self._pool.fetchval("SELECT names FROM lrs_agents WHERE key = $1", key) or [])
+        names = await self._pool.fetchval("SELECT names FROM lrs_agents WHERE key = $1", index_key(key))
+        return list(names or [])
