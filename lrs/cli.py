@@ -13,6 +13,7 @@ from pathlib import Path
 
 import click
 
+from lrs.logs import collapse_repeats
 from lrs.settings import AuthSettings, ServerSettings, StoreSettings
 from lrs.store import is_mongodb
 
@@ -52,6 +53,7 @@ def main(log_level: str | None) -> None:
     """A conformant xAPI 1.0.3 / 2.0 Learning Record Store."""
     level = (log_level or ServerSettings().log_level).upper()
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    collapse_repeats()  # a broker or database outage: each library error once per 10 s, with a count
     logging.getLogger("python_multipart").setLevel(logging.WARNING)
     if level != "DEBUG":  # Faust, aiokafka and mode narrate every rebalance at INFO
         for noisy in ("faust", "aiokafka", "mode"):
@@ -112,7 +114,11 @@ def _pipeline(data_dir: Path, dsn: str):
     from streams.worker import Supervisor
 
     supervisor = Supervisor(data_dir, dsn, StreamSettings())
-    supervisor.start()
+    try:
+        supervisor.start()  # first stops what a killed `lrs up` on this data directory left running
+    except (RuntimeError, TimeoutError) as exc:  # another stack's pipeline, or its broker port taken
+        supervisor.stop()
+        raise click.ClickException(str(exc)) from None
     log.info("pipeline: broker %s, worker supervised", supervisor.bootstrap)
     return supervisor
 

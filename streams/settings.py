@@ -36,6 +36,13 @@ class StreamSettings(BaseSettings):
     """Interface of the worker's web server (``0.0.0.0`` in containers, for Prometheus and the LRS)."""
     stream_sinks: str = "clickhouse,progress"
     """Sinks the worker feeds, comma-separated (clickhouse, progress, mongodb, cassandra)."""
+    kafka_session_timeout: float = Field(default=6.0, gt=0)
+    """Seconds without a heartbeat before Kafka drops the worker from its consumer group (Kafka
+    accepts 6 at least). ``lrs up`` runs its worker on the embedded broker with 2: tansu answers a
+    new group's first join only after half this time, and each broker restart begins a new group."""
+    worker_stop_timeout: float = Field(default=10.0, gt=0)
+    """Seconds a stopping worker may take (finishing sink writes, committing offsets) before it
+    exits at once; what it had not acknowledged is consumed again and the sinks skip it."""
 
     def sinks(self) -> list[str]:
         return [s.strip() for s in self.stream_sinks.split(",") if s.strip()]

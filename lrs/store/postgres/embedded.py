@@ -2,9 +2,11 @@
 
 The server runs as a child process in the foreground, listening only on a Unix socket, with
 the parent-death signal set: if the LRS process dies for any reason, PostgreSQL receives
-SIGINT (fast shutdown) instead of lingering as an orphan. Data lives in the given directory and
-survives restarts. As root, PostgreSQL refuses to run, so the wheel's helper creates an
-unprivileged system user and the server runs as that user.
+SIGINT (fast shutdown) instead of lingering as an orphan; the next start waits for such a
+server to finish, and removes lock files whose PID is gone, a zombie, or some other process
+(after kill -9 or a host crash), which PostgreSQL itself would refuse to start on. Data lives
+in the given directory and survives restarts. As root, PostgreSQL refuses to run, so the
+wheel's helper creates an unprivileged system user and the server runs as that user.
 """
 
 from __future__ import annotations
@@ -18,7 +20,12 @@ import subprocess
 import tempfile
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
+
+import psutil
+
+from lrs.runtime import live_process
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # the wheel's package warns about XDG_RUNTIME_DIR on import
@@ -102,7 +109,7 @@ class EmbeddedPostgres:
             log.info("initialising PostgreSQL cluster in %s", self.pgdata)
             self._run("initdb", "-D", str(self.pgdata), "-U", "postgres", "--auth=trust", "--encoding=UTF8",
                       "--locale=C")  # fmt: skip
-        self._clear_stale_pid()
+        self._clear_stale_locks()
         args = [str(self._bin / "postgres"), "-D", str(self.pgdata), "-k", str(self.socket_dir)]
         for name, value in _SERVER_SETTINGS.items():
             args += ["-c", f"{name}={value}"]
@@ -115,30 +122,44 @@ class EmbeddedPostgres:
         self._ensure_database()
         return self.dsn
 
-    def running(self) -> bool:
-        """Whether a server (ours or another process's) is already running on this data directory."""
-        try:
-            pid = int((self.pgdata / "postmaster.pid").read_text().split()[0])
-            os.kill(pid, 0)
-        except (FileNotFoundError, ValueError, IndexError, ProcessLookupError):
-            return False
-        except PermissionError:
-            return True
-        return True
+    def running(self, timeout: float = 60.0) -> bool:
+        """Whether a server (ours or another process's) already serves this data directory.
 
-    def _clear_stale_pid(self) -> None:
-        pid_file = self.pgdata / "postmaster.pid"
-        if not pid_file.exists():
-            return
-        try:
-            pid = int(pid_file.read_text().split()[0])
-            os.kill(pid, 0)
-        except (ValueError, IndexError, ProcessLookupError):
-            pid_file.unlink()  # left by a crashed server: safe to remove
-            return
-        except PermissionError:
-            pass
-        raise RuntimeError(f"a PostgreSQL server (pid {pid}) is already running on {self.pgdata}")
+        Decided as PostgreSQL decides whether its lock file is stale, and stricter: the PID in
+        ``postmaster.pid`` must be a live postmaster (not a zombie) working in this directory. A
+        server still starting or shutting down (one a killed ``lrs up`` left behind gets SIGINT
+        and stops) is waited for, up to ``timeout`` seconds, and then decided on.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            lock = LockFile.read(self.pgdata / "postmaster.pid")
+            if lock is None or not lock.names_postmaster_of(self.pgdata):
+                return False
+            if lock.status in ("ready", "standby"):
+                return True
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"PostgreSQL (pid {lock.pid}) on {self.pgdata} is still {lock.status or 'starting'}"
+                    f" after {timeout:.0f} s"
+                )
+            time.sleep(0.05)
+
+    def _clear_stale_locks(self) -> None:
+        """Remove lock files left by a server that is gone: after kill -9 (its PID may still be a
+        zombie) or a host crash (its PID may now belong to an unrelated process). PostgreSQL
+        refuses to start while either names a process that exists; its own check of the shared
+        memory segment (still attached by an old backend?) stays in force."""
+        for path in (self.pgdata / "postmaster.pid", self.socket_dir / ".s.PGSQL.5432.lock"):
+            lock = LockFile.read(path)
+            if lock is None:
+                continue
+            stale = lock.why_stale(self.pgdata)
+            if stale is None:
+                raise RuntimeError(
+                    f"a PostgreSQL server (pid {lock.pid}) is already running on {self.pgdata}"
+                )
+            log.warning("removing the stale lock file %s (pid %s: %s)", path, lock.pid, stale)
+            path.unlink(missing_ok=True)
 
     def _wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -192,3 +213,58 @@ class EmbeddedPostgres:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+@dataclass(frozen=True)
+class LockFile:
+    """A PostgreSQL lock file: ``postmaster.pid`` in the data directory or ``.s.PGSQL.5432.lock``
+    beside the socket. Line 1 is the postmaster's PID; ``postmaster.pid``'s 8th line is the
+    server's state (``starting``, ``ready``, ``standby``, ``stopping``) once it has one."""
+
+    pid: int | None
+    status: str | None
+
+    @classmethod
+    def read(cls, path: Path) -> LockFile | None:
+        try:
+            lines = path.read_text(errors="replace").splitlines()
+        except FileNotFoundError:
+            return None
+        pid = int(lines[0]) if lines and lines[0].strip().isdigit() else None
+        status = lines[7].strip() if len(lines) > 7 else ""
+        return cls(pid, status or None)
+
+    def names_postmaster_of(self, pgdata: Path) -> bool:
+        return self.why_stale(pgdata) is None
+
+    def why_stale(self, pgdata: Path) -> str | None:
+        """Why the PID is not a live postmaster of ``pgdata`` (``None``: it is one)."""
+        if self.pid is None:
+            return "no PID"
+        process = live_process(self.pid)
+        if process is None:
+            return "no such process, or only its zombie"
+        try:
+            if process.name() != "postgres":
+                return f"an unrelated process ({process.name()})"
+            data_dir = _data_directory(process)
+        except psutil.NoSuchProcess:
+            return "no such process"
+        except psutil.AccessDenied:
+            data_dir = None
+        if data_dir is None:
+            return None  # cannot tell: assume it is one (PostgreSQL assumes so too)
+        if data_dir != pgdata:
+            return f"a PostgreSQL server of {data_dir}"
+        return None
+
+
+def _data_directory(process: psutil.Process) -> Path | None:
+    """The directory a postmaster serves: its working directory (it changes into its data
+    directory first thing), else its absolute ``-D`` argument; ``None`` if neither can be read."""
+    try:
+        return Path(process.cwd())
+    except psutil.AccessDenied:
+        args = process.cmdline()
+        given = Path(args[args.index("-D") + 1]) if "-D" in args[:-1] else None
+        return given if given is not None and given.is_absolute() else None
