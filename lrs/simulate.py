@@ -27,6 +27,7 @@ from lrs.xapi.profiles import VIDEO
 from lrs.xapi.profiles import VIDEO_LENGTH as LENGTH
 from lrs.xapi.profiles import VIDEO_PLAYED_SEGMENTS as SEGMENTS
 from lrs.xapi.profiles import VIDEO_PROGRESS as PROGRESS
+from lrs.xapi.profiles import VIDEO_SESSION
 from lrs.xapi.profiles import VIDEO_TIME as TIME
 from lrs.xapi.profiles import VIDEO_TIME_FROM as TIME_FROM
 from lrs.xapi.profiles import VIDEO_TIME_TO as TIME_TO
@@ -182,6 +183,7 @@ class Simulation:
             course_context = {k: v for k, v in self._context.items() if k != "contextActivities"}
             self.say(student, "launched", course["iri"], context=course_context)
             self.say(student, "initialized", course["iri"], context=course_context)
+            began = self.clock
             for _ in range(self.rng.randrange(1, 5)):
                 if not todo or self.clock >= self.end:
                     break
@@ -193,6 +195,8 @@ class Simulation:
                 elif self.rng.random() < 0.5:
                     break  # not done with it, and not today
             self.say(student, "terminated", course["iri"], context=course_context)
+            # cmi5 §9.5.4.1: terminated carries the session's time, from initialized to terminated
+            self.statements[-1]["result"] = {"duration": f"PT{int((self.clock - began).total_seconds())}S"}
             self._context = {}
             if self.rng.random() > stay:
                 return  # dropped off
@@ -229,42 +233,72 @@ class Simulation:
         length = int(lesson.get("duration_seconds") or 60)
         seen: set[int] = state.setdefault(lesson["id"], set())
         context = self._context | {"extensions": self._context.get("extensions", {}) | {LENGTH: length}}
-        if self.days is None:  # the compact pattern the pipeline tests were written against
+        if self.days is None:  # the compact pattern: one played statement per sitting, with its duration
             start = self.rng.randrange(0, min(20, length - 5))
             end = self.rng.randrange(start + 5, length + 1)
             stretches = [(start, end)] if self.rng.random() < 0.5 else [(0, length)]
-        else:
-            at, stretches = (max(seen) + 1 if seen and self.rng.random() < 0.7 else 0), []
-            while at < length and len(stretches) < 3:
-                end = min(length, at + self.rng.randrange(max(5, length // 4), length + 1))
-                stretches.append((at, end))
-                if self.rng.random() < 0.35 and end < length:
-                    self.say(student, f"{VIDEO}/verbs/paused", lesson["iri"], context=context,
-                             result={"extensions": {TIME: end}})  # fmt: skip
-                if self.rng.random() < 0.25:
-                    back = max(0, end - self.rng.randrange(5, 30))
-                    self.say(student, f"{VIDEO}/verbs/seeked", lesson["iri"], context=context,
-                             result={"extensions": {TIME_FROM: end, TIME_TO: back}})  # fmt: skip
-                    at = back
-                else:
-                    at = end
-                if self.rng.random() < 0.3:
-                    break
-        for a, b in stretches:
-            seen.update(range(a, b))
-        progress = round(len(seen) / length, 2)
-        segments = "[,]".join(f"{a}[.]{b}" for a, b in stretches)
-        watched = sum(b - a for a, b in stretches)
-        self.say(student, f"{VIDEO}/verbs/played", lesson["iri"], context=context,
-                 result={"duration": f"PT{watched}S", "extensions": {SEGMENTS: segments, PROGRESS: 1.0 if progress >= 1 else progress}})  # fmt: skip
-        return progress >= 0.9
+            for a, b in stretches:
+                seen.update(range(a, b))
+            progress = round(len(seen) / length, 2)
+            segments = "[,]".join(f"{a}[.]{b}" for a, b in stretches)
+            watched = sum(b - a for a, b in stretches)
+            self.say(student, f"{VIDEO}/verbs/played", lesson["iri"], context=context,
+                     result={"duration": f"PT{watched}S", "extensions": {SEGMENTS: segments, PROGRESS: 1.0 if progress >= 1 else progress}})  # fmt: skip
+            return progress >= 0.9
+        return self._video_session(student, lesson, state, length, seen, context)
+
+    def _video_session(self, student: int, lesson: dict[str, Any], state: dict, length: int, seen: set[int],
+                       context: dict[str, Any]) -> bool:  # fmt: skip
+        """An xAPI video profile session: played, then paused / seeked along the way (each carrying
+        the session's cumulative played-segments and the progress), completed once 90 % of the
+        video has been seen, terminated at the end. The cmi5 session's terminated carries the time."""
+        context = context | {"extensions": context["extensions"] | {VIDEO_SESSION: self._uuid()}}
+        played: list[tuple[int, int]] = []
+
+        def progress_now() -> float:
+            return 1.0 if len(seen) >= length else round(len(seen) / length, 2)
+
+        def say(verb: str, time: int, **result: Any) -> None:
+            """A video statement at ``time``; all but played carry the cumulative segments."""
+            extensions: dict[str, Any] = {TIME: time}
+            if verb != "played":
+                segments = "[,]".join(f"{a}[.]{b}" for a, b in sorted(played))
+                extensions |= {SEGMENTS: segments, PROGRESS: progress_now()}
+            extensions |= result.pop("extensions", {})
+            self.say(student, f"{VIDEO}/verbs/{verb}", lesson["iri"], context=context,
+                     result=result | {"extensions": extensions})  # fmt: skip
+
+        at = max(seen) + 1 if seen and max(seen) + 1 < length and self.rng.random() < 0.7 else 0
+        say("played", at)
+        while at < length and len(played) < 3:
+            end = min(length, at + self.rng.randrange(max(5, length // 4), length + 1))
+            played.append((at, end))
+            seen.update(range(at, end))
+            if self.rng.random() < 0.25 and end < length:
+                back = max(0, end - self.rng.randrange(5, 30))
+                say("seeked", end, extensions={TIME_FROM: end, TIME_TO: back})
+                at = back
+            elif self.rng.random() < 0.45 and end < length:
+                say("paused", end)
+                if self.rng.random() < 0.5:
+                    break  # paused, and left it there
+                say("played", end)
+                at = end
+            else:
+                at = end
+        if progress_now() >= 0.9:
+            say("completed", at, completion=True)
+        say("terminated", at)
+        return progress_now() >= 0.9
 
     def _quiz(self, student: int, quiz: dict[str, Any], state: dict) -> bool:
         skill = state.setdefault(("skill", student), self.rng.random())
         attempts = state.setdefault(("attempts", quiz["id"]), 0)
         questions = 2 if self.days is None else 4
-        for q in range(questions):
-            self.say(student, "answered", f"{quiz['iri']}/questions/{q}",
+        within = self._context or {}
+        activities = within.get("contextActivities", {}) | {"parent": [{"id": quiz["iri"]}]}
+        for q in range(questions):  # item responses: the question is the object, its quiz the parent
+            self.say(student, "answered", f"{quiz['iri']}/questions/{q}", context=within | {"contextActivities": activities},
                      result={"success": self.rng.random() < 0.4 + 0.5 * skill, "response": "b"})  # fmt: skip
         if self.days is None:
             scaled = round(self.rng.random(), 2)

@@ -64,7 +64,7 @@ from streams.position import since_position
 from streams.settings import CassandraSettings
 
 from .buckets import day_of, utc, week_start
-from .ports import Batch, Retraction, advanced, net_all
+from .ports import Batch, RebuildsInPlace, Retraction, advanced, net_all
 
 EVENT_TTL = timedelta(days=7)
 LEARNER_NAMESPACE = uuid.UUID("3c4f6c2e-6a53-4f0e-9a51-2f0b8f3b6d1a")
@@ -199,8 +199,7 @@ class Fact:
             uuid.UUID(e.statement_id), moment.date(), moment.hour, moment, e.activity_id or None,
             e.session_id, None if where.course_id is None else f"course:{where.course_id}", where.lesson_id,
             where.quiz_id,
-            e.duration_seconds or 0.0, e.completes, e.passes if where.quiz_id is not None else None,
-            e.score_percent,
+            e.duration_seconds or 0.0, e.completes_lesson, e.quiz_passed, e.score_percent if e.quiz_attempt else None,
         )  # fmt: skip
 
     @classmethod
@@ -221,9 +220,10 @@ class Fact:
 
     @property
     def topic(self) -> str | None:
-        """What this statement masters: a lesson it completes or a quiz it passes."""
-        if self.quiz is not None:
-            return f"quiz:{self.quiz}" if self.passed else None
+        """What this statement masters: a lesson it completes or a quiz it passes (an attempt of
+        the quiz itself: ``passed`` is only set on those, see ``streams.enrich``)."""
+        if self.passed:
+            return f"quiz:{self.quiz}"
         if self.lesson is not None and self.completes:
             return f"lesson:{self.lesson}"
         return None
@@ -234,7 +234,7 @@ def engagement_values(facts: Sequence[Fact]) -> tuple[int, int, int, int, float]
     pages = {f.page for f in facts if f.page}
     sessions = {f.session for f in facts if f.session}
     minutes = int(sum(f.seconds for f in facts) // 60)
-    completions = sum(1 for f in facts if f.completes)
+    completions = sum(1 for f in facts if f.completes or f.passed)  # lessons completed, quizzes passed
     return len(facts), len(pages), len(sessions), minutes, float(minutes + 2 * len(pages) + 5 * completions)
 
 
@@ -425,7 +425,7 @@ class Requests:
 # --- the sink ------------------------------------------------------------------------------------
 
 
-class CassandraSink:
+class CassandraSink(RebuildsInPlace):
     name = "cassandra"
 
     def __init__(

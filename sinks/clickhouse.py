@@ -1,47 +1,72 @@
 """ClickHouse sink, through clickhouse-connect: chdb (in-process, the default) or a server.
 
 ``clickhouse_connect.get_client(dsn="chdb:///path")`` opens the embedded engine and a URL opens
-a server; both speak the same schema (``clickhouse_schema.sql``) and queries. The client is
-synchronous (chdb only offers that), so every call runs on one dedicated thread.
+a server; both speak the same schema (``clickhouse_schema.sql``, ``clickhouse_bi.sql``) and
+queries. The client is synchronous (chdb only offers that), so every call runs on one
+dedicated thread.
 
 Idempotency: before inserting, the sink asks which of the batch's statements the table already
 has rows of and skips them (so a voided statement, whose rows net to 0, never comes back); a
-retraction inserts sign -1 copies of the rows a statement contributed, only while they net to +1. Each table checks itself, so a crash between the two
-tables' inserts heals on replay. Watermarks are written after the data, so a crash can only
-make the sink replay more, never skip.
+retraction inserts sign -1 copies of the rows a statement contributed, only while they net to
++1. Each table checks itself, so a crash between the two tables' inserts heals on replay.
+Watermarks are written after the data, so a crash can only make the sink replay more, never skip.
+
+Replays build shadow tables (``*_replay``) from the statements the relay sends again while the
+live tables keep serving and keep taking new statements (each batch goes to both); once the
+shadow's watermarks reach the replay's target, ``EXCHANGE TABLES`` swaps each shadow in
+atomically. The swap's phases are recorded, so a crash midway finishes it at the next start.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import resources
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import clickhouse_connect
 import orjson
 
+from streams.catalog import Catalog
 from streams.enrich import LearningEvent
 from streams.position import since_position
 
 from .buckets import watched_segments
-from .ports import Batch, advanced, net_all
+from .ports import Batch, ReplayStatus, advanced, net_all
 
 RETRACT_CHUNK = 1000
 WATERMARK_COLUMNS = ("partition", "position", "epoch", "updated")
+REPLAY_COLUMNS = ("since", "epoch", "target", "phase", "updated")
+CATALOG_COLUMNS = ("course_id", "kind", "item_id", "module_id")
 
 EVENT_COLUMNS = (
     "statement_id", "sign", "position", "timestamp", "stored", "learner_key", "student_id", "course_id",
     "module_id", "lesson_id", "quiz_id", "verb_id", "verb_class", "activity_id", "activity_type",
     "duration_seconds", "score_scaled", "score_percent", "success", "completion", "completes", "response",
-    "video_time", "video_length", "progress", "session_id", "platform", "registration",
+    "video_time", "video_length", "progress", "session_id", "platform", "registration", "object_kind",
+    "completes_lesson", "completes_course", "quiz_attempt", "quiz_passed", "item_response", "cmi5_session",
 )  # fmt: skip
 SEGMENT_COLUMNS = (
     "statement_id", "sign", "timestamp", "stored", "learner_key", "course_id", "lesson_id", "activity_id", "segment",
+    "session_key",
 )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Tables:
+    """Where a batch goes: the live tables, or a replay's shadow tables."""
+
+    events: str
+    segments: str
+    watermarks: str
+
+
+LIVE = Tables("learning_events", "video_segments", "sink_watermarks")
+SHADOW = Tables("learning_events_replay", "video_segments_replay", "sink_watermarks_replay")
 
 
 _AT = "toDateTime64(%%(%s)s, 6, 'UTC')"
@@ -64,27 +89,30 @@ def event_row(e: LearningEvent) -> tuple:
         e.verb_id, e.verb_class, e.activity_id, e.activity_type, e.duration_seconds or 0.0,
         e.score_scaled, e.score_percent, _flag(e.success), _flag(e.completion), int(e.completes),
         e.response or "", e.video_time, e.video_length, e.progress, e.session_id or "", e.platform or "",
-        e.registration or "",
+        e.registration or "", e.object_kind, int(e.completes_lesson), int(e.completes_course),
+        int(e.quiz_attempt), _flag(e.quiz_passed), int(e.item_response), e.cmi5_session or "",
     )  # fmt: skip
 
 
 def segment_rows(e: LearningEvent) -> list[tuple]:
     """One row per 5-second segment the statement's played segments touch (each counted once)."""
     where = e.location
+    session = e.view_session
     return [
-        (
-            e.statement_id,
-            1,
-            e.timestamp,
-            e.stored,
-            e.learner_key,
-            where.course_id or 0,
-            where.lesson_id or 0,
-            e.activity_id,
-            s,
-        )
+        (e.statement_id, 1, e.timestamp, e.stored, e.learner_key, where.course_id or 0, where.lesson_id or 0,
+         e.activity_id, s, session)
         for s in watched_segments(e)
-    ]
+    ]  # fmt: skip
+
+
+def catalog_rows(catalog: Catalog) -> list[tuple]:
+    """Every course's required items (``catalog_items``)."""
+    rows = []
+    for course_id in sorted(catalog.courses):
+        lessons, quizzes = catalog.required_items(course_id)
+        rows += [(course_id, "lesson", i, catalog.lessons[i].module_id or 0) for i in lessons]
+        rows += [(course_id, "quiz", i, catalog.quizzes[i].module_id or 0) for i in quizzes]
+    return rows
 
 
 def connect(url: str | None, data_dir: Path) -> Any:
@@ -96,27 +124,65 @@ def connect(url: str | None, data_dir: Path) -> Any:
     return clickhouse_connect.get_client(dsn=f"chdb://{path.resolve()}")
 
 
-SCHEMA_FILES = ("clickhouse_schema.sql", "clickhouse_bi.sql")
-"""Run in this order: the BI views (``clickhouse_bi.sql``) read the base tables."""
+TABLES, VIEWS = "clickhouse_schema.sql", "clickhouse_bi.sql"
+"""Run at every start (both idempotent): the tables, then (after any migration) the views."""
+MIGRATIONS = "clickhouse_migrations"
+"""``NNNN_*.sql``: what an installation made by an older schema runs once to become current."""
 
 
-def schema_statements() -> list[str]:
-    """Every statement of the schema files (whole-line ``--`` comments dropped, split on ``;``)."""
-    statements: list[str] = []
-    for name in SCHEMA_FILES:
-        text = (resources.files("sinks") / name).read_text(encoding="utf-8")
-        lines = [line for line in text.splitlines() if not line.lstrip().startswith("--")]
-        statements += [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
-    return statements
+def statements_of(name: str) -> list[str]:
+    """The statements of one of the sink's SQL files (whole-line ``--`` comments dropped, split on ``;``)."""
+    text = (resources.files("sinks") / name).read_text("utf-8")
+    lines = [line for line in text.splitlines() if not line.lstrip().startswith("--")]
+    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+
+
+def migrations() -> list[tuple[int, list[str]]]:
+    """(version, statements) of every migration, in order."""
+    names = [e.name for e in (resources.files("sinks") / MIGRATIONS).iterdir() if e.name.endswith(".sql")]
+    return sorted((int(name.split("_", 1)[0]), statements_of(f"{MIGRATIONS}/{name}")) for name in names)
+
+
+def create_schema(client: Any) -> None:
+    """Create what is missing and run the migrations an older installation has not run (a new
+    installation is created current: its tables already have what migrations would add); then
+    the views."""
+    existed = bool(client.query("EXISTS TABLE learning_events").result_rows[0][0])
+    for statement in statements_of(TABLES):
+        client.command(statement)
+    rows = client.query("SELECT version FROM schema_version FINAL").result_rows
+    steps = migrations()
+    latest = steps[-1][0] if steps else 1
+    current = rows[0][0] if rows else (1 if existed else latest)
+    for version, statements in steps:
+        if version > current:
+            for statement in statements:
+                client.command(statement)
+    if current != latest or not rows:
+        client.command("INSERT INTO schema_version VALUES (%(v)s, now64(6))", parameters={"v": latest})
+    for statement in statements_of(VIEWS):
+        client.command(statement)
+
+
+@dataclass(slots=True)
+class _Replay:
+    since: datetime | None
+    epoch: str
+    target: str
+    phase: str
 
 
 class ClickHouseSink:
     name = "clickhouse"
 
-    def __init__(self, client_factory, partitions: int = 1) -> None:
+    def __init__(
+        self, client_factory, partitions: int = 1, catalog: Callable[[], Catalog] | None = None
+    ) -> None:
         self._factory = client_factory
         self._partitions = partitions
+        self._catalog = catalog
         self._client: Any = None
+        self._replay: _Replay | None = None
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clickhouse")
 
     async def _run(self, function, *args, **kwargs):
@@ -127,8 +193,12 @@ class ClickHouseSink:
     async def start(self) -> None:
         def setup() -> None:
             self._client = self._factory()
-            for statement in schema_statements():
-                self._client.command(statement)
+            create_schema(self._client)
+            self._replay = self._read_replay()
+            if self._replay is not None and self._replay.phase == "swapping":
+                self._swap()  # a crash interrupted the swap: finish it
+            if self._catalog is not None:
+                self._write_catalog(self._catalog())
 
         await self._run(setup)
 
@@ -149,6 +219,21 @@ class ClickHouseSink:
             return [dict(zip(result.column_names, row, strict=True)) for row in result.result_rows]
 
         return await self._run(run)
+
+    # --- the catalog -----------------------------------------------------------------------------
+
+    async def sync_catalog(self, catalog: Catalog) -> None:
+        """Replace ``catalog_items`` with this catalog's required items (atomically)."""
+        await self._run(self._write_catalog, catalog)
+
+    def _write_catalog(self, catalog: Catalog) -> None:
+        self._client.command("DROP TABLE IF EXISTS catalog_items_next")
+        self._client.command("CREATE TABLE catalog_items_next AS catalog_items")
+        rows = catalog_rows(catalog)
+        if rows:
+            self._insert("catalog_items_next", CATALOG_COLUMNS, rows)
+        self._client.command("EXCHANGE TABLES catalog_items AND catalog_items_next")
+        self._client.command("DROP TABLE catalog_items_next")
 
     # --- applying --------------------------------------------------------------------------------
 
@@ -196,66 +281,148 @@ class ClickHouseSink:
         ).result_rows
         self._insert(table, columns, rows)
 
-    def _apply(self, batches: Sequence[Batch]) -> None:
+    def _apply_to(self, tables: Tables, batches: Sequence[Batch]) -> None:
         events, retractions = net_all(batches)
         if events:
-            applied = self._applied("learning_events", events)
+            applied = self._applied(tables.events, events)
             rows = [event_row(e) for e in events if e.statement_id not in applied]
             if rows:
-                self._insert("learning_events", EVENT_COLUMNS, rows)
+                self._insert(tables.events, EVENT_COLUMNS, rows)
             watched = [e for e in events if e.video_segments]
             if watched:
-                done = self._applied("video_segments", watched)
+                done = self._applied(tables.segments, watched)
                 segments = [r for e in watched if e.statement_id not in done for r in segment_rows(e)]
                 if segments:
-                    self._insert("video_segments", SEGMENT_COLUMNS, segments)
+                    self._insert(tables.segments, SEGMENT_COLUMNS, segments)
         voided = [r.statement_id for r in retractions]
         for start in range(0, len(voided), RETRACT_CHUNK):  # id lists stay far below max_query_size
             chunk = voided[start : start + RETRACT_CHUNK]
-            self._retract("learning_events", EVENT_COLUMNS, chunk)
-            self._retract("video_segments", SEGMENT_COLUMNS, chunk)
-        self._record([b for b in batches if b.through])
+            self._retract(tables.events, EVENT_COLUMNS, chunk)
+            self._retract(tables.segments, SEGMENT_COLUMNS, chunk)
+        self._record(tables.watermarks, [b for b in batches if b.through])
 
-    def _record(self, batches: list[Batch]) -> None:
+    def _positions(self, table: str) -> dict[int, tuple[str, str]]:
+        rows = self._client.query(f"SELECT partition, position, epoch FROM {table} FINAL").result_rows
+        return {int(p): (position, epoch) for p, position, epoch in rows}
+
+    def _record(self, table: str, batches: list[Batch]) -> None:
         """Move each partition's position: a newer relay epoch restarts it, an older is ignored."""
         if not batches:
             return
-        rows = self._client.query(
-            "SELECT partition, position, epoch FROM sink_watermarks FINAL WHERE partition IN %(p)s",
-            parameters={"p": [b.partition for b in batches]},
-        ).result_rows
-        current = {int(p): (position, epoch) for p, position, epoch in rows}
+        current = self._positions(table)
         now, marks = datetime.now(timezone.utc), []
         for batch in batches:
             if (mark := advanced(current.get(batch.partition), batch)) is not None:
                 marks.append((batch.partition, *mark, now))
         if marks:
-            self._insert("sink_watermarks", WATERMARK_COLUMNS, marks)
+            self._insert(table, WATERMARK_COLUMNS, marks)
+
+    def _apply(self, batches: Sequence[Batch]) -> None:
+        self._apply_to(LIVE, batches)
+        if self._replay is not None:
+            self._apply_to(SHADOW, batches)
+            if self._caught_up():
+                self._swap()
 
     async def apply(self, batches: Sequence[Batch]) -> None:
         await self._run(self._apply, batches)
 
     async def watermarks(self, partitions: int) -> list[str]:
-        rows = await self.query("SELECT partition, position FROM sink_watermarks FINAL")
-        found = {int(p): pos for p, pos in rows}
-        return [found.get(p, "") for p in range(partitions)]
+        def read() -> list[str]:
+            live = self._positions(LIVE.watermarks)
+            marks = [live.get(p, ("", ""))[0] for p in range(partitions)]
+            if self._replay is not None:
+                rebuilt = self._positions(SHADOW.watermarks)
+                marks = [min(m, rebuilt.get(p, ("", ""))[0]) for p, m in enumerate(marks)]
+            return marks
 
-    async def reset(self, since: datetime | None, epoch: str) -> None:
-        """Forget what the sink holds from ``since`` on (everything without it), for a replay."""
+        return await self._run(read)
 
-        def wipe() -> None:
-            for table in ("learning_events", "video_segments"):
-                if since is None:
-                    self._client.command(f"TRUNCATE TABLE {table}")
-                else:
-                    # a mutation rewrites the affected parts with their projections (rare: replays)
+    # --- replays ---------------------------------------------------------------------------------
+
+    def _read_replay(self) -> _Replay | None:
+        rows = self._client.query(
+            "SELECT since, epoch, target, phase FROM sink_replay FINAL ORDER BY updated DESC LIMIT 1"
+        ).result_rows
+        if not rows or rows[0][3] == "done":
+            return None
+        since, epoch, target, phase = rows[0]
+        if since is not None and since.tzinfo is None:
+            since = since.replace(tzinfo=timezone.utc)
+        return _Replay(since, epoch, target, phase)
+
+    def _set_phase(self, phase: str) -> None:
+        replay = self._replay
+        replay.phase = phase
+        self._insert(
+            "sink_replay", REPLAY_COLUMNS,
+            [(replay.since, replay.epoch, replay.target, phase, datetime.now(timezone.utc))],
+        )  # fmt: skip
+
+    async def begin_replay(self, since: datetime | None, epoch: str, target: str) -> None:
+        """Start rebuilding, in shadow tables, what came from statements stored from ``since``
+        (all without it); rows stored before ``since`` are copied over as they are."""
+
+        def begin() -> None:
+            for live, shadow in ((LIVE.events, SHADOW.events), (LIVE.segments, SHADOW.segments)):
+                self._client.command(f"DROP TABLE IF EXISTS {shadow}")
+                self._client.command(f"CREATE TABLE {shadow} AS {live}")
+                if since is not None:
                     self._client.command(
-                        f"ALTER TABLE {table} DELETE WHERE stored >= {_AT % 'since'}",
-                        parameters={"since": _micros(since)}, settings={"mutations_sync": 2},
-                    )  # fmt: skip
+                        f"INSERT INTO {shadow} SELECT * FROM {live} WHERE stored < {_AT % 'since'}",
+                        parameters={"since": _micros(since)},
+                    )
             start, now = since_position(since) if since is not None else "", datetime.now(timezone.utc)
-            self._client.command("TRUNCATE TABLE sink_watermarks")
-            rows = [(p, start, epoch, now) for p in range(self._partitions)]
-            self._insert("sink_watermarks", WATERMARK_COLUMNS, rows)
+            self._client.command(f"TRUNCATE TABLE {SHADOW.watermarks}")
+            self._insert(
+                SHADOW.watermarks,
+                WATERMARK_COLUMNS,
+                [(p, start, epoch, now) for p in range(self._partitions)],
+            )
+            self._replay = _Replay(since, epoch, target, "building")
+            self._set_phase("building")
 
-        await self._run(wipe)
+        await self._run(begin)
+
+    async def replay_status(self) -> ReplayStatus | None:
+        def read() -> ReplayStatus | None:
+            replay = self._replay
+            if replay is None:
+                return None
+            rebuilt = self._positions(SHADOW.watermarks)
+            position = min(rebuilt.get(p, ("", ""))[0] for p in range(self._partitions))
+            return ReplayStatus(self.name, replay.since, replay.target, position)
+
+        return await self._run(read)
+
+    def _caught_up(self) -> bool:
+        rebuilt = self._positions(SHADOW.watermarks)
+        return min(rebuilt.get(p, ("", ""))[0] for p in range(self._partitions)) >= self._replay.target
+
+    def _swap(self) -> None:
+        """Swap each shadow table in (``EXCHANGE TABLES`` is atomic), take over its positions,
+        drop what was live. Every step can run again: a crash midway is finished at the next start
+        (a swapped-in table carries the replay's epoch as its comment, so it is not swapped back)."""
+        self._set_phase("swapping")
+        for live, shadow in ((LIVE.events, SHADOW.events), (LIVE.segments, SHADOW.segments)):
+            self._exchange(live, shadow)
+        marks = self._positions(SHADOW.watermarks)
+        now = datetime.now(timezone.utc)
+        self._insert(
+            LIVE.watermarks, WATERMARK_COLUMNS, [(p, pos, ep, now) for p, (pos, ep) in marks.items()]
+        )
+        self._set_phase("done")
+        for table in (SHADOW.events, SHADOW.segments):
+            self._client.command(f"DROP TABLE IF EXISTS {table}")
+        self._replay = None
+
+    def _exchange(self, live: str, shadow: str) -> None:
+        marker = f"replay {self._replay.epoch}"
+        comment = self._client.query(
+            "SELECT comment FROM system.tables WHERE database = currentDatabase() AND name = %(t)s",
+            parameters={"t": live},
+        ).result_rows
+        if comment and comment[0][0] == marker:
+            return  # swapped in before a crash
+        self._client.command(f"ALTER TABLE {shadow} MODIFY COMMENT '{marker}'")
+        self._client.command(f"EXCHANGE TABLES {live} AND {shadow}")

@@ -1,56 +1,95 @@
--- BI views: the stable, documented surface for BI tools and Grafana (dashboards/README.md).
+-- BI views: the stable, documented surface for BI tools, Grafana and the instructor page.
 --
--- Loaded after clickhouse_schema.sql, in the same database as the sink's tables (a separate `bi`
--- database would have to name the sink's database, which a server URL chooses). Column names and
--- types of bi_* views only ever grow: renaming or retyping one is a breaking change.
+-- What every column means is defined once, in docs/analytics.md; dashboards/README.md lists the
+-- views for BI users. Loaded after clickhouse_schema.sql, in the same database as the sink's
+-- tables (a separate `bi` database would have to name the sink's database, which a server URL
+-- chooses). Column names and types of bi_* views only ever grow: renaming or retyping one is a
+-- breaking change.
 --
--- Voided statements: bi_events keeps a statement only while it counts. The sink inserts a
--- statement's +1 row once and, when the statement is voided, one -1 copy (sinks/clickhouse.py),
--- so "has a -1 row" is "voided" and every view below, built on bi_events, leaves it out.
--- Time: timestamps are the statements' own (UTC). Views that say "now" evaluate now() per query.
---
--- Rules shared with the PostgreSQL rollups (README "Progress rules"), decided once in bi_events:
---   completes_course  a statement completing the course activity itself (completed, passed,
---                     satisfied, result.completion, on the course, not on a lesson/quiz/module)
---   quiz_attempt      a passed/failed, success-carrying or scored statement on a quiz
---   quiz_passed       an attempt that passes (passed, or result.success true and not failed)
+-- The per-statement rules (completes_lesson, completes_course, quiz_attempt, quiz_passed,
+-- item_response, the sessions) are columns the pipeline's enrichment fills; the views only
+-- aggregate. Voided statements: a statement counts while it has no -1 row.
+-- Time: timestamps are the statements' own, in UTC. Views that say "now" evaluate now() per query.
 
+-- One row per statement that counts, with the time it counts for: outside a cmi5 session its
+-- own duration; within one (learner, course, cmi5 session id) only the session's largest
+-- duration counts, on the statement that carries it (ties: the lowest statement id).
 CREATE OR REPLACE VIEW bi_events AS
 SELECT statement_id, timestamp, toDate(timestamp) AS day, stored, learner_key, student_id,
        course_id, module_id, lesson_id, quiz_id, verb_id, verb_class, activity_id, activity_type,
        duration_seconds, score_scaled, score_percent, success, completion, completes, response,
        video_time, video_length, progress, session_id, platform, registration,
-       toUInt8(completes = 1 AND course_id != 0 AND module_id = 0 AND lesson_id = 0 AND quiz_id = 0)
-           AS completes_course,
-       toUInt8(quiz_id != 0 AND (verb_class IN ('passed', 'failed') OR success IS NOT NULL
-                                 OR score_percent IS NOT NULL)) AS quiz_attempt,
-       toUInt8(quiz_attempt = 1 AND (verb_class = 'passed' OR (verb_class != 'failed' AND ifNull(success, 0) = 1)))
-           AS quiz_passed
+       completes_course, quiz_attempt, toUInt8(ifNull(quiz_passed, 0)) AS quiz_passed,
+       object_kind, completes_lesson, item_response, cmi5_session,
+       if(cmi5_session = '' OR row_number() OVER (
+              PARTITION BY learner_key, course_id, cmi5_session
+              ORDER BY duration_seconds DESC, toString(statement_id)) = 1,
+          duration_seconds, 0) AS time_seconds
 FROM learning_events
 WHERE sign > 0
   AND statement_id NOT IN (SELECT statement_id FROM learning_events WHERE sign < 0)
-COMMENT 'One row per statement that counts (voided ones left out), with the completion and quiz rules';
+COMMENT 'One row per statement that counts (voided ones left out), with the rules of docs/analytics.md';
+
+-- Per learner, course and catalog item: when the learner first completed it (a lesson: first
+-- statement completing it; a quiz: first passing attempt). Only the catalog's required items.
+CREATE OR REPLACE VIEW bi_items_done AS
+SELECT d.course_id AS course_id, d.learner_key AS learner_key, d.kind AS kind, d.item_id AS item_id,
+       d.done_at AS done_at
+FROM (
+    SELECT course_id, learner_key, 'lesson' AS kind, lesson_id AS item_id, min(timestamp) AS done_at
+    FROM bi_events WHERE completes_lesson = 1
+    GROUP BY course_id, learner_key, lesson_id
+    UNION ALL
+    SELECT course_id, learner_key, 'quiz' AS kind, quiz_id AS item_id, min(timestamp) AS done_at
+    FROM bi_events WHERE quiz_passed = 1
+    GROUP BY course_id, learner_key, quiz_id
+) AS d
+INNER JOIN catalog_items AS c ON c.course_id = d.course_id AND c.kind = d.kind AND c.item_id = d.item_id
+COMMENT 'Per course, learner and required catalog item (lesson or quiz): when the learner first completed it';
 
 -- Per learner and course: the learner's activity, progress, completion and risk.
 CREATE OR REPLACE VIEW bi_learner_activity AS
-SELECT course_id, learner_key,
-       max(student_id) AS student_id,
-       min(timestamp) AS first_event,
-       max(timestamp) AS last_event,
-       toInt32(floor(dateDiff('second', last_event, now()) / 86400)) AS days_inactive,
-       uniqExact(day) AS active_days,
-       count() AS events,
-       sum(duration_seconds) AS time_spent_seconds,
-       uniqExactIf(lesson_id, lesson_id != 0 AND completes = 1) AS lessons_completed,
-       countIf(quiz_attempt = 1) AS quiz_attempts,
-       uniqExactIf(quiz_id, quiz_passed = 1) AS quizzes_passed,
-       toUInt8(countIf(completes_course = 1) > 0) AS completed,
-       if(completed = 1, minIf(timestamp, completes_course = 1), NULL) AS completed_at,
-       dateDiff('second', first_event, completed_at) AS seconds_to_complete,
-       toUInt8(completed = 0 AND last_event <= now() - INTERVAL 7 DAY) AS at_risk
-FROM bi_events
-WHERE course_id != 0
-GROUP BY course_id, learner_key
+SELECT a.course_id AS course_id, a.learner_key AS learner_key,
+       a.student_id AS student_id,
+       a.first_event AS first_event,
+       a.last_event AS last_event,
+       toInt32(floor(dateDiff('second', a.last_event, now()) / 86400)) AS days_inactive,
+       a.active_days AS active_days,
+       a.events AS events,
+       a.time_spent_seconds AS time_spent_seconds,
+       a.lessons_completed AS lessons_completed,
+       a.quiz_attempts AS quiz_attempts,
+       a.quizzes_passed AS quizzes_passed,
+       toUInt8(if(r.required > 0, d.done = r.required, a.course_completions > 0)) AS completed,
+       if(completed = 1, if(r.required > 0, d.last_done_at, a.course_completed_at), NULL) AS completed_at,
+       dateDiff('second', a.first_event, completed_at) AS seconds_to_complete,
+       toUInt8(completed = 0 AND a.last_event <= now() - INTERVAL 7 DAY) AS at_risk,
+       d.done AS items_completed,
+       r.required AS items_required
+FROM (
+    SELECT course_id, learner_key,
+           max(student_id) AS student_id,
+           min(timestamp) AS first_event,
+           max(timestamp) AS last_event,
+           uniqExact(day) AS active_days,
+           count() AS events,
+           sum(time_seconds) AS time_spent_seconds,
+           uniqExactIf(lesson_id, completes_lesson = 1) AS lessons_completed,
+           countIf(quiz_attempt = 1) AS quiz_attempts,
+           uniqExactIf(quiz_id, quiz_passed = 1) AS quizzes_passed,
+           countIf(completes_course = 1) AS course_completions,
+           minIf(timestamp, completes_course = 1) AS course_completed_at
+    FROM bi_events
+    WHERE course_id != 0
+    GROUP BY course_id, learner_key
+) AS a
+-- (a learner or course without a row on the right gets 0s: no required items, none done)
+LEFT JOIN (SELECT course_id, count() AS required FROM catalog_items GROUP BY course_id) AS r
+    ON r.course_id = a.course_id
+LEFT JOIN (
+    SELECT course_id, learner_key, count() AS done, max(done_at) AS last_done_at
+    FROM bi_items_done GROUP BY course_id, learner_key
+) AS d ON d.course_id = a.course_id AND d.learner_key = a.learner_key
 COMMENT 'Per course and learner: first/last event, activity, lessons and quizzes done, completion, at risk';
 
 -- Per course: the seeds' course metrics (learners, completion rate, average days to complete…).
@@ -82,7 +121,7 @@ SELECT day, course_id,
        sum(seconds) AS time_spent_seconds
 FROM (
     SELECT day, course_id, uniqExact(learner_key) AS active, toUInt64(0) AS started,
-           toUInt64(0) AS finished, count() AS n, sum(duration_seconds) AS seconds
+           toUInt64(0) AS finished, count() AS n, sum(time_seconds) AS seconds
     FROM bi_events
     WHERE course_id != 0
     GROUP BY day, course_id
@@ -99,7 +138,7 @@ FROM (
 GROUP BY day, course_id
 COMMENT 'Per day and course: active learners, new learners (first event), completions, events, time spent';
 
--- Per course, lesson and hour (lesson 0: statements on the course, a quiz or a question).
+-- Per course, lesson and hour (lesson 0: statements on the course, a module, a quiz or a question).
 CREATE OR REPLACE VIEW bi_lesson_engagement AS
 SELECT course_id, lesson_id,
        toStartOfHour(toDateTime(timestamp, 'UTC')) AS hour_start,
@@ -107,26 +146,26 @@ SELECT course_id, lesson_id,
        toHour(hour_start) AS hour,
        count() AS events,
        uniqExact(learner_key) AS learners,
-       sum(duration_seconds) AS time_spent_seconds,
-       countIf(completes = 1) AS completions
+       sum(time_seconds) AS time_spent_seconds,
+       countIf(completes_lesson = 1 OR (lesson_id = 0 AND completes_course = 1)) AS completions
 FROM bi_events
 GROUP BY course_id, lesson_id, hour_start
-COMMENT 'Per course, lesson and UTC hour: events, distinct learners, time spent, completing statements';
+COMMENT 'Per course, lesson and UTC hour: events, distinct learners, time spent, statements completing the lesson';
 
--- Per video and 5-second segment: how often it was played and by how many learners.
+-- Per video and 5-second segment: in how many viewing sessions it was played, by how many learners.
 CREATE OR REPLACE VIEW bi_video_segments AS
 SELECT course_id, lesson_id, activity_id, segment,
        toUInt32(segment * 5) AS second_from,
        toUInt32(segment * 5 + 5) AS second_to,
-       count() AS views,
+       uniqExact(learner_key, session_key) AS views,
        uniqExact(learner_key) AS viewers
 FROM video_segments
 WHERE sign > 0
   AND statement_id NOT IN (SELECT statement_id FROM video_segments WHERE sign < 0)
 GROUP BY course_id, lesson_id, activity_id, segment
-COMMENT 'Per video activity and 5-second segment: plays covering it and distinct learners';
+COMMENT 'Per video activity and 5-second segment: viewing sessions that played it, distinct learners';
 
--- Per quiz: attempts, passes, scores, learners.
+-- Per quiz: attempts (statements about the quiz itself with an outcome), passes, scores, learners.
 CREATE OR REPLACE VIEW bi_quiz_performance AS
 SELECT course_id, quiz_id,
        count() AS attempts,
@@ -141,7 +180,8 @@ WHERE quiz_attempt = 1
 GROUP BY course_id, quiz_id
 COMMENT 'Per quiz: attempts, passed, failed, pass rate, average score percent, learners attempting and passing';
 
--- Per question ("answered" statements): answers, correct rate, the most common response.
+-- Per question (item responses: "answered" statements on a question): answers, correct rate,
+-- the most common response.
 CREATE OR REPLACE VIEW bi_quiz_items AS
 SELECT course_id, quiz_id, activity_id AS question_id,
        count() AS answers,
@@ -150,7 +190,7 @@ SELECT course_id, quiz_id, activity_id AS question_id,
        uniqExact(learner_key) AS learners,
        arrayElement(topK(1)(response), 1) AS most_common_response
 FROM bi_events
-WHERE verb_class = 'answered'
+WHERE item_response = 1
 GROUP BY course_id, quiz_id, activity_id
 COMMENT 'Per question (answered statements): answers, correct, correct rate, learners, most common response';
 
@@ -161,3 +201,50 @@ SELECT course_id, learner_key, student_id, first_event, last_event, days_inactiv
 FROM bi_learner_activity
 WHERE at_risk = 1
 COMMENT 'Learners whose last event is 7 or more days before now() and who have not completed the course';
+
+-- --- the worker's older view names (GET /analytics/{view}), each an aggregate of a bi_* view ---
+
+-- Engagement by course × lesson × day × hour: events, learners and time spent.
+CREATE OR REPLACE VIEW engagement_hourly AS
+SELECT course_id, lesson_id, day, hour, events, learners, time_spent_seconds AS seconds
+FROM bi_lesson_engagement;
+
+-- Learners with at least one counted statement per day / ISO week, per course (course 0:
+-- statements outside the catalog).
+CREATE OR REPLACE VIEW active_learners_daily AS
+SELECT day, course_id, uniqExact(learner_key) AS active_learners
+FROM bi_events
+GROUP BY day, course_id;
+
+CREATE OR REPLACE VIEW active_learners_weekly AS
+SELECT toMonday(day) AS week, course_id, uniqExact(learner_key) AS active_learners
+FROM bi_events
+GROUP BY week, course_id;
+
+CREATE OR REPLACE VIEW video_heatmap AS
+SELECT course_id, lesson_id, activity_id, segment, second_from, views
+FROM bi_video_segments;
+
+CREATE OR REPLACE VIEW quiz_performance AS
+SELECT course_id, quiz_id, attempts, passed, avg_score_percent
+FROM bi_quiz_performance;
+
+CREATE OR REPLACE VIEW question_performance AS
+SELECT course_id, quiz_id, question_id, answers, correct, correct_rate
+FROM bi_quiz_items;
+
+-- Learners per course reaching each stage: started (any statement), progressed (a required item
+-- completed), passed (a quiz passed), completed (the course completed).
+CREATE OR REPLACE VIEW completion_funnel AS
+SELECT course_id,
+       count() AS started,
+       countIf(items_completed > 0) AS progressed,
+       countIf(quizzes_passed > 0) AS passed,
+       countIf(completed = 1) AS completed
+FROM bi_learner_activity
+GROUP BY course_id;
+
+CREATE OR REPLACE VIEW time_to_complete AS
+SELECT course_id, learner_key, first_event, assumeNotNull(completed_at) AS completed_at, seconds_to_complete
+FROM bi_learner_activity
+WHERE completed = 1;

@@ -59,7 +59,7 @@ from streams.enrich import LearningEvent
 from streams.position import since_position, stored_of
 
 from .buckets import SEGMENT_SECONDS, day_of, day_start, watched_segments
-from .ports import Batch, Retraction, advanced, net_all
+from .ports import Batch, RebuildsInPlace, Retraction, advanced, net_all
 
 ID_CHUNK = 100
 DUPLICATE_KEY = 11000
@@ -166,7 +166,7 @@ def progress_document(e: LearningEvent) -> dict[str, Any]:
         "verb": e.verb_class,
         "activity_id": e.activity_id or None,
         "time_spent_seconds": e.duration_seconds,
-        "completed": e.completes,
+        "completed": e.completes_lesson or e.completes_course,
     }
     if e.video_segments or e.video_time is not None or e.video_length is not None or e.progress is not None:
         details["video_progress"] = {
@@ -175,11 +175,12 @@ def progress_document(e: LearningEvent) -> dict[str, Any]:
             "percentage_watched": None if e.progress is None else round(e.progress * 100, 2),
             "played_segments": [list(s) for s in e.video_segments],
             "segments": watched_segments(e),
+            "session": e.view_session,
         }
-    if e.score_percent is not None or e.passes is not None or e.response is not None:
+    if e.quiz_attempt or e.item_response:
         details["quiz_result"] = {
-            "score_percent": e.score_percent, "score_raw": e.score_raw, "passed": e.passes,
-            "response": e.response,
+            "score_percent": e.score_percent, "score_raw": e.score_raw, "passed": e.quiz_passed,
+            "response": e.response, "attempt": e.quiz_attempt,
         }  # fmt: skip
     return {
         "student_id": e.student_id, "learner_key": e.learner_key, "course_id": where.course_id,
@@ -222,7 +223,7 @@ def _parse_engagement(key: str) -> tuple[int, int | None, date]:
 # --- the sink ------------------------------------------------------------------------------------
 
 
-class MongoSink:
+class MongoSink(RebuildsInPlace):
     name = "mongodb"
 
     def __init__(self, url: str, database: str | None = None, partitions: int = 1) -> None:
@@ -341,9 +342,9 @@ class MongoSink:
             {"$match": {"engagement_id": {"$in": keys},
                         "details.video_progress.segments.0": {"$exists": True}}},
             {"$unwind": "$details.video_progress.segments"},
-            {"$group": {
+            {"$group": {  # a segment counts once per viewing session (docs/analytics.md)
                 "_id": {"e": "$engagement_id", "s": "$details.video_progress.segments"},
-                "views": {"$sum": 1},
+                "sessions": {"$addToSet": {"l": "$learner_key", "v": "$details.video_progress.session"}},
                 "learners": {"$addToSet": "$learner_key"},
             }},
         ]).to_list(None)  # fmt: skip
@@ -371,7 +372,7 @@ class MongoSink:
             if (doc := days.get(row["_id"]["e"])) is not None:
                 s = row["_id"]["s"]
                 doc["video_heatmap"].append({
-                    "segment": s, "start_seconds": s * SEGMENT_SECONDS, "views": row["views"],
+                    "segment": s, "start_seconds": s * SEGMENT_SECONDS, "views": len(row["sessions"]),
                     "learners": len(row["learners"]),
                 })  # fmt: skip
         await self._replace("course_engagement", keys, days)

@@ -69,6 +69,18 @@ def advanced(current: tuple[str, str] | None, batch: Batch) -> tuple[str, str] |
     return (batch.through if batch.epoch > epoch else max(position, batch.through)), batch.epoch
 
 
+@dataclass(slots=True, frozen=True)
+class ReplayStatus:
+    """A sink's replay in progress: it rebuilds what was stored from ``since`` (all when
+    ``None``) and swaps it in once ``position`` reaches ``target`` in every partition."""
+
+    sink: str
+    since: datetime | None
+    target: str
+    position: str
+    """The lowest partition position the rebuild has reached."""
+
+
 class Sink(Protocol):
     name: str
 
@@ -82,9 +94,30 @@ class Sink(Protocol):
     async def watermarks(self, partitions: int) -> list[str]:
         """How far the sink got in each partition (``""`` = nothing yet)."""
 
-    async def reset(self, since: datetime | None, epoch: str) -> None:
-        """Forget what came from statements stored from ``since`` on (all of it without); set
-        every partition's position back to ``since`` as of ``epoch``, so a replay rebuilds it and
-        positions from messages sent before ``epoch`` no longer count."""
+    async def begin_replay(self, since: datetime | None, epoch: str, target: str) -> None:
+        """Start rebuilding what came from statements stored from ``since`` on (all of it
+        without), from the statements the relay sends again, positions counting from ``since``
+        as of ``epoch`` (messages sent before ``epoch`` move nothing). Until the rebuild reaches
+        ``target`` in every partition, readers see what the sink held before (and the new
+        statements that keep arriving); then the rebuilt state replaces it at once.
+        ``watermarks`` reports the lower of both positions meanwhile, so a restarted relay
+        re-sends what the rebuild still needs."""
+
+    async def replay_status(self) -> ReplayStatus | None:
+        """The replay in progress (``None`` when there is none)."""
 
     async def close(self) -> None: ...
+
+
+class RebuildsInPlace:
+    """For sinks whose replay forgets and rebuilds in the live collections (``reset``): readers
+    see the rebuild happen (docs/analytics.md, "Voiding, crashes and replays")."""
+
+    async def reset(self, since: datetime | None, epoch: str) -> None:
+        raise NotImplementedError
+
+    async def begin_replay(self, since: datetime | None, epoch: str, target: str) -> None:
+        await self.reset(since, epoch)
+
+    async def replay_status(self) -> ReplayStatus | None:
+        return None  # the rebuild moves the live positions themselves

@@ -1,20 +1,16 @@
 """Progress rollups in PostgreSQL: enrollments, progress, lesson_progress, quiz_attempts.
 
-Rules (a course's required items are its catalog lessons and quizzes):
+What every column means is written once, in ``docs/analytics.md`` ("Rollups"); the
+per-statement rules (what completes a lesson, what is a quiz attempt and whether it passes) are
+decided once, in ``streams.enrich``; this module only aggregates:
 
-* A **lesson** is complete once a statement on it completes it: verb completed, passed or
-  satisfied, ``result.completion: true``, or a video watched to ≥ 90 % (video ``progress``).
-* A **quiz** is complete once passed: verb passed, or ``result.success: true``. Every scored or
-  passed/failed statement on a quiz is a row of ``quiz_attempts``; ``quiz_scores`` keeps the best
-  score (percent) per quiz.
-* A **module** is complete when all its lessons and quizzes are; the **course** (the enrollment)
-  when all required items are, at the time the last of them was first completed. A course with
-  no required items completes with a statement completing the course activity itself.
-* ``completion_percentage`` is done items over required items; ``time_spent_minutes`` sums
-  statement durations; ``started_at`` / ``last_accessed_at`` are the first and last statement;
-  ``current_lesson_id`` / ``current_module_id`` are where the latest statement was.
-* **Voiding** removes the voided statement's fact and everything is recomputed, so completions
-  it caused are undone (status back to ``active``).
+* a **lesson** is complete once a statement completes it (its object is the lesson), a **quiz**
+  once an attempt of it passes; a **module** when all its lessons and quizzes are; the **course**
+  (the enrollment) when all its catalog lessons and quizzes are, at the time the last of them was
+  first completed (a course without any: a statement completing the course activity itself);
+* **time spent** sums durations, except that a cmi5 session counts once: within a session
+  (learner, course, cmi5 session id) only its largest duration counts;
+* **voiding** removes the voided statement's fact and everything is recomputed.
 
 Every rollup is recomputed from ``lms.learning_facts`` (one row per applied statement, keyed by
 statement id), in one transaction with the facts and the partition's watermark: applying a
@@ -23,8 +19,15 @@ statement twice changes nothing, and a crash leaves either all of it or none.
 Domain events (seed 002) are written in the same transaction when something really changes:
 ``progress.updated`` for each lesson or quiz whose completion changed (either way: a voiding
 can undo one), ``progress.module_completed`` for each module that became complete,
-``enrollment.completed`` when the enrollment became completed. Replays change nothing, so they
-emit nothing; the worker publishes the events to Kafka ``lms.events``.
+``enrollment.completed`` when the enrollment became completed. The worker publishes them to
+Kafka ``lms.events``.
+
+**Replays** are invisible: ``begin_replay`` starts rebuilding the facts stored from an instant
+into ``lms.learning_facts_replay`` while the live tables keep serving and keep taking new
+statements (every batch is applied to both). Once the replay's watermark reaches the target in
+every partition, one transaction swaps the rebuilt facts in, recomputes every enrollment they
+concern and announces only the real differences: a replay under unchanged rules announces
+nothing.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
 
 import asyncpg
 import orjson
@@ -44,14 +48,35 @@ from streams.catalog import Catalog
 from streams.enrich import LearningEvent
 from streams.position import since_position
 
-from .ports import Batch
+from .ports import Batch, ReplayStatus
 
 EVENT_NAMESPACE = uuid.UUID("6f2c1e52-94a4-4f44-9f4e-6a3d3b7b1c11")
 EVENT_TYPES = ("progress.updated", "progress.module_completed", "enrollment.completed")
 
 
+FACT_COLUMNS = (
+    "statement_id", "student_id", "course_id", "module_id", "lesson_id", "quiz_id", "at", "stored", "seconds",
+    "session", "completes", "completes_course", "attempt", "passed", "score",
+)  # fmt: skip
+FACT_TYPES = (
+    "uuid", "int", "int", "int", "int", "int", "timestamptz", "timestamptz", "float8", "text", "bool", "bool",
+    "bool", "bool", "float8",
+)  # fmt: skip
+REPLAY_SUFFIX = "/replay"
+"""The replay's watermarks are kept as sink ``<name>/replay`` in ``lms.sink_watermarks``."""
+
+_COUNTED_FACTS = """
+    SELECT *, CASE WHEN session IS NULL OR row_number() OVER (
+                   PARTITION BY enrollment_id, session ORDER BY seconds DESC, statement_id) = 1
+              THEN seconds ELSE 0 END AS counted
+    FROM lms.learning_facts WHERE enrollment_id = ANY($1::int[]) AND NOT retracted"""
+"""An enrollment's facts with the seconds each counts: a cmi5 session's largest duration once."""
+
+
 @dataclass(slots=True)
 class _Fact:
+    """What one statement counts for in a learner's enrollment (the columns of ``FACT_COLUMNS``)."""
+
     statement_id: str
     student_id: int
     course_id: int
@@ -61,7 +86,10 @@ class _Fact:
     at: datetime
     stored: datetime
     seconds: float
+    session: str | None
     completes: bool
+    completes_course: bool
+    attempt: bool
     passed: bool | None
     score: float | None
 
@@ -70,12 +98,23 @@ class _Fact:
         where = e.location
         if e.student_id is None or where.course_id is None:
             return None  # not an LMS learner or not an LMS course: no enrollment to roll up
-        quiz = where.quiz_id is not None
+        attempt = e.quiz_attempt
         return cls(
             e.statement_id, e.student_id, where.course_id, where.module_id, where.lesson_id, where.quiz_id,
-            e.timestamp, e.stored, e.duration_seconds or 0.0, e.completes,
-            e.passes if quiz else None, e.score_percent if quiz else None,
+            e.timestamp, e.stored, e.duration_seconds or 0.0, e.cmi5_session, e.completes_lesson,
+            e.completes_course, attempt, e.quiz_passed if attempt else None, e.score_percent if attempt else None,
         )  # fmt: skip
+
+    def row(self) -> tuple:
+        return tuple(getattr(self, column) for column in FACT_COLUMNS)
+
+
+def _columns(facts: list[_Fact]) -> list[list[Any]]:
+    """Facts as one list per column (for ``unnest``)."""
+    return [list(column) for column in zip(*[f.row() for f in facts], strict=True)]
+
+
+_UNNEST = ", ".join(f"${i + 1}::{t}[]" for i, t in enumerate(FACT_TYPES))
 
 
 @dataclass(slots=True)
@@ -94,6 +133,37 @@ class _State:
     current_lesson_id: int | None
 
 
+@dataclass(slots=True, frozen=True)
+class _Replay:
+    since: datetime | None
+    epoch: str
+    target: str
+
+
+@dataclass(slots=True)
+class _Changes:
+    """What one batch (or a replay's swap) adds and takes back."""
+
+    facts: list[_Fact]
+    retracted: list[str]
+    cause: dict[str, str]
+    """Statement → the position whose batch brought it (it names the domain events it causes)."""
+
+    @classmethod
+    def of(cls, batches: Sequence[Batch]) -> _Changes:
+        changes = cls([], [], {})
+        for batch in batches:
+            events, retractions = batch.net()
+            for e in events:
+                if (fact := _Fact.of(e)) is not None:
+                    changes.facts.append(fact)
+                    changes.cause[fact.statement_id] = batch.through
+            for r in retractions:
+                changes.retracted.append(r.statement_id)
+                changes.cause[r.statement_id] = batch.through
+        return changes
+
+
 class ProgressSink:
     name = "progress"
 
@@ -102,93 +172,171 @@ class ProgressSink:
         self._partitions = partitions
         self._catalog = catalog
         self._pool: asyncpg.Pool | None = None
+        self._replay: _Replay | None = None
 
     async def start(self) -> None:
         self._pool = await create_pool(self._dsn, min_size=1, max_size=4, application_name="lrs-progress")
         await migrate(self._pool, "sinks", "lms_schema_migrations")
+        row = await self._pool.fetchrow(
+            "SELECT since, epoch, target FROM lms.sink_replays WHERE sink = $1", self.name
+        )
+        self._replay = _Replay(row["since"], row["epoch"], row["target"]) if row else None
 
     async def close(self) -> None:
         if self._pool is not None:
             await self._pool.close()
 
-    async def watermarks(self, partitions: int) -> list[str]:
-        rows = await self._pool.fetch(
-            "SELECT partition, position FROM lms.sink_watermarks WHERE sink = $1", self.name
-        )
+    # --- positions -------------------------------------------------------------------------------
+
+    async def _positions(self, conn, sink: str, partitions: int) -> list[str]:
+        rows = await conn.fetch("SELECT partition, position FROM lms.sink_watermarks WHERE sink = $1", sink)
         found = {r["partition"]: r["position"] for r in rows}
         return [found.get(p, "") for p in range(partitions)]
 
-    async def reset(self, since: datetime | None, epoch: str) -> None:
-        """Forget facts stored from ``since`` on (all without it), for a replay.
+    async def watermarks(self, partitions: int) -> list[str]:
+        """Each partition's position; while a replay runs, the lower of the live one and the
+        replay's, so that a restarted relay re-sends what the replay still needs."""
+        async with self._pool.acquire() as conn:
+            live = await self._positions(conn, self.name, partitions)
+            if self._replay is None:
+                return live
+            rebuilt = await self._positions(conn, self.name + REPLAY_SUFFIX, partitions)
+        return [min(a, b) for a, b in zip(live, rebuilt, strict=True)]
 
-        The rollups are left as they are: they are what the LMS has been told. Each enrollment is
-        recomputed when its facts come back, and announces only what differs from them, so a
-        rebuild that arrives at the same numbers announces nothing.
-        """
+    async def _record(self, conn, sink: str, batches: Sequence[Batch]) -> None:
+        """Move each partition's position: a newer relay epoch restarts it (a rewind), an older
+        one is ignored (messages sent before a replay began)."""
+        marks = [b for b in batches if b.through]
+        if marks:
+            await conn.execute(
+                "INSERT INTO lms.sink_watermarks AS w (sink, partition, position, epoch)"
+                " SELECT $1, * FROM unnest($2::int[], $3::text[], $4::text[])"
+                " ON CONFLICT (sink, partition) DO UPDATE SET updated = now(), epoch = EXCLUDED.epoch,"
+                " position = CASE WHEN EXCLUDED.epoch > w.epoch THEN EXCLUDED.position"
+                " ELSE GREATEST(w.position, EXCLUDED.position) END"
+                " WHERE EXCLUDED.epoch >= w.epoch",
+                sink, [b.partition for b in marks], [b.through for b in marks], [b.epoch for b in marks],
+            )  # fmt: skip
+
+    # --- replays ---------------------------------------------------------------------------------
+
+    async def begin_replay(self, since: datetime | None, epoch: str, target: str) -> None:
+        """Start rebuilding the facts of statements stored from ``since`` (all without it); the
+        live tables are untouched until the rebuild reaches ``target`` in every partition."""
+        start = since_position(since) if since is not None else ""
         async with self._pool.acquire() as conn, conn.transaction():
-            await conn.execute(
-                "DELETE FROM lms.learning_facts WHERE $1::timestamptz IS NULL OR stored >= $1", since
-            )
-            await conn.execute(
-                "DELETE FROM lms.quiz_attempts q WHERE NOT EXISTS"
-                " (SELECT FROM lms.learning_facts f WHERE f.statement_id = q.statement_id AND NOT f.retracted)"
-            )
-            await conn.execute("DELETE FROM lms.sink_watermarks WHERE sink = $1", self.name)
-            start = since_position(since) if since is not None else ""
+            await conn.execute("TRUNCATE lms.learning_facts_replay")
+            await conn.execute("DELETE FROM lms.sink_watermarks WHERE sink = $1", self.name + REPLAY_SUFFIX)
             await conn.executemany(
                 "INSERT INTO lms.sink_watermarks (sink, partition, position, epoch) VALUES ($1, $2, $3, $4)",
-                [(self.name, p, start, epoch) for p in range(self._partitions)],
+                [(self.name + REPLAY_SUFFIX, p, start, epoch) for p in range(self._partitions)],
             )
+            await conn.execute(
+                "INSERT INTO lms.sink_replays (sink, since, epoch, target) VALUES ($1, $2, $3, $4)"
+                " ON CONFLICT (sink) DO UPDATE SET since = EXCLUDED.since, epoch = EXCLUDED.epoch,"
+                " target = EXCLUDED.target, started = now()",
+                self.name, since, epoch, target,
+            )  # fmt: skip
+        self._replay = _Replay(since, epoch, target)
+
+    async def replay_status(self) -> ReplayStatus | None:
+        """The replay in progress, if any: where it started, where it is, where it ends."""
+        if self._replay is None:
+            return None
+        async with self._pool.acquire() as conn:
+            positions = await self._positions(conn, self.name + REPLAY_SUFFIX, self._partitions)
+        replay = self._replay
+        return ReplayStatus(self.name, replay.since, replay.target, min(positions))
+
+    async def _caught_up(self, conn) -> bool:
+        positions = await self._positions(conn, self.name + REPLAY_SUFFIX, self._partitions)
+        return min(positions) >= self._replay.target
+
+    async def _swap(self, conn) -> None:
+        """Put the rebuilt facts in place of the live ones they replace, recompute every
+        enrollment either concerns, announce what really changed; one transaction."""
+        replay = self._replay
+        await conn.execute(
+            "INSERT INTO lms.enrollments (student_id, course_id, enrolled_at)"
+            " SELECT student_id, course_id, min(at) FROM lms.learning_facts_replay GROUP BY 1, 2"
+            " ON CONFLICT DO NOTHING"
+        )
+        rows = await conn.fetch(
+            "SELECT DISTINCT enrollment_id FROM lms.learning_facts WHERE $1::timestamptz IS NULL OR stored >= $1"
+            " UNION SELECT DISTINCT e.id FROM lms.learning_facts_replay r"
+            " JOIN lms.enrollments e USING (student_id, course_id)",
+            replay.since,
+        )
+        await conn.execute(
+            "DELETE FROM lms.learning_facts WHERE $1::timestamptz IS NULL OR stored >= $1", replay.since
+        )
+        columns = ", ".join(FACT_COLUMNS)
+        await conn.execute(
+            f"INSERT INTO lms.learning_facts ({columns}, retracted, enrollment_id)"
+            f" SELECT {', '.join('r.' + c for c in FACT_COLUMNS)}, r.retracted, e.id"
+            " FROM lms.learning_facts_replay r JOIN lms.enrollments e USING (student_id, course_id)"
+        )
+        await conn.execute("TRUNCATE lms.learning_facts_replay")
+        await self._recompute(conn, {r["enrollment_id"]: replay.epoch for r in rows}, pruned=True)
+        await conn.execute("DELETE FROM lms.sink_watermarks WHERE sink = $1", self.name)
+        await conn.execute(
+            "UPDATE lms.sink_watermarks SET sink = $1 WHERE sink = $2", self.name, self.name + REPLAY_SUFFIX
+        )
+        await conn.execute("DELETE FROM lms.sink_replays WHERE sink = $1", self.name)
+
+    # --- applying --------------------------------------------------------------------------------
 
     async def apply(self, batches: Sequence[Batch]) -> None:
-        facts: list[_Fact] = []
-        retracted: list[str] = []
-        cause: dict[str, str] = {}  # statement → through of its batch (names its domain events)
-        for batch in batches:
-            events, retractions = batch.net()
-            for e in events:
-                if (fact := _Fact.of(e)) is not None:
-                    facts.append(fact)
-                    cause[fact.statement_id] = batch.through
-            for r in retractions:
-                retracted.append(r.statement_id)
-                cause[r.statement_id] = batch.through
+        changes = _Changes.of(batches)
+        swapped = False
         async with self._pool.acquire() as conn, conn.transaction():
             touched: list[tuple[str, int]] = []  # (statement, enrollment) really added or removed
-            if facts:
-                touched += await self._insert_facts(conn, facts)
-            if retracted:
-                rows = await conn.fetch(
-                    "UPDATE lms.learning_facts SET retracted = true WHERE statement_id = ANY($1::uuid[])"
-                    " AND NOT retracted RETURNING statement_id::text, enrollment_id",
-                    retracted,
-                )
-                await conn.execute(
-                    "DELETE FROM lms.quiz_attempts WHERE statement_id = ANY($1::uuid[])", retracted
-                )
-                touched += [(r["statement_id"], r["enrollment_id"]) for r in rows]
+            if changes.facts:
+                touched += await self._insert_facts(conn, changes.facts)
+            if changes.retracted:
+                touched += await self._retract(conn, changes.retracted)
             affected: dict[int, str] = {}
             for statement, enrollment in touched:
-                affected[enrollment] = max(affected.get(enrollment, ""), cause[statement])
+                affected[enrollment] = max(affected.get(enrollment, ""), changes.cause[statement])
             if affected:
-                await self._recompute(conn, affected, pruned=bool(retracted))
-            marks = [b for b in batches if b.through]
-            if marks:
-                # a newer relay epoch restarts the position (a replay); an older one is ignored
-                await conn.execute(
-                    "INSERT INTO lms.sink_watermarks AS w (sink, partition, position, epoch)"
-                    " SELECT $1, * FROM unnest($2::int[], $3::text[], $4::text[])"
-                    " ON CONFLICT (sink, partition) DO UPDATE SET updated = now(), epoch = EXCLUDED.epoch,"
-                    " position = CASE WHEN EXCLUDED.epoch > w.epoch THEN EXCLUDED.position"
-                    " ELSE GREATEST(w.position, EXCLUDED.position) END"
-                    " WHERE EXCLUDED.epoch >= w.epoch",
-                    self.name, [b.partition for b in marks], [b.through for b in marks], [b.epoch for b in marks],
-                )  # fmt: skip
+                await self._recompute(conn, affected, pruned=bool(changes.retracted))
+            await self._record(conn, self.name, batches)
+            if self._replay is not None:
+                await self._rebuild(conn, changes)
+                await self._record(conn, self.name + REPLAY_SUFFIX, batches)
+                if await self._caught_up(conn):
+                    await self._swap(conn)
+                    swapped = True
+        if swapped:
+            self._replay = None
+
+    async def _rebuild(self, conn, changes: _Changes) -> None:
+        """Apply a batch's facts and retractions to the replay's facts (no rollups: they follow
+        at the swap)."""
+        if changes.facts:
+            await conn.execute(
+                f"INSERT INTO lms.learning_facts_replay ({', '.join(FACT_COLUMNS)})"
+                f" SELECT * FROM unnest({_UNNEST}) ON CONFLICT (statement_id) DO NOTHING",
+                *_columns(changes.facts),
+            )
+        if changes.retracted:
+            await conn.execute(
+                "UPDATE lms.learning_facts_replay SET retracted = true WHERE statement_id = ANY($1::uuid[])",
+                changes.retracted,
+            )
+
+    async def _retract(self, conn, statements: list[str]) -> list[tuple[str, int]]:
+        rows = await conn.fetch(
+            "UPDATE lms.learning_facts SET retracted = true WHERE statement_id = ANY($1::uuid[])"
+            " AND NOT retracted RETURNING statement_id::text, enrollment_id",
+            statements,
+        )
+        return [(r["statement_id"], r["enrollment_id"]) for r in rows]
 
     async def _insert_facts(self, conn, facts: list[_Fact]) -> list[tuple[str, int]]:
         """Insert facts not there yet; returns (statement, enrollment) of those inserted."""
         pairs = sorted({(f.student_id, f.course_id) for f in facts})
-        first = {}
+        first: dict[tuple[int, int], datetime] = {}
         for f in facts:
             key = (f.student_id, f.course_id)
             first[key] = min(first.get(key, f.at), f.at)
@@ -197,37 +345,13 @@ class ProgressSink:
             " SELECT * FROM unnest($1::int[], $2::int[], $3::timestamptz[]) ON CONFLICT DO NOTHING",
             [p[0] for p in pairs], [p[1] for p in pairs], [first[p] for p in pairs],
         )  # fmt: skip
-        rows = await conn.fetch(
-            "SELECT e.id, e.student_id, e.course_id FROM lms.enrollments e"
-            " JOIN unnest($1::int[], $2::int[]) AS t(s, c) ON e.student_id = t.s AND e.course_id = t.c",
-            [p[0] for p in pairs], [p[1] for p in pairs],
-        )  # fmt: skip
-        enrollment = {(r["student_id"], r["course_id"]): r["id"] for r in rows}
-        columns = list(zip(*[
-            (f.statement_id, enrollment[(f.student_id, f.course_id)], f.module_id, f.lesson_id, f.quiz_id, f.at,
-             f.stored, f.seconds, f.completes, f.passed, f.score)
-            for f in facts
-        ], strict=True))  # fmt: skip
         inserted = await conn.fetch(
-            "INSERT INTO lms.learning_facts (statement_id, enrollment_id, module_id, lesson_id, quiz_id, at, stored,"
-            " seconds, completes, passed, score) SELECT * FROM unnest($1::uuid[], $2::int[], $3::int[], $4::int[],"
-            " $5::int[], $6::timestamptz[], $7::timestamptz[], $8::float8[], $9::bool[], $10::bool[], $11::float8[])"
+            f"INSERT INTO lms.learning_facts ({', '.join(FACT_COLUMNS)}, enrollment_id)"
+            f" SELECT f.*, e.id FROM unnest({_UNNEST}) AS f({', '.join(FACT_COLUMNS)})"
+            f" JOIN lms.enrollments e ON e.student_id = f.student_id AND e.course_id = f.course_id"
             " ON CONFLICT (statement_id) DO NOTHING RETURNING statement_id::text, enrollment_id",
-            *columns,
+            *_columns(facts),
         )
-        new = {r["statement_id"] for r in inserted}
-        attempts = [
-            (f.statement_id, enrollment[(f.student_id, f.course_id)], f.quiz_id, f.student_id, f.score, f.passed,
-             int(f.seconds) if f.seconds else None, f.at)
-            for f in facts
-            if f.statement_id in new and f.quiz_id is not None and (f.passed is not None or f.score is not None)
-        ]  # fmt: skip
-        if attempts:
-            await conn.executemany(
-                "INSERT INTO lms.quiz_attempts (statement_id, enrollment_id, quiz_id, student_id, score, passed,"
-                " time_taken_seconds, attempted_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
-                attempts,
-            )
         return [(r["statement_id"], r["enrollment_id"]) for r in inserted]
 
     # --- recomputing -----------------------------------------------------------------------------
@@ -248,10 +372,9 @@ class ProgressSink:
         )
         lessons = defaultdict(dict)
         for r in await conn.fetch(
-            "SELECT enrollment_id, lesson_id, bool_or(completes) AS done,"
-            " min(at) FILTER (WHERE completes) AS done_at, sum(seconds) AS seconds"
-            " FROM lms.learning_facts WHERE enrollment_id = ANY($1::int[]) AND lesson_id IS NOT NULL AND NOT retracted"
-            " GROUP BY enrollment_id, lesson_id",
+            f"WITH f AS ({_COUNTED_FACTS}) SELECT enrollment_id, lesson_id, bool_or(completes) AS done,"
+            " min(at) FILTER (WHERE completes) AS done_at, sum(counted) AS seconds"
+            " FROM f WHERE lesson_id IS NOT NULL GROUP BY enrollment_id, lesson_id",
             enrollments,
         ):
             lessons[r["enrollment_id"]][r["lesson_id"]] = r
@@ -259,7 +382,7 @@ class ProgressSink:
         for r in await conn.fetch(
             "SELECT enrollment_id, quiz_id, bool_or(passed IS TRUE) AS passed,"
             " min(at) FILTER (WHERE passed) AS passed_at, max(score) AS best"
-            " FROM lms.learning_facts WHERE enrollment_id = ANY($1::int[]) AND quiz_id IS NOT NULL AND NOT retracted"
+            " FROM lms.learning_facts WHERE enrollment_id = ANY($1::int[]) AND attempt AND NOT retracted"
             " GROUP BY enrollment_id, quiz_id",
             enrollments,
         ):
@@ -267,13 +390,11 @@ class ProgressSink:
         overall = {
             r["enrollment_id"]: r
             for r in await conn.fetch(
-                "SELECT DISTINCT ON (enrollment_id) enrollment_id,"
-                " min(at) OVER w AS first_at, max(at) OVER w AS last_at, sum(seconds) OVER w AS seconds,"
-                " bool_or(completes AND lesson_id IS NULL AND module_id IS NULL AND quiz_id IS NULL) OVER w AS course_done,"
-                " min(at) FILTER (WHERE completes AND lesson_id IS NULL AND module_id IS NULL AND quiz_id IS NULL)"
-                " OVER w AS course_done_at, lesson_id, module_id"
-                " FROM lms.learning_facts WHERE enrollment_id = ANY($1::int[]) AND NOT retracted"
-                " WINDOW w AS (PARTITION BY enrollment_id)"
+                f"WITH f AS ({_COUNTED_FACTS}) SELECT DISTINCT ON (enrollment_id) enrollment_id,"
+                " min(at) OVER w AS first_at, max(at) OVER w AS last_at, sum(counted) OVER w AS seconds,"
+                " bool_or(completes_course) OVER w AS course_done,"
+                " min(at) FILTER (WHERE completes_course) OVER w AS course_done_at, lesson_id, module_id"
+                " FROM f WINDOW w AS (PARTITION BY enrollment_id)"
                 " ORDER BY enrollment_id, (lesson_id IS NULL AND module_id IS NULL), at DESC, statement_id",
                 enrollments,
             )
@@ -300,7 +421,7 @@ class ProgressSink:
             announced += _transitions(enrollment, student, course, old, new, affected[enrollment])
         await conn.executemany(
             "UPDATE lms.enrollments SET status = $2, completion_percentage = $3, completed_at = $4, started_at = $5,"
-            " last_accessed_at = $6, updated_at = now() WHERE id = $1",
+            " last_accessed_at = $6, enrolled_at = coalesce($5, enrolled_at), updated_at = now() WHERE id = $1",
             [(e, s.status, s.completion_percentage, s.completed_at, s.started_at, s.last_accessed_at)
              for e, s, _, _ in saved],
         )  # fmt: skip
@@ -335,12 +456,37 @@ class ProgressSink:
                 " AND NOT f.retracted)",
                 enrollments,
             )  # fmt: skip
+        await self._sync_attempts(conn, enrollments)
         if announced:
             await conn.executemany(
                 "INSERT INTO lms.domain_events (id, type, enrollment_id, payload) VALUES ($1, $2, $3, $4)"
                 " ON CONFLICT (id) DO NOTHING",
                 announced,
             )
+
+    @staticmethod
+    async def _sync_attempts(conn, enrollments: list[int]) -> None:
+        """``quiz_attempts`` of these enrollments = their counted attempt facts."""
+        await conn.execute(
+            "DELETE FROM lms.quiz_attempts q WHERE q.enrollment_id = ANY($1::int[]) AND NOT EXISTS"
+            " (SELECT FROM lms.learning_facts f WHERE f.statement_id = q.statement_id AND f.attempt AND NOT f.retracted)",
+            enrollments,
+        )  # fmt: skip
+        await conn.execute(
+            "INSERT INTO lms.quiz_attempts AS q (statement_id, enrollment_id, quiz_id, student_id, score, passed,"
+            " time_taken_seconds, attempted_at)"
+            " SELECT statement_id, enrollment_id, quiz_id, student_id, score, passed,"
+            " CASE WHEN seconds > 0 THEN floor(seconds)::int END, at"
+            " FROM lms.learning_facts WHERE enrollment_id = ANY($1::int[]) AND attempt AND NOT retracted"
+            " ON CONFLICT (statement_id) DO UPDATE SET enrollment_id = EXCLUDED.enrollment_id,"
+            " quiz_id = EXCLUDED.quiz_id, student_id = EXCLUDED.student_id, score = EXCLUDED.score,"
+            " passed = EXCLUDED.passed, time_taken_seconds = EXCLUDED.time_taken_seconds,"
+            " attempted_at = EXCLUDED.attempted_at"
+            " WHERE (q.enrollment_id, q.quiz_id, q.student_id, q.score, q.passed, q.time_taken_seconds, q.attempted_at)"
+            " IS DISTINCT FROM (EXCLUDED.enrollment_id, EXCLUDED.quiz_id, EXCLUDED.student_id, EXCLUDED.score,"
+            " EXCLUDED.passed, EXCLUDED.time_taken_seconds, EXCLUDED.attempted_at)",
+            enrollments,
+        )  # fmt: skip
 
     # --- domain event outbox ---------------------------------------------------------------------
 

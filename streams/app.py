@@ -44,6 +44,7 @@ from .envelope import BadEnvelope, decode
 from .lanes import Lanes
 from .relay import REWIND_CHANNEL, StatementRelay
 from .settings import CassandraSettings, CatalogSettings, ClickHouseSettings, MongoSettings, StreamSettings
+from .stopping import unavailable_while_stopping
 from .transport import Transport
 
 if TYPE_CHECKING:  # imported when their sink is on: the drivers cost memory and start-up time
@@ -99,6 +100,11 @@ class Pipeline:
         self.relay: StatementRelay | None = None
         self.lanes: Lanes | None = None
         self._listener: asyncpg.Connection | None = None
+        self.stopping = False
+        """Set when the worker begins to stop: its web pages answer 503 from then on."""
+
+    def begin_stopping(self) -> None:
+        self.stopping = True
 
     async def start(self, send) -> None:
         names = self.stream.sinks()
@@ -107,7 +113,9 @@ class Pipeline:
             self.sinks.append(self.progress)
         if "clickhouse" in names:
             url, data_dir = self.clickhouse_settings.clickhouse_url, self.data_dir
-            self.clickhouse = ClickHouseSink(lambda: connect(url, data_dir), self.stream.stream_partitions)
+            self.clickhouse = ClickHouseSink(
+                lambda: connect(url, data_dir), self.stream.stream_partitions, lambda: self.catalog
+            )
             self.sinks.append(self.clickhouse)
         if "mongodb" in names:
             from sinks.mongodb import MongoSink
@@ -163,6 +171,8 @@ class Pipeline:
             pass  # no progress sink, no catalog tables: resolve by IRI templates only
         finally:
             await conn.close()
+        if self.clickhouse is not None:
+            await self.clickhouse.sync_catalog(self.catalog)
 
     async def store_now(self) -> str:
         """The statement store's clock, as the relay writes epochs."""
@@ -252,6 +262,7 @@ class PipelineApp(faust.App):
         tune_garbage_collection()
 
     async def on_stop(self) -> None:
+        self.pipeline.begin_stopping()
         await self.pipeline.stop()
         await super().on_stop()
 
@@ -267,15 +278,17 @@ def create_app(pipeline: Pipeline, broker: str) -> faust.App:
         store="memory://",
         topic_partitions=settings.stream_partitions,
         topic_replication_factor=1,
-        broker_session_timeout=6.0,
-        broker_heartbeat_interval=2.0,
+        broker_session_timeout=settings.kafka_session_timeout,
+        broker_heartbeat_interval=settings.kafka_session_timeout / 3,
         consumer_auto_offset_reset="earliest",
+        stream_wait_empty=False,  # a stop does not wait for takes in flight: they are consumed again
         producer_max_batch_size=1 << 20,
         broker_max_poll_records=1000,
         web_enabled=True,
         web_bind=settings.worker_web_host,
         web_port=settings.worker_web_port,
         web_transport="tcp://",
+        web_application_options={"middlewares": [unavailable_while_stopping(lambda: pipeline.stopping)]},
         datadir=str(pipeline.data_dir / "faust"),
         loghandlers=[],
     )
@@ -346,6 +359,13 @@ def create_app(pipeline: Pipeline, broker: str) -> faust.App:
             body[sink.name] = await sink.watermarks(settings.stream_partitions)
         return web.Response(body=orjson.dumps(body), content_type="application/json")
 
+    @app.page("/catalog")
+    async def catalog_page(web_view, request):
+        """What the worker's catalog holds now (course ids, student count): it reloads the catalog
+        when told, a moment after an upload."""
+        body = {"courses": sorted(pipeline.catalog.courses), "students": len(set(pipeline.catalog.students.values()))}
+        return web.Response(body=orjson.dumps(body), content_type="application/json")
+
     @app.page("/analytics/{view}")
     async def analytics(web_view, request, view: str):
         """Rows of one analytics view, optionally for one course: ``/analytics/video_heatmap?course_id=3``."""
@@ -398,8 +418,20 @@ def create_app(pipeline: Pipeline, broker: str) -> faust.App:
 
     @app.page("/replay")
     class Replay(faust.web.View):
-        """POST {"since": ISO timestamp or null, "sinks": [names] or null}: reset those sinks
-        from ``since`` and make the relay replay from their positions."""
+        """POST {"since": ISO timestamp or null, "sinks": [names] or null}: those sinks start
+        rebuilding what was stored from ``since`` (beside what they serve, swapped in once caught
+        up) and the relay replays from their positions. GET: the replays in progress."""
+
+        async def get(self, request):
+            statuses = [s for sink in pipeline.sinks if (s := await sink.replay_status()) is not None]
+            body = {
+                "replaying": [
+                    {"sink": s.sink, "since": s.since.isoformat() if s.since else None, "target": s.target,
+                     "position": s.position}
+                    for s in statuses
+                ]
+            }  # fmt: skip
+            return web.Response(body=orjson.dumps(body), content_type="application/json")
 
         async def post(self, request):
             try:
@@ -413,12 +445,14 @@ def create_app(pipeline: Pipeline, broker: str) -> faust.App:
                 return web.Response(status=400, text="since must be an ISO 8601 timestamp")
             chosen = [s for s in pipeline.sinks if not body.get("sinks") or s.name in body["sinks"]]
             epoch = await pipeline.store_now()
-            await pipeline.lanes.drain()  # nothing from before the reset lands after it
+            await pipeline.lanes.drain()  # every batch after this goes to the rebuild too
             for sink in chosen:
-                await sink.reset(since, epoch)
+                # done once every statement stored before now has been sent again
+                await sink.begin_replay(since, epoch, target=epoch)
             await pipeline.notify_rewind()
             return web.Response(
-                body=orjson.dumps({"reset": [s.name for s in chosen]}), content_type="application/json"
+                body=orjson.dumps({"reset": [s.name for s in chosen], "target": epoch}),
+                content_type="application/json",
             )
 
     return app

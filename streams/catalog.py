@@ -33,6 +33,16 @@ class Location:
     lesson_id: int | None = None
     quiz_id: int | None = None
 
+    @property
+    def kind(self) -> str:
+        """What an activity placed here is: ``quiz``, ``lesson``, ``module``, ``course``, or ``""``
+        (unknown). The finest id decides: a lesson's location also names its module and course."""
+        for kind, item in (("quiz", self.quiz_id), ("lesson", self.lesson_id), ("module", self.module_id),
+                           ("course", self.course_id)):  # fmt: skip
+            if item is not None:
+                return kind
+        return ""
+
     def merged(self, other: Location) -> Location:
         """This location, completed by what ``other`` knows and this one does not."""
         return Location(
@@ -164,16 +174,27 @@ class Catalog:
         return self._complete(found if found is not None else self._from_template(iri))
 
     def resolve(self, statement: dict[str, Any]) -> Location:
-        """Where a statement's object sits in the catalog, helped by its context activities."""
+        """Where a statement sits in the catalog: its object's place, completed by its context
+        activities (``parent`` first, then ``grouping``) for what the object itself does not say."""
         obj = statement["object"]
         location = self.locate(obj["id"]) if obj.get("objectType", "Activity") == "Activity" else UNKNOWN
+        return self.within_context(statement, location)
+
+    def within_context(self, statement: dict[str, Any], location: Location) -> Location:
+        """``location`` completed by the statement's context activities: each ``parent``, then
+        each ``grouping`` activity, in order, fills only what is still unknown."""
         context = (statement.get("context") or {}).get("contextActivities") or {}
         for role in ("parent", "grouping"):
             for activity in context.get(role, ()):
-                if location.course_id is not None and location.module_id is not None:
+                if None not in (location.course_id, location.module_id, location.lesson_id, location.quiz_id):
                     return location
                 location = location.merged(self.locate(activity["id"]))
         return location
+
+    def pass_percentage(self, quiz_id: int | None) -> float | None:
+        """The catalog's pass mark of a quiz (percent), ``None`` for a quiz it does not know."""
+        quiz = self.quizzes.get(quiz_id) if quiz_id is not None else None
+        return quiz.pass_percentage if quiz is not None else None
 
     def student_of(self, actor: dict[str, Any]) -> int | None:
         key = ifi_key(actor)

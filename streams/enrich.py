@@ -1,8 +1,26 @@
-"""Statement → LearningEvent: the one flattening of a statement that every sink reads.
+"""Statement → LearningEvent: the one flattening of a statement that every sink reads, and the
+one place where the per-statement rules of ``docs/analytics.md`` are decided.
 
 Sinks never look into statements; they read these fields. Unknown activities and learners
 flow with empty ids (``None``). Durations become seconds, scores are kept as sent plus a
 percentage, and the xAPI video profile's played segments become (start, end) pairs.
+
+The rules (see ``docs/analytics.md`` for the definitions in xAPI terms):
+
+* ``object_kind``: what the catalog says the statement's *object* itself is (course, module,
+  lesson, quiz, or nothing known). A statement about an activity below a known one (a question
+  whose ``context.contextActivities.parent`` is a quiz) is *located* in that quiz
+  (``location.quiz_id``) but its object kind is ``""``.
+* ``completes_lesson`` / ``completes_course``: a completing statement (verb completed, passed or
+  satisfied, ``result.completion: true``, or video ``progress`` ≥ 0.9) whose object is the lesson
+  / the course itself.
+* ``quiz_attempt``: a statement whose object is the quiz itself and that carries an outcome (verb
+  passed or failed, ``result.success``, or a score); ``quiz_passed`` its outcome. Answers to a
+  quiz's questions are item responses: never attempts, never passes.
+* ``cmi5_session``: the cmi5 session id; within a session only the largest duration counts as
+  time spent (aggregated by the sinks, see ``docs/analytics.md``).
+* ``view_session``: the video session a played segment belongs to (video profile session id,
+  else the cmi5 session id, else the statement alone): a segment is viewed once per session.
 """
 
 from __future__ import annotations
@@ -25,7 +43,7 @@ from lrs.xapi.profiles import (
     VIDEO_TIME_TO,
 )
 
-from .catalog import Catalog, Location
+from .catalog import UNKNOWN, Catalog, Location
 
 
 VERB_CLASSES = {
@@ -54,7 +72,9 @@ VERB_CLASSES = {
     f"{VIDEO}/verbs/interacted": "interacted",
 }
 COMPLETING = frozenset({"completed", "passed", "satisfied"})
-"""Verb classes that complete what they act on (lessons; quizzes need ``passed``)."""
+"""Verb classes that complete what they act on (lessons and courses; quizzes need a pass)."""
+VIDEO_WATCHED = 0.9
+"""Video ``progress`` from which a statement completes the video it is about."""
 
 _SEGMENT = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*\[\.\]\s*([0-9]+(?:\.[0-9]+)?)\s*")
 
@@ -85,8 +105,15 @@ class LearningEvent:
     video_length: float | None = None
     progress: float | None = None
     session_id: str | None = None
+    """The cmi5 session id, else the video profile's session id (sessions of the raw sinks)."""
     platform: str | None = None
     registration: str | None = None
+    object_kind: str = ""
+    """What the object itself is in the catalog: course, module, lesson, quiz or ``""``."""
+    cmi5_session: str | None = None
+    video_session: str | None = None
+    pass_percentage: float | None = None
+    """The catalog's pass mark of the quiz the statement is located in (percent)."""
     statement: dict[str, Any] | None = field(default=None, repr=False, compare=False)
     """The stored statement itself, kept only for sinks that store it whole (``flatten(…,
     keep_statement=True)``); every other field is read from it."""
@@ -103,21 +130,64 @@ class LearningEvent:
 
     @property
     def completes(self) -> bool:
-        """Completes the lesson it belongs to (verb, result, or ≥ 90 % of a video watched)."""
+        """A completing statement: verb completed, passed or satisfied, ``result.completion``
+        true, or ≥ 90 % of a video watched (video profile ``progress``)."""
         return (
             self.verb_class in COMPLETING
             or self.completion is True
-            or (self.progress is not None and self.progress >= 0.9)
+            or (self.progress is not None and self.progress >= VIDEO_WATCHED)
         )
 
     @property
+    def completes_lesson(self) -> bool:
+        """Completes the catalog lesson that is its object."""
+        return self.object_kind == "lesson" and self.completes
+
+    @property
+    def completes_course(self) -> bool:
+        """Completes the course activity itself (counts when the course has no required items)."""
+        return self.object_kind == "course" and self.completes
+
+    @property
+    def quiz_attempt(self) -> bool:
+        """An attempt of the quiz that is its object: it carries an outcome (verb passed or failed,
+        ``result.success``, or a score). Answers to the quiz's questions are not attempts."""
+        return self.object_kind == "quiz" and (
+            self.verb_class in ("passed", "failed")
+            or self.success is not None
+            or self.score_percent is not None
+        )
+
+    @property
+    def quiz_passed(self) -> bool | None:
+        """The outcome of an attempt (``None`` for a statement that is not one, or an attempt whose
+        outcome cannot be told): the verb passed/failed decides, else ``result.success``, else the
+        score against the quiz's pass percentage."""
+        if not self.quiz_attempt:
+            return None
+        if self.verb_class in ("passed", "failed"):
+            return self.verb_class == "passed"
+        if self.success is not None:
+            return self.success
+        if self.score_percent is not None and self.pass_percentage is not None:
+            return self.score_percent >= self.pass_percentage
+        return None
+
+    @property
     def passes(self) -> bool | None:
-        """Outcome of an assessment: passed, failed, or unknown (``None``)."""
-        if self.verb_class == "passed":
-            return True
-        if self.verb_class == "failed":
-            return False
-        return self.success
+        """Kept for the raw sinks: the outcome when this is a quiz attempt (see ``quiz_passed``)."""
+        return self.quiz_passed
+
+    @property
+    def item_response(self) -> bool:
+        """An answer to a question: verb answered, on something other than a catalog quiz, lesson,
+        module or course (item analysis; the quiz it is in is ``location.quiz_id`` when known)."""
+        return self.verb_class == "answered" and self.object_kind == ""
+
+    @property
+    def view_session(self) -> str:
+        """The viewing session of a video statement: a 5-second segment counts once per session."""
+        return self.video_session or self.cmi5_session or f"statement:{self.statement_id}"
 
 
 def _number(value: Any) -> float | None:
@@ -175,6 +245,8 @@ def flatten(
     context_ext = context.get("extensions") or {}
     is_activity = obj.get("objectType", "Activity") == "Activity"
     definition = (obj.get("definition") or {}) if is_activity else {}
+    own = catalog.locate(obj["id"]) if is_activity else UNKNOWN
+    location = catalog.within_context(statement, own)
     timestamp = parse_timestamp(statement.get("timestamp") or statement["stored"])
     stored = parse_timestamp(statement["stored"])
     if timestamp is None or stored is None:
@@ -190,7 +262,7 @@ def flatten(
         verb_class=verb_class(statement["verb"]["id"]),
         activity_id=obj["id"] if is_activity else "",
         activity_type=definition.get("type", ""),
-        location=catalog.resolve(statement),
+        location=location,
         duration_seconds=duration_seconds(result["duration"]) if "duration" in result else None,
         score_scaled=_number(score.get("scaled")),
         score_raw=_number(score.get("raw")),
@@ -206,5 +278,9 @@ def flatten(
         session_id=_text(context_ext.get(CMI5_SESSION) or context_ext.get(VIDEO_SESSION)),
         platform=context.get("platform"),
         registration=context.get("registration"),
+        object_kind=own.kind,
+        cmi5_session=_text(context_ext.get(CMI5_SESSION)) or None,
+        video_session=_text(context_ext.get(VIDEO_SESSION)) or None,
+        pass_percentage=catalog.pass_percentage(location.quiz_id),
         statement=statement if keep_statement else None,
     )

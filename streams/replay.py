@@ -1,4 +1,9 @@
-"""``lrs replay``: ask the running worker to rebuild sinks, and follow it to the end."""
+"""``lrs replay``: ask the running worker to rebuild sinks, and follow it to the end.
+
+The worker's sinks rebuild beside what they serve and swap the result in once caught up
+(``sinks.ports.Sink.begin_replay``), so stopping this command (Ctrl-C) stops only the following:
+the rebuild goes on in the worker. Running the command again starts the rebuild over.
+"""
 
 from __future__ import annotations
 
@@ -25,19 +30,8 @@ def _worker(port: int, path: str, body: dict | None = None) -> dict:
         return orjson.loads(response.read())
 
 
-async def _last(dsn: str) -> str:
-    """Position of the newest stored statement: the replay is done when every sink is past it."""
-    conn = await asyncpg.connect(dsn, server_settings={"application_name": "lrs-replay"})
-    try:
-        row = await conn.fetchrow(
-            "SELECT stored, seq FROM lrs_statements ORDER BY stored DESC, seq DESC LIMIT 1"
-        )
-    finally:
-        await conn.close()
-    return positions.encode(row["stored"], row["seq"]) if row else positions.START
-
-
 async def _count(dsn: str, since, upto: str | None) -> int:
+    """Statements stored from ``since`` (all without it) up to the position ``upto``."""
     conn = await asyncpg.connect(dsn, server_settings={"application_name": "lrs-replay"})
     try:
         if upto is None:
@@ -52,6 +46,17 @@ async def _count(dsn: str, since, upto: str | None) -> int:
         )  # fmt: skip
     finally:
         await conn.close()
+
+
+def _progress(port: int, chosen: list[str], target: str) -> str | None:
+    """The lowest position the replay of ``chosen`` has reached; ``None`` once it is complete
+    (no chosen sink still rebuilds, and every chosen sink's positions passed ``target``)."""
+    replaying = {
+        r["sink"]: r["position"] for r in _worker(port, "/replay")["replaying"] if r["sink"] in chosen
+    }
+    marks = _worker(port, "/watermarks")
+    lowest = min([*replaying.values(), *(min(marks[name]) for name in chosen)])
+    return None if not replaying and lowest >= target else lowest
 
 
 def run_replay(dsn: str, port: int, since: str | None, sinks: list[str]) -> None:
@@ -72,15 +77,16 @@ def run_replay(dsn: str, port: int, since: str | None, sinks: list[str]) -> None
             f"unknown sink {unknown[0]!r}; this worker has {sorted(set(before) - {'relay'})}"
         )
     total = asyncio.run(_count(dsn, moment, None))
-    target = asyncio.run(_last(dsn))
-    chosen = _worker(port, "/replay", {"since": since, "sinks": sinks or None})["reset"]
-    with tqdm(total=total, unit="stmt", desc=f"replaying into {', '.join(chosen)}") as bar:
-        while True:
-            marks = _worker(port, "/watermarks")
-            lowest = min(min(marks[name]) for name in chosen)
-            done = asyncio.run(_count(dsn, moment, lowest)) if lowest else 0
-            bar.update(done - bar.n)
-            if lowest and lowest >= target:
-                bar.update(total - bar.n)
-                break
-            time.sleep(0.5)
+    started = _worker(port, "/replay", {"since": since, "sinks": sinks or None})
+    chosen, target = started["reset"], started["target"]
+    try:
+        with tqdm(total=total, unit="stmt", desc=f"rebuilding {', '.join(chosen)}") as bar:
+            while (lowest := _progress(port, chosen, target)) is not None:
+                done = asyncio.run(_count(dsn, moment, lowest)) if lowest else 0
+                bar.update(max(0, min(done, total) - bar.n))
+                time.sleep(0.5)
+            bar.update(total - bar.n)
+    except KeyboardInterrupt:
+        click.echo("stopped following; the worker goes on rebuilding (run `lrs replay` again to start over)")
+        raise SystemExit(130) from None
+    click.echo(f"replay complete: {', '.join(chosen)} rebuilt and swapped in")

@@ -115,8 +115,14 @@ class PipelineStack:
         return f"http://127.0.0.1:{self.web_port}{path}"
 
     def load_catalog(self, document: dict) -> dict:
+        """Upload a catalog and wait until the worker has reloaded it (it does on a NOTIFY)."""
         response = httpx.post(self.base + "/catalog", json=document, auth=ADMIN, timeout=60)
         assert response.status_code == 200, response.text
+        courses = {c["id"] for c in document.get("courses", [])}
+        deadline = time.monotonic() + 30
+        while not courses <= set(httpx.get(self.worker_url("/catalog"), timeout=10).json()["courses"]):
+            assert time.monotonic() < deadline, "the worker did not reload the catalog"
+            time.sleep(0.05)
         return response.json()
 
     def post(self, statements: list[dict], batch: int = 50) -> None:
@@ -156,8 +162,21 @@ class PipelineStack:
         return response.json()
 
     def replay(self, since: str | None = None, sinks: list[str] | None = None) -> None:
+        """Start a replay and wait until every rebuild is swapped in and every sink is synced."""
         response = httpx.post(self.worker_url("/replay"), json={"since": since, "sinks": sinks}, timeout=120)
         assert response.status_code == 200, response.text
+        deadline = time.monotonic() + 300
+        while httpx.get(self.worker_url("/replay"), timeout=10).json()["replaying"]:
+            assert time.monotonic() < deadline, "the replay did not complete"
+            time.sleep(0.05)
+        self.wait_synced()
+
+    def wait_published(self, timeout: float = 30) -> None:
+        """Until every domain event in the outbox is on Kafka ``lms.events``."""
+        deadline = time.monotonic() + timeout
+        while self.fetch("SELECT 1 FROM lms.domain_events WHERE published_at IS NULL LIMIT 1"):
+            assert time.monotonic() < deadline, "domain events were not published to lms.events"
+            time.sleep(0.05)
 
     def fetch(self, sql: str, *args) -> list[asyncpg.Record]:
         async def query():

@@ -13,9 +13,9 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Callable, Iterator
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -32,15 +32,8 @@ from streams.enrich import flatten
 from streams.position import encode
 from streams.settings import CatalogSettings, StreamSettings
 
-from .cohort import (
-    Cohort,
-    _where,
-    catalog,
-    expected_engagement,
-    expected_heatmap,
-    expected_quizzes,
-    expected_rollups,
-)
+from .cohort import Cohort, catalog
+from .reference import model
 
 ROOT = Path(__file__).resolve().parents[1] / "dashboards"
 DASHBOARDS = sorted((ROOT / "grafana" / "dashboards").glob("*.json"))
@@ -289,89 +282,52 @@ def cohorts() -> dict[str, list[dict[str, Any]]]:
 def analytics(tmp_path_factory: pytest.TempPathFactory, cohorts) -> Iterator[Analytics]:
     data_dir = tmp_path_factory.mktemp("bi")
     with asyncio.Runner() as runner:
-        sink = ClickHouseSink(lambda: connect(None, data_dir))
+        catalog = lms_catalog(MAIN, VOIDED)
+        sink = ClickHouseSink(lambda: connect(None, data_dir), catalog=lambda: catalog)
         runner.run(sink.start())
-        store = Analytics(runner, sink, lms_catalog(MAIN, VOIDED))
+        store = Analytics(runner, sink, catalog)
         store.store(cohorts["main"] + cohorts["voided"])
         yield store
         runner.run(sink.close())
 
 
-# --- what the statements say, computed without the pipeline --------------------------------------
+# --- what the statements say: the reference model of docs/analytics.md --------------------------
 
 
-def _at(st: dict[str, Any]) -> datetime:
-    return datetime.fromisoformat(st["timestamp"].replace("Z", "+00:00"))
+def activity_of(document: dict[str, Any], statements: list[dict[str, Any]]) -> dict[tuple[int, str], dict]:
+    """(course, mbox) → the model's ``bi_learner_activity`` row."""
+    reference = model.Catalog(document)
+    rows = model.learner_activity(model.facts_of(statements, reference), reference)
+    return {(course, mbox(key)): row for (course, key), row in rows.items()}
 
 
-def course_of(where: dict[str, tuple], st: dict[str, Any]) -> int:
-    """The course of a cohort statement: its object's, else its grouping activity's."""
-    place = where.get(st["object"]["id"])
-    if place is not None:
-        return place[1]
-    grouping = st.get("context", {}).get("contextActivities", {}).get("grouping", [])
-    return next(where[a["id"]][1] for a in grouping if a["id"] in where)
-
-
-def learners(document: dict[str, Any], statements: list[dict[str, Any]]) -> dict[tuple[int, str], dict]:
-    """(course, mbox) → first and last statement time, statements, course completion time (the
-    first "completed" of the course activity itself)."""
-    where = _where(document)
-    courses = {c["iri"] for c in document["courses"]}
-    out: dict[tuple[int, str], dict] = {}
-    for st in statements:
-        course, at = course_of(where, st), _at(st)
-        entry = out.setdefault(
-            (course, st["actor"]["mbox"]), {"first": at, "last": at, "events": 0, "completed": None}
-        )
-        entry["first"], entry["last"] = min(entry["first"], at), max(entry["last"], at)
-        entry["events"] += 1
-        if st["verb"]["id"].endswith("/completed") and st["object"]["id"] in courses:
-            entry["completed"] = min(filter(None, (entry["completed"], at)))
-    return out
-
-
-def expected_overview(document: dict[str, Any], statements: list[dict[str, Any]]) -> dict[int, dict]:
-    by_course: dict[int, list[dict]] = defaultdict(list)
-    for (course, _), entry in learners(document, statements).items():
-        by_course[course].append(entry)
-    out = {}
-    for course, entries in by_course.items():
-        done = [(e["completed"] - e["first"]).total_seconds() / 86400 for e in entries if e["completed"]]
-        out[course] = {
-            "learners": len(entries),
-            "completed_learners": len(done),
-            "completion_rate_percent": pytest.approx(100 * len(done) / len(entries)),
-            "avg_days_to_complete": pytest.approx(sum(done) / len(done)) if done else None,
-            "events": sum(e["events"] for e in entries),
-        }
-    return out
-
-
-def expected_daily(
-    document: dict[str, Any], statements: list[dict[str, Any]]
-) -> dict[tuple[date, int], tuple]:
-    """(day, course) → (active learners, new learners, completions, events)."""
-    active: dict[tuple[date, int], set] = defaultdict(set)
-    events: Counter = Counter()
-    where = _where(document)
-    for st in statements:
-        key = (_at(st).date(), course_of(where, st))
-        active[key].add(st["actor"]["mbox"])
-        events[key] += 1
-    started, finished = Counter(), Counter()
-    for (course, _), entry in learners(document, statements).items():
-        started[(entry["first"].date(), course)] += 1
-        if entry["completed"]:
-            finished[(entry["completed"].date(), course)] += 1
-    return {k: (len(active[k]), started[k], finished[k], events[k]) for k in active}
+def expected(document: dict[str, Any], statements: list[dict[str, Any]]) -> dict[str, Any]:
+    """What the views must hold for these statements (at-risk learners depend on the clock: see
+    the tests)."""
+    reference = model.Catalog(document)
+    facts = model.facts_of(statements, reference)
+    activity = model.learner_activity(facts, reference)
+    heatmap: Counter = Counter()
+    for (_, _, video, segment), (views, _) in model.video_segments(facts).items():
+        heatmap[(video, segment)] += views
+    return {
+        "overview": {
+            course: {k: pytest.approx(row[k]) if isinstance(row[k], float) else row[k] for k in OVERVIEW}
+            for course, row in model.course_overview(activity).items()
+        },
+        "daily": {(day, course): v[:4] for (day, course), v in model.course_daily(facts, activity).items()},
+        "engagement": {k: pytest.approx(v[:3]) for k, v in model.lesson_engagement(facts).items()},
+        "heatmap": dict(heatmap),
+        "quizzes": {k: (v["attempts"], v["passed"]) for k, v in model.quiz_performance(facts).items()},
+        "items": {question: v[:2] for (_, _, question), v in model.quiz_items(facts).items()},
+    }
 
 
 def at_risk(
     document: dict[str, Any], statements: list[dict[str, Any]], now: datetime
 ) -> set[tuple[int, str]]:
-    return {key for key, e in learners(document, statements).items()
-            if e["completed"] is None and e["last"] <= now - timedelta(days=7)}  # fmt: skip
+    return {key for key, row in activity_of(document, statements).items()
+            if not row["completed"] and row["last_event"] <= now - timedelta(days=7)}  # fmt: skip
 
 
 def mbox(learner_key: str) -> str:
@@ -413,26 +369,6 @@ def observed(analytics: Analytics, document: dict[str, Any]) -> dict[str, Any]:
         "quizzes": keyed("bi_quiz_performance", ("course_id", "quiz_id"), ("attempts", "passed")),
         "items": keyed("bi_quiz_items", ("question_id",), ("answers", "correct")),
         "at_risk": {(r["course_id"], mbox(r["learner_key"])) for r in rows("bi_at_risk_learners")},
-    }
-
-
-def expected(document: dict[str, Any], statements: list[dict[str, Any]]) -> dict[str, Any]:
-    """The same, from the statements (at-risk learners depend on the clock: see the tests)."""
-    answered = [st for st in statements if st["verb"]["id"].endswith("/answered")]
-    questions = {st["object"]["id"] for st in answered}
-    return {
-        "overview": expected_overview(document, statements),
-        "daily": expected_daily(document, statements),
-        "engagement": expected_engagement(document, statements),
-        "heatmap": expected_heatmap(statements),
-        "quizzes": expected_quizzes(document, statements),
-        "items": {
-            q: (
-                sum(st["object"]["id"] == q for st in answered),
-                sum(st["object"]["id"] == q and st["result"]["success"] for st in answered),
-            )
-            for q in questions
-        },
     }
 
 
@@ -601,13 +537,13 @@ def test_bi_views_hold_what_the_statements_say(analytics: Analytics, cohorts):
     assert all(0 < o["completed_learners"] < o["learners"] for o in found["overview"].values()), (
         "a mixed cohort"
     )
+    columns = ("lessons_completed", "quizzes_passed", "quiz_attempts", "items_completed", "completed")
     activity = {
-        (r["student_id"], r["course_id"]): (r["lessons_completed"], r["quizzes_passed"], r["quiz_attempts"])
+        (r["course_id"], mbox(r["learner_key"])): tuple(r[c] for c in columns)
         for r in course_rows(analytics, "bi_learner_activity", courses_of(MAIN))
     }
     assert activity == {
-        key: (len(r["completed_lessons"]), len(r["completed_quizzes"]), r["quiz_attempts"])
-        for key, r in expected_rollups(MAIN, statements).items()
+        key: tuple(row[c] for c in columns) for key, row in activity_of(MAIN, statements).items()
     }
 
 
@@ -623,11 +559,11 @@ def test_at_risk_and_recent_activity_are_relative_to_now(analytics: Analytics, c
     overview = {r["course_id"]: r for r in course_rows(analytics, "bi_course_overview", courses)}
     after = datetime.now(timezone.utc)
     assert at_risk(MAIN, statements, before) <= found <= at_risk(MAIN, statements, after)
-    everyone = learners(MAIN, statements)
+    everyone = activity_of(MAIN, statements)
     assert found and len(found) < len(everyone), "the cohort spans both sides of the 7-day line"
     for course in courses:
         assert overview[course]["at_risk_learners"] == sum(c == course for c, _ in found)
-        recent = [e["last"] for (c, _), e in everyone.items() if c == course]
+        recent = [e["last_event"] for (c, _), e in everyone.items() if c == course]
         assert (
             sum(last >= after - timedelta(days=7) for last in recent)
             <= overview[course]["active_learners_7d"]
@@ -636,30 +572,32 @@ def test_at_risk_and_recent_activity_are_relative_to_now(analytics: Analytics, c
 
 
 def test_voiding_retracts_statements_from_every_bi_view(analytics: Analytics, cohorts):
-    """Void one learner's course completion, a passed quiz and a video play: every view drops them
-    and recomputes completion rate, time to complete, quizzes, heatmap and risk."""
+    """Void the passing attempts of one quiz by a learner who completed the course, and a video
+    play: every view drops them and recomputes completion rate, time to complete, quizzes,
+    heatmap and risk."""
     statements, course = cohorts["voided"], VOIDED["courses"][0]
-    completions = [
-        st
-        for st in statements
-        if st["object"]["id"] == course["iri"] and st["verb"]["id"].endswith("/completed")
-    ]
-    assert len(completions) >= 2, "the voided cohort needs several completions"
     before = observed(analytics, VOIDED)
     for name, value in expected(VOIDED, statements).items():
         assert before[name] == value, name
-    learner = completions[0]["actor"]["mbox"]
-    assert (course["id"], learner) not in before["at_risk"]
-    passing = next(st for st in statements if st["verb"]["id"].endswith("/passed"))
+    completers = sorted(k for k, row in activity_of(VOIDED, statements).items() if row["completed"])
+    assert len(completers) >= 2, "the voided cohort needs several completions"
+    learner = completers[0][1]
+    quizzes = {q["iri"] for m in course["modules"] for q in m["quizzes"]}
+    passing = [
+        st for st in statements
+        if st["actor"]["mbox"] == learner and st["object"]["id"] in quizzes and st["verb"]["id"].endswith("/passed")
+    ]  # fmt: skip
+    passing = [st for st in passing if st["object"]["id"] == passing[0]["object"]["id"]]
     played = next(st for st in statements if st["verb"]["id"].endswith("/played"))
-    voided = sorted({completions[0]["id"], passing["id"], played["id"]})
+    assert (course["id"], learner) not in before["at_risk"]
+    voided = sorted({*(st["id"] for st in passing), played["id"]})
 
     analytics.void(voided)
     remaining = [st for st in statements if st["id"] not in voided]
     after = observed(analytics, VOIDED)
     for name, value in expected(VOIDED, remaining).items():
         assert after[name] == value, name
-    assert after["overview"][course["id"]]["completed_learners"] == len(completions) - 1
+    assert after["overview"][course["id"]]["completed_learners"] == len(completers) - 1
     assert not analytics.rows(
         "SELECT 1 FROM bi_events WHERE toString(statement_id) IN %(ids)s", {"ids": voided}
     )

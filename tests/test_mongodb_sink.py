@@ -192,14 +192,14 @@ def test_statements_land_in_the_seed_shapes(run: Run):
             "verb": "paused", "activity_id": lesson(1, 10), "time_spent_seconds": 30.0, "completed": False,
             "video_progress": {"current_time_seconds": 60.0, "total_duration_seconds": 120.0,
                                "percentage_watched": 50.0, "played_segments": [[30.0, 60.0]],
-                               "segments": list(range(6, 12))},
+                               "segments": list(range(6, 12)), "session": "s1"},
         },
     }  # fmt: skip
     assert progress[made["v1"].statement_id]["device_info"] == {"platform": "web"}
     assert progress[done.statement_id]["activity_type"] == "lesson_completed"
     assert progress[q.statement_id]["activity_type"] == "quiz_passed"
     assert progress[q.statement_id]["details"]["quiz_result"] == {
-        "score_percent": 90.0, "score_raw": None, "passed": True, "response": None,
+        "score_percent": 90.0, "score_raw": None, "passed": True, "response": None, "attempt": True,
     }  # fmt: skip
 
     logged = run.docs("event_log")[done.statement_id]
@@ -218,7 +218,8 @@ def test_engagement_heatmaps_and_sessions_are_computed_from_the_statements(run: 
     assert run.docs("course_engagement") == {
         # lesson 10: Ada's two video parts and completion, Bob's 10 s; nothing for the stranger
         f"1:10:{DAY}": engagement(4, 2, 90.0, 1, {10: 3, 11: 1}, SEGMENTS),
-        f"1:-:{DAY}": engagement(1, 1, 0.0, 1, {11: 1}, {}, lesson_id=None),  # the quiz (no lesson)
+        # the quiz (no lesson): passing a quiz completes no lesson and not the course
+        f"1:-:{DAY}": engagement(1, 1, 0.0, 0, {11: 1}, {}, lesson_id=None),
     }
     assert sessions_of(run) == {
         "s1": session(made, "v1", "done", 3, 80.0, "s1", "web"),

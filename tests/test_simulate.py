@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 from click.testing import CliRunner
 
 from lrs.cli import main
-from lrs.simulate import LENGTH, PROGRESS, SEGMENTS, SESSION, cohort
+from lrs.simulate import LENGTH, PROGRESS, SEGMENTS, SESSION, VIDEO_SESSION, cohort
 
 from .conftest import ADMIN, Xapi
 
@@ -53,23 +53,62 @@ def test_learners_work_in_sessions_inside_the_window():
     assert {"played", "paused", "seeked", "answered", "failed", "passed", "experienced"} <= verbs
 
 
-def test_videos_are_watched_in_parts_and_progress_only_grows():
+def test_videos_are_watched_in_sessions_whose_segments_only_grow():
+    """Video profile sessions: every statement of a session carrying played-segments carries the
+    session's cumulative ones (never fewer than before), progress only grows, and sessions end with
+    terminated; some videos stay partly watched."""
     _, statements = cohort(60, 2, 20, seed=5, start=START)
+    covered: dict[str, set[float]] = {}
     progress: dict[tuple[str, str], float] = {}
+    last_verb: dict[str, str] = {}
     partial = 0
     for st in statements:
-        if _verb(st) != "played":
+        if VIDEO_SESSION not in st.get("context", {}).get("extensions", {}):
+            continue
+        session = st["context"]["extensions"][VIDEO_SESSION]
+        last_verb[session] = _verb(st)
+        extensions = st.get("result", {}).get("extensions", {})
+        if SEGMENTS not in extensions:
             continue
         length = st["context"]["extensions"][LENGTH]
-        extensions = st["result"]["extensions"]
+        parts = set()
         for part in extensions[SEGMENTS].split("[,]"):
             a, b = (float(x) for x in part.split("[.]"))
             assert 0 <= a < b <= length
+            parts.add((a, b))
+        assert parts >= covered.get(session, set()), "played segments are cumulative within a session"
+        covered[session] = parts
         key = (st["actor"]["mbox"], st["object"]["id"])
         assert extensions[PROGRESS] >= progress.get(key, 0.0)
         progress[key] = extensions[PROGRESS]
         partial += extensions[PROGRESS] < 0.9
-    assert partial > 0
+    assert partial > 0 and covered
+    assert set(last_verb.values()) == {"terminated"}
+    verbs = {_verb(st) for st in statements if VIDEO_SESSION in st.get("context", {}).get("extensions", {})}
+    assert {"played", "paused", "seeked", "completed", "terminated"} <= verbs
+
+
+def test_questions_name_their_quiz_as_parent_and_sessions_carry_their_time():
+    """Answers to a quiz's questions have the question as object and the quiz as context parent;
+    a cmi5 session's terminated carries the session's time (initialized to terminated)."""
+    document, statements = cohort(30, 2, 10, seed=9, start=START)
+    quizzes = {q["iri"] for c in document["courses"] for m in c["modules"] for q in m["quizzes"]}
+    answers = [st for st in statements if _verb(st) == "answered"]
+    assert answers and all(
+        [a["id"] for a in st["context"]["contextActivities"]["parent"]] == [st["object"]["id"].rsplit("/questions/")[0]]
+        and st["object"]["id"].rsplit("/questions/")[0] in quizzes
+        for st in answers
+    )  # fmt: skip
+    opened: dict[str, datetime] = {}
+    for st in statements:
+        session, at = (
+            st["context"]["extensions"][SESSION],
+            datetime.fromisoformat(st["timestamp"].replace("Z", "+00:00")),
+        )
+        if _verb(st) == "initialized":
+            opened[session] = at
+        elif _verb(st) == "terminated" and st["object"]["id"].count("/") == 4:
+            assert st["result"]["duration"] == f"PT{int((at - opened[session]).total_seconds())}S"
 
 
 def test_lrs_simulate_posts_through_the_lrs_and_a_second_run_stores_nothing_new(base_url: str, xapi: Xapi):

@@ -2,7 +2,8 @@
 
 What the worker relies on: applying is idempotent (the relay re-sends after any restart),
 a retraction takes a statement back exactly once, positions follow the relay's epochs, and a
-reset forgets exactly what was stored from its instant on. Each adapter exposes which
+replay rebuilds exactly what was stored from its instant on (beside the live tables where the
+sink can). Each adapter exposes which
 statements it currently counts; the tests compare that against what they sent.
 """
 
@@ -212,16 +213,48 @@ def test_positions_follow_relay_epochs(harness: Harness):
     assert harness.watermarks()[0] == events[1].position
 
 
-def test_reset_forgets_exactly_what_was_stored_from_its_instant(harness: Harness):
+def test_a_replay_rebuilds_what_was_stored_from_its_instant(harness: Harness):
+    """``begin_replay`` then the relay's statements sent again (one of them voided meanwhile, so not
+    sent) and heartbeats past the target: the sink ends up counting exactly what the store holds.
+    A sink that rebuilds beside its tables (``replay_status`` reports it) shows the old state until
+    the rebuild has caught up in every partition, then the new one at once."""
     at = START + timedelta(days=9)
     before = harness.events(3, at=at, step_us=100_000)
     after = harness.events(3, at=before[-1].stored, step_us=100_000)  # some in the same second
     harness.apply(batch(0, before + after))
-    since = after[0].stored
-    harness(harness.sink.reset(since, "e9"))
-    assert harness.counted() == ids(before)
-    assert harness.watermarks() == [since_position(since)] * PARTITIONS
-    harness.apply(batch(0, after, epoch="e9"))  # the replay
-    assert harness.counted() == ids(before + after)
-    harness(harness.sink.reset(None, "e10"))
-    assert harness.counted() == set() and harness.watermarks() == [""] * PARTITIONS
+    since, target = after[0].stored, encode(after[-1].stored + timedelta(seconds=1), 0)
+    harness(harness.sink.begin_replay(since, "e9", target))
+    beside = harness(harness.sink.replay_status()) is not None
+    if beside:
+        assert harness.counted() == ids(before + after)
+    assert harness.watermarks()[0] == since_position(since)  # a restarted relay re-sends the rest
+    harness.apply(batch(0, after[1:], epoch="e9"))
+    harness.apply(
+        batch(0, [], through="00000000000000000.0000000000000000001", epoch="e8")
+    )  # before the replay
+    if beside:
+        assert harness.counted() == ids(before + after), "swapped in before every partition caught up"
+        assert harness(harness.sink.replay_status()).position < target
+    harness.apply(*(batch(p, [], through=target, epoch="e9") for p in range(PARTITIONS)))
+    assert harness.counted() == ids(before + after[1:])
+    assert harness(harness.sink.replay_status()) is None
+    assert harness.watermarks() == [target] * PARTITIONS
+
+    harness(harness.sink.begin_replay(None, "e10", target))  # everything, and nothing is sent again
+    harness.apply(*(batch(p, [], through=target, epoch="e10") for p in range(PARTITIONS)))
+    assert harness.counted() == set() and harness.watermarks() == [target] * PARTITIONS
+
+
+def test_statements_keep_arriving_during_a_replay(harness: Harness):
+    """New statements applied while a rebuild runs count once, before and after the swap."""
+    old = harness.events(3)
+    harness.apply(batch(0, old))
+    target = encode(old[-1].stored + timedelta(seconds=1), 0)
+    harness(harness.sink.begin_replay(None, "e9", target))
+    new = harness.events(2, at=old[-1].stored + timedelta(seconds=2))
+    harness.apply(batch(1, new, epoch="e1"))  # sent before the relay rewound
+    assert harness.counted() >= ids(new)
+    harness.apply(batch(0, old, epoch="e9"), batch(1, new, epoch="e9"))  # the rewound relay
+    harness.apply(*(batch(p, [], through=new[-1].position, epoch="e9") for p in range(PARTITIONS)))
+    assert harness.counted() == ids(old + new)
+    assert harness(harness.sink.replay_status()) is None

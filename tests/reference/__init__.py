@@ -1,0 +1,1 @@
+"""An independent reference model of ``docs/analytics.md`` (see ``model.py``)."""
