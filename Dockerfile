@@ -1,4 +1,5 @@
-# The LRS image (docker-compose.yml). Uses an external PostgreSQL via LRS_DATABASE_URL.
+# The LRS and worker image (docker-compose.yml): servers named by LRS_DATABASE_URL / LRS_STORE,
+# LRS_KAFKA_BOOTSTRAP and LRS_CLICKHOUSE_URL, so without the embedded engines (the `embedded` extra).
 FROM python:3.11-slim
 WORKDIR /app
 COPY pyproject.toml README.md ./

@@ -57,7 +57,7 @@ import psutil
 from lrs.runtime import live_process
 from lrs.simulate import Simulation, catalog
 from lrs.store.postgres.embedded import EmbeddedPostgres
-from streams import position as positions
+from sinks import positions
 
 AUTH = ("bench", "bench-secret")
 HEADERS = {"X-Experience-API-Version": "1.0.3"}

@@ -40,7 +40,7 @@ import orjson
 from lrs.runtime import stop_process
 from lrs.simulate import Simulation, catalog
 from lrs.store.postgres.embedded import EmbeddedPostgres
-from streams import position as positions
+from sinks import positions
 from streams.broker import EmbeddedBroker
 from streams.enrich import learner_key
 from streams.envelope import partition_of

@@ -32,11 +32,14 @@ from lrs.simulate import Simulation, catalog
 from sinks.cassandra import CassandraSink
 from sinks.mongodb import MongoSink
 from sinks.ports import Batch, Sink
-from streams.catalog import Catalog
-from streams.enrich import LearningEvent, flatten
+from sinks.catalog import Catalog
+from sinks.events import LearningEvent
+from streams.enrich import flatten
+from streams.locate import Locator
 from streams.envelope import partition_of
-from streams.position import encode
-from streams.settings import CassandraSettings, CatalogSettings
+from sinks.positions import encode
+from sinks.settings import CassandraSettings
+from streams.settings import CatalogSettings
 from tests.cassandra_fake import STAND_IN as CASSANDRA_STAND_IN
 from tests.cassandra_fake import FakeCluster, schema_text
 from tests.mongo_server import STAND_IN as MONGO_STAND_IN
@@ -55,7 +58,7 @@ def cohort(count: int) -> list[LearningEvent]:
         people.learn(student)
     statements = sorted(people.statements[:count], key=lambda s: s["timestamp"])
     settings = CatalogSettings()
-    resolve = Catalog(settings.iri_templates, settings.student_homepage)
+    resolve = Locator(Catalog(), settings.iri_templates, settings.student_homepage)
     out = []
     for seq, s in enumerate(statements, 1):
         s["stored"] = s["timestamp"]

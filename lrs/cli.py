@@ -13,7 +13,9 @@ from pathlib import Path
 
 import click
 
+from lrs.databases import Places, databases
 from lrs.logs import collapse_repeats
+from lrs.runtime import MissingEngine
 from lrs.settings import AuthSettings, ServerSettings, StoreSettings
 from lrs.store import is_mongodb
 
@@ -21,33 +23,17 @@ log = logging.getLogger("lrs")
 _DATA_DIR = click.option("--data-dir", type=click.Path(path_type=Path), default=None, help="data directory")
 
 
-@contextmanager
-def database(store: StoreSettings, data_dir: Path) -> Iterator[str]:
-    """Where the stores are: LRS_STORE (MongoDB), LRS_DATABASE_URL, or the embedded PostgreSQL
-    in ``data_dir``.
+class _Commands(click.Group):
+    """Commands whose missing embedded engine is a one-line error, not a traceback."""
 
-    An embedded server already running on that directory (an ``lrs up`` elsewhere) is used as
-    it is; otherwise one is started for the duration of the block.
-    """
-    if store.store or store.database_url:
-        yield store.store or store.database_url
-        return
-    from lrs.store.postgres.embedded import EmbeddedPostgres
-
-    server = EmbeddedPostgres(data_dir)
-    if server.running():
-        yield server.dsn
-        return
-    log.info("starting embedded PostgreSQL in %s", server.pgdata)
-    server.start()
-    try:
-        yield server.dsn
-    finally:
-        server.stop()
-        log.info("embedded PostgreSQL stopped")
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except MissingEngine as exc:
+            raise click.ClickException(str(exc)) from None
 
 
-@click.group()
+@click.group(cls=_Commands)
 @click.option("--log-level", default=None, help="debug, info, warning (default: LRS_LOG_LEVEL or info)")
 def main(log_level: str | None) -> None:
     """A conformant xAPI 1.0.3 / 2.0 Learning Record Store."""
@@ -77,28 +63,24 @@ def up(host: str | None, port: int | None, data_dir: Path | None, workers: int |
     server = ServerSettings(**{k: v for k, v in given.items() if v is not None})
     store, auth = StoreSettings(), AuthSettings()
     server.data_dir.mkdir(parents=True, exist_ok=True)
-    with database(store, server.data_dir) as dsn:
-        asyncio.run(_first_credential(dsn, auth))
+    with databases(store, server.data_dir) as places:
+        asyncio.run(_first_credential(places.store, auth))
         options = dict(
             host=server.host, port=server.port, loop="uvloop", http="httptools",
             log_level=server.log_level.lower(), access_log=False, server_header=False,
         )  # fmt: skip
         log.info("xAPI endpoint: http://%s:%d/xapi/", server.host, server.port)
-        supervisor = None
-        if store.pipeline and is_mongodb(dsn):
-            log.warning(
-                "stream pipeline not started: LRS_STORE selects MongoDB, and the pipeline's relay reads"
-                " statements from PostgreSQL (set LRS_PIPELINE=false to silence this)"
-            )
-        elif store.pipeline:
-            supervisor = _pipeline(server.data_dir, dsn)
+        supervisor = _pipeline(server.data_dir, places) if store.pipeline else None
         try:
             with _stopped_by_signals():
                 if server.workers == 1:
-                    uvicorn.Server(uvicorn.Config(create_app(dsn, server, store, auth), **options)).run()
+                    app = create_app(places.store, server, store, auth, lms_dsn=places.lms)
+                    uvicorn.Server(uvicorn.Config(app, **options)).run()
                 else:  # worker processes build the app from the environment; they share the port
-                    os.environ.update(LRS_HOST=server.host, LRS_PORT=str(server.port))
-                    os.environ["LRS_STORE" if is_mongodb(dsn) else "LRS_DATABASE_URL"] = dsn
+                    os.environ.update(
+                        LRS_HOST=server.host, LRS_PORT=str(server.port), LRS_LMS_DATABASE_URL=places.lms
+                    )
+                    os.environ["LRS_STORE" if is_mongodb(places.store) else "LRS_DATABASE_URL"] = places.store
                     uvicorn.run(
                         "lrs.http.app:app_from_environment", factory=True, workers=server.workers, **options
                     )
@@ -108,12 +90,12 @@ def up(host: str | None, port: int | None, data_dir: Path | None, workers: int |
     log.info("stopped")
 
 
-def _pipeline(data_dir: Path, dsn: str):
+def _pipeline(data_dir: Path, places: Places):
     """Start the embedded broker (unless LRS_KAFKA_BOOTSTRAP) and the pipeline worker."""
     from streams.settings import StreamSettings
     from streams.worker import Supervisor
 
-    supervisor = Supervisor(data_dir, dsn, StreamSettings())
+    supervisor = Supervisor(data_dir, places.store, places.lms, StreamSettings())
     try:
         supervisor.start()  # first stops what a killed `lrs up` on this data directory left running
     except (RuntimeError, TimeoutError) as exc:  # another stack's pipeline, or its broker port taken
@@ -133,7 +115,7 @@ def _stopped_by_signals() -> Iterator[None]:
 
     uvicorn drains requests on those signals, then raises the signal again with the handler it
     found when it started; with this handler in place that ends the block instead of the
-    process, so the embedded PostgreSQL is stopped by ``database()`` on the way out.
+    process, so the embedded PostgreSQL is stopped by ``databases()`` on the way out.
     """
 
     def stop(signum: int, frame: object) -> None:
@@ -169,10 +151,11 @@ async def _first_credential(dsn: str, auth: AuthSettings) -> None:
 
 
 @contextmanager
-def _sync_stores(data_dir: Path | None):
+def _places(data_dir: Path | None) -> Iterator[Places]:
+    """Where the stores are for a command (the embedded PostgreSQL started if needed)."""
     server = ServerSettings(**({"data_dir": data_dir} if data_dir else {}))
-    with database(StoreSettings(), server.data_dir) as dsn:
-        yield dsn
+    with databases(StoreSettings(), server.data_dir) as places:
+        yield places
 
 
 class _stores:
@@ -206,28 +189,8 @@ def worker(data_dir: Path | None) -> None:
     store, stream = StoreSettings(), StreamSettings()
     server.data_dir.mkdir(parents=True, exist_ok=True)
     bootstrap = stream.kafka_bootstrap or f"127.0.0.1:{stream.kafka_port}"
-    with database(store, server.data_dir) as dsn:
-        _needs_postgres(dsn, "the pipeline worker")
-        asyncio.run(_migrate_lms(store.lms_database_url or dsn))
-        with _stopped_by_signals():
-            run_worker(dsn, store.lms_database_url or dsn, server.data_dir, bootstrap)
-
-
-def _needs_postgres(dsn: str, what: str) -> str:
-    """``dsn``, unless it is MongoDB's: the pipeline and the LMS tables live in PostgreSQL."""
-    if is_mongodb(dsn):
-        raise click.ClickException(f"{what} needs PostgreSQL, and LRS_STORE selects MongoDB")
-    return dsn
-
-
-async def _migrate_lms(dsn: str) -> None:
-    from lrs.store.postgres.pool import create_pool, migrate
-
-    pool = await create_pool(dsn, min_size=1, max_size=1, application_name="lrs-migrate")
-    try:
-        await migrate(pool, "sinks", "lms_schema_migrations")
-    finally:
-        await pool.close()
+    with databases(store, server.data_dir) as places, _stopped_by_signals():
+        run_worker(places.store, places.lms, server.data_dir, bootstrap)
 
 
 @main.group()
@@ -240,30 +203,26 @@ def catalog() -> None:
 @_DATA_DIR
 def catalog_load(file, data_dir) -> None:
     """Merge a catalog JSON document (courses, modules, lessons, quizzes, students) into the tables."""
-    import asyncpg
     import orjson
-    from pydantic import ValidationError
 
-    from streams.catalog import CatalogFile, store_catalog
+    from lrs.usecases.catalog import read_document
+    from lrs.usecases.errors import LRSError
+    from sinks.lms import LmsDatabase
 
     try:
-        document = CatalogFile.model_validate(orjson.loads(file.read()))
-    except (orjson.JSONDecodeError, ValidationError) as exc:
-        raise click.ClickException(f"{file.name} is not a catalog document: {exc}") from None
+        document = read_document(orjson.loads(file.read()))
+    except (orjson.JSONDecodeError, LRSError) as exc:
+        raise click.ClickException(f"{file.name}: {exc}") from None
 
     async def run(dsn: str) -> dict[str, int]:
-        await _migrate_lms(dsn)
-        conn = await asyncpg.connect(dsn)
+        lms = LmsDatabase(dsn, max_size=1, application_name="lrs-catalog")
         try:
-            return await store_catalog(conn, document)
+            return await lms.save_catalog(document)
         finally:
-            await conn.close()
+            await lms.close()
 
-    with _sync_stores(data_dir) as dsn:
-        lms = StoreSettings().lms_database_url or _needs_postgres(
-            dsn, "the catalog (without LRS_LMS_DATABASE_URL)"
-        )
-        counts = asyncio.run(run(lms))
+    with _places(data_dir) as places:
+        counts = asyncio.run(run(places.lms))
     click.echo(", ".join(f"{n} {kind}" for kind, n in counts.items()))
 
 
@@ -278,8 +237,8 @@ def replay(since: str | None, sinks: tuple[str, ...], data_dir) -> None:
     from streams.replay import run_replay
     from streams.settings import StreamSettings
 
-    with _sync_stores(data_dir) as dsn:
-        run_replay(_needs_postgres(dsn, "replay"), StreamSettings().worker_web_port, since, list(sinks))
+    with _places(data_dir) as places:
+        run_replay(places.store, StreamSettings().worker_web_port, since, list(sinks))
 
 
 @main.group()
@@ -313,8 +272,8 @@ def credentials_create(
                 raise click.ClickException(f"a credential with key {credential.key!r} exists")
             await stores.credentials.save(credential)
 
-    with _sync_stores(data_dir) as dsn:
-        asyncio.run(run(dsn))
+    with _places(data_dir) as places:
+        asyncio.run(run(places.store))
     click.echo(f"key:    {credential.key}\nsecret: {secret}\nscopes: {' '.join(sorted(credential.scopes))}")
 
 
@@ -327,8 +286,8 @@ def credentials_list(data_dir) -> None:
         async with _stores(dsn) as stores:
             return await stores.credentials.all()
 
-    with _sync_stores(data_dir) as dsn:
-        found = asyncio.run(run(dsn))
+    with _places(data_dir) as places:
+        found = asyncio.run(run(places.store))
     for c in found:
         state = f"revoked {c.revoked:%Y-%m-%d %H:%M}" if c.revoked else "active"
         click.echo(f"{c.key}\t{c.name}\t{' '.join(sorted(c.scopes))}\t{state}")
@@ -344,8 +303,8 @@ def credentials_revoke(key: str, data_dir) -> None:
         async with _stores(dsn) as stores:
             return await stores.credentials.revoke(key)
 
-    with _sync_stores(data_dir) as dsn:
-        if not asyncio.run(run(dsn)):
+    with _places(data_dir) as places:
+        if not asyncio.run(run(places.store)):
             raise click.ClickException(f"no active credential with key {key!r}")
     click.echo(f"revoked {key}")
 

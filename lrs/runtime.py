@@ -121,3 +121,20 @@ def wait_gone(pid: int, timeout: float) -> bool:
             return False
         time.sleep(0.02)
     return True
+
+
+class MissingEngine(RuntimeError):
+    """An embedded engine was needed but its package is not installed."""
+
+
+def embedded_engine(module: str, what: str, instead: str):
+    """Import the package of an embedded engine (the ``embedded`` extra), or explain what to do:
+    install the extra, or set ``instead`` to use a server."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise MissingEngine(
+            f"{what} needs the embedded engines: pip install 'lrs-analytics[embedded]' (or set {instead})"
+        ) from None

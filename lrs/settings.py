@@ -83,6 +83,18 @@ class AuthSettings(BaseSettings):
     """How long a verified secret is trusted without hashing it again (revocation clears it)."""
 
 
+class WorkerWebSettings(BaseSettings):
+    """Where a pipeline worker's web server listens (the worker serves it; the LRS asks it for
+    reports and replays)."""
+
+    model_config = SettingsConfigDict(**_ENV)
+
+    worker_web_port: int = 6066
+    """Port of the worker's web server (metrics, analytics queries) on 127.0.0.1."""
+    worker_web_host: str = "127.0.0.1"
+    """Interface of the worker's web server (``0.0.0.0`` in containers, for Prometheus and the LRS)."""
+
+
 class AnalyticsSettings(BaseSettings):
     """The instructor page's source of reports: the pipeline worker's web server."""
 
@@ -96,6 +108,4 @@ class AnalyticsSettings(BaseSettings):
     def url(self) -> str:
         if self.analytics_url:
             return self.analytics_url.rstrip("/")
-        from streams.settings import StreamSettings  # the worker's own setting, read once, there
-
-        return f"http://127.0.0.1:{StreamSettings().worker_web_port}"
+        return f"http://127.0.0.1:{WorkerWebSettings().worker_web_port}"

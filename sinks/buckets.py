@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from datetime import date, datetime, timedelta, timezone
 
-from streams.enrich import LearningEvent
+from .events import LearningEvent
 
 SEGMENT_SECONDS = 5
 

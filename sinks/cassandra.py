@@ -59,12 +59,12 @@ from typing import Any
 from cassandra import ConsistencyLevel, OperationTimedOut, ReadTimeout, Unavailable, WriteTimeout
 from cassandra.cluster import NoHostAvailable
 
-from streams.enrich import LearningEvent
-from streams.position import since_position
-from streams.settings import CassandraSettings
+from .events import LearningEvent
+from sinks.positions import since_position
+from .settings import CassandraSettings
 
 from .buckets import day_of, utc, week_start
-from .ports import Batch, RebuildsInPlace, Retraction, advanced, net_all
+from .ports import Batch, IgnoresCatalog, RebuildsInPlace, Retraction, advanced, net_all
 
 EVENT_TTL = timedelta(days=7)
 LEARNER_NAMESPACE = uuid.UUID("3c4f6c2e-6a53-4f0e-9a51-2f0b8f3b6d1a")
@@ -425,7 +425,7 @@ class Requests:
 # --- the sink ------------------------------------------------------------------------------------
 
 
-class CassandraSink(RebuildsInPlace):
+class CassandraSink(IgnoresCatalog, RebuildsInPlace):
     name = "cassandra"
 
     def __init__(

@@ -31,9 +31,11 @@ from typing import Any
 import clickhouse_connect
 import orjson
 
-from streams.catalog import Catalog
-from streams.enrich import LearningEvent
-from streams.position import since_position
+from .catalog import Catalog
+from .events import LearningEvent
+from sinks.positions import since_position
+
+from lrs.runtime import embedded_engine
 
 from .buckets import watched_segments
 from .ports import Batch, ReplayStatus, advanced, net_all
@@ -119,6 +121,7 @@ def connect(url: str | None, data_dir: Path) -> Any:
     """A clickhouse-connect client: the server at ``url``, else chdb in ``data_dir/clickhouse``."""
     if url:
         return clickhouse_connect.get_client(dsn=url)
+    embedded_engine("chdb", "ClickHouse in-process (chdb)", "LRS_CLICKHOUSE_URL")
     path = data_dir / "clickhouse"
     path.mkdir(parents=True, exist_ok=True)
     return clickhouse_connect.get_client(dsn=f"chdb://{path.resolve()}")
@@ -222,7 +225,7 @@ class ClickHouseSink:
 
     # --- the catalog -----------------------------------------------------------------------------
 
-    async def sync_catalog(self, catalog: Catalog) -> None:
+    async def catalog_changed(self, catalog: Catalog) -> None:
         """Replace ``catalog_items`` with this catalog's required items (atomically)."""
         await self._run(self._write_catalog, catalog)
 

@@ -78,7 +78,7 @@ PARTITION BY toYYYYMM(timestamp)
 ORDER BY (course_id, lesson_id, activity_id, segment, statement_id)
 SETTINGS old_parts_lifetime = 30;
 
--- How far the sink got per partition (see streams.position).
+-- How far the sink got per partition (see sinks.positions).
 CREATE TABLE IF NOT EXISTS sink_watermarks
 (
     partition UInt32,

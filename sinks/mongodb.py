@@ -55,11 +55,11 @@ from pymongo import ASCENDING, DESCENDING, IndexModel, ReplaceOne, UpdateOne
 from pymongo.errors import BulkWriteError
 
 from lrs.xapi.profiles import VIDEO
-from streams.enrich import LearningEvent
-from streams.position import since_position, stored_of
+from .events import LearningEvent
+from sinks.positions import since_position, stored_of
 
 from .buckets import SEGMENT_SECONDS, day_of, day_start, watched_segments
-from .ports import Batch, RebuildsInPlace, Retraction, advanced, net_all
+from .ports import Batch, IgnoresCatalog, RebuildsInPlace, Retraction, advanced, net_all
 
 ID_CHUNK = 100
 DUPLICATE_KEY = 11000
@@ -223,7 +223,7 @@ def _parse_engagement(key: str) -> tuple[int, int | None, date]:
 # --- the sink ------------------------------------------------------------------------------------
 
 
-class MongoSink(RebuildsInPlace):
+class MongoSink(IgnoresCatalog, RebuildsInPlace):
     name = "mongodb"
 
     def __init__(self, url: str, database: str | None = None, partitions: int = 1) -> None:

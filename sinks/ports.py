@@ -1,13 +1,17 @@
-"""The sink port: what the worker hands every sink."""
+"""The sink contract: what the worker hands every sink (``Sink``, ``Batch``), and the few
+capabilities some sinks add (``AnalyticsViews``, ``LearnerHistory``, ``DomainEventOutbox``,
+``CatalogStore``). The pipeline (``streams``) depends on these ports; the adapters implement them.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Protocol
+from datetime import date, datetime
+from typing import Any, Protocol
 
-from streams.enrich import LearningEvent
+from .catalog import Catalog, CatalogDocument
+from .events import LearningEvent
 
 
 @dataclass(slots=True, frozen=True)
@@ -106,7 +110,52 @@ class Sink(Protocol):
     async def replay_status(self) -> ReplayStatus | None:
         """The replay in progress (``None`` when there is none)."""
 
+    async def catalog_changed(self, catalog: Catalog) -> None:
+        """The catalog was reloaded (sinks that keep a copy of it refresh theirs)."""
+
     async def close(self) -> None: ...
+
+
+class AnalyticsViews(Protocol):
+    """Read queries on the analytics views (ClickHouse): the worker's ``/analytics`` and reports."""
+
+    async def records(self, sql: str, parameters: dict | None = None) -> list[dict[str, Any]]: ...
+
+
+class LearnerHistory(Protocol):
+    """A learner's daily engagement and weekly progress (the Cassandra time series)."""
+
+    async def learner_history(self, learner: Any, days: int, until: date | None) -> dict[str, Any]: ...
+
+
+class DomainEventOutbox(Protocol):
+    """Domain events written with the rollups, waiting to be published on Kafka ``lms.events``."""
+
+    async def unpublished_events(self, limit: int = 500) -> list[tuple[str, bytes, str]]:
+        """(id, payload, key) of events not yet published, oldest first."""
+
+    async def mark_published(self, ids: list[str]) -> None: ...
+
+
+class CatalogStore(Protocol):
+    """The catalog in the LMS database (``sinks.lms.LmsDatabase``)."""
+
+    async def read_catalog(self) -> Catalog: ...
+
+    async def save_catalog(self, document: CatalogDocument) -> dict[str, int]:
+        """Merge a catalog document; how many courses, modules, lessons, quizzes, students it held."""
+
+    async def courses(self) -> list[dict[str, Any]]:
+        """Every course (``id``, ``title``) with its lessons (``id``, ``title``, ``kind``) in order."""
+
+    async def close(self) -> None: ...
+
+
+class IgnoresCatalog:
+    """For sinks that keep no copy of the catalog (they read it through the callable they were given)."""
+
+    async def catalog_changed(self, catalog: Catalog) -> None:
+        return None
 
 
 class RebuildsInPlace:

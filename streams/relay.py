@@ -1,16 +1,15 @@
 """The statement relay: statement store → ``xapi.statements``, at least once, in store order.
 
-The statement table is the outbox. The relay reads statements past its position whose
-``stored`` is earlier than the store's consistent-through instant (every transaction that could
-still add a statement with an earlier ``stored`` has finished, so nothing can appear behind
-it), publishes them, waits for the broker's acknowledgement, and only then moves on. A broker
-outage stops the relay, never a POST; it resumes where it was.
+The statement store is the outbox (``lrs.store.ports.Outbox``: PostgreSQL or MongoDB, the relay
+does not know which). The relay reads statements past its position up to the store's consistent
+instant (nothing can appear behind it), publishes them, waits for the broker's acknowledgement,
+and only then moves on. A broker outage stops the relay, never a POST; it resumes where it was.
 
 Where it starts: at the lowest position any sink has recorded for any partition. Sinks are
 idempotent, so re-publishing what a sink already holds is harmless; this is what makes a
 restarted worker, a lost message, or an embedded broker that forgot everything catch up from
-the statement store. Only one relay runs per statement store (a PostgreSQL advisory lock elects
-it); workers that do not hold the lock wait for it.
+the statement store. Only one relay runs per store (``Outbox.election``); workers that do not
+lead wait to take over.
 """
 
 from __future__ import annotations
@@ -20,55 +19,52 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
-from datetime import datetime
 
-import asyncpg
 import orjson
 
-from lrs.store.postgres.pool import APPLICATION_NAME, create_pool
+from lrs.store.ports import Outbox, OutboxEntry
+from sinks import positions
 
-from . import position as positions
 from .enrich import learner_key
 from .envelope import Envelope, partition_of
 
 log = logging.getLogger(__name__)
 
-RELAY_LOCK = 0x4C52535231  # "LRSR1"
-REWIND_CHANNEL = "lrs_relay_rewind"
-"""``NOTIFY lrs_relay_rewind`` (sent by ``lrs replay``) makes the relay start again from the sinks."""
 READ_LIMIT = 5000
 HEARTBEAT_SECONDS = 1.0
-
-_READ = """
-SELECT s.seq, s.stored, coalesce(s.exact::text, s.document::text) AS document, s.voided,
-       CASE WHEN s.is_voiding THEN s.ref_target::text END AS target,
-       coalesce(t.document, s.document) -> 'actor' AS actor
-FROM lrs_statements s
-LEFT JOIN lrs_statements t ON s.is_voiding AND t.id = s.ref_target
-WHERE (s.stored, s.seq) > ($1, $2) AND s.stored < $3
-ORDER BY s.stored, s.seq
-LIMIT $4
-"""
-_CONSISTENT = (
-    "SELECT coalesce(min(xact_start), now()) FROM pg_stat_activity"
-    " WHERE datname = current_database() AND application_name = $1 AND xact_start IS NOT NULL"
-)
 
 Send = Callable[[int, bytes, bytes | None], Awaitable[None]]
 """Publish (partition, value, key) and resolve once the broker acknowledged it."""
 
 
+def item(entry: OutboxEntry, learner: str) -> bytes:
+    """One statement of an envelope (``streams.envelope``), written without re-encoding it."""
+    target = b'"target":%s,' % orjson.dumps(entry.target) if entry.target else b""
+    return b'{"pos":"%s","learner":%s,"voided":%s,%s"statement":%s}' % (
+        positions.encode(entry.stored, entry.seq).encode(), orjson.dumps(learner),
+        b"true" if entry.voided else b"false", target, entry.document,
+    )  # fmt: skip
+
+
+def envelope(through: str, epoch: str, items: list[bytes]) -> bytes:
+    return b'{"v":1,"through":"%s","epoch":"%s","items":[%s]}' % (
+        through.encode(),
+        epoch.encode(),
+        b",".join(items),
+    )
+
+
 class StatementRelay:
     def __init__(
         self,
-        dsn: str,
+        outbox: Outbox,
         send: Send,
         partitions: int,
         start_position: Callable[[], Awaitable[str]],
         batch: int = 200,
         interval: float = 0.05,
     ) -> None:
-        self._dsn = dsn
+        self._outbox = outbox
         self._send = send
         self._partitions = partitions
         self._start_position = start_position
@@ -82,72 +78,59 @@ class StatementRelay:
         self.leading = False
 
     def rewind(self) -> None:
-        """Start again from the sinks' positions (after ``lrs replay`` reset a sink)."""
+        """Start again from the sinks' positions (after ``lrs replay`` began a rebuild)."""
         self._rewind = True
         self._wake.set()
 
     async def run(self) -> None:
-        lock = await asyncpg.connect(self._dsn, server_settings={"application_name": "lrs-relay-lock"})
-        pool = await create_pool(self._dsn, min_size=1, max_size=2, application_name="lrs-relay")
+        election = self._outbox.election()
         try:
-            while not await lock.fetchval("SELECT pg_try_advisory_lock($1)", RELAY_LOCK):
-                await asyncio.sleep(1.0)  # another worker relays; take over if it goes away
+            await election.acquire()
             self.leading = True
-            await lock.add_listener(REWIND_CHANNEL, lambda *_: self.rewind())
-            self.position = await self._start_position()
-            self.epoch = await self._now(pool)
-            log.info("relay starts at position %r", self.position or "the beginning")
+            await self._restart("starts at")
             heartbeat_at = 0.0
-            while True:
+            while await election.still_leading():
                 if self._rewind:
                     self._rewind = False
-                    self.position = await self._start_position()
-                    self.epoch = await self._now(pool)
-                    log.info("relay rewound to %r", self.position or "the beginning")
-                count = await self._round(pool)
+                    await self._restart("rewound to")
+                count = await self._round()
                 now = time.monotonic()
                 if count == 0 and now - heartbeat_at >= HEARTBEAT_SECONDS:
                     await self._heartbeat(set(range(self._partitions)))
                     heartbeat_at = now
                 if count < READ_LIMIT:
-                    self._wake.clear()
-                    try:
-                        await asyncio.wait_for(self._wake.wait(), self._interval)
-                    except TimeoutError:
-                        pass
+                    await self._idle()
+            log.warning("the relay lost its election; another worker relays now")
         finally:
             self.leading = False
-            await pool.close()
-            await lock.close()
+            await election.release()
 
-    @staticmethod
-    async def _now(pool: asyncpg.Pool) -> str:
-        return positions.encode(await pool.fetchval("SELECT clock_timestamp()"), 0)
+    async def _restart(self, what: str) -> None:
+        self.position = await self._start_position()
+        self.epoch = positions.encode(await self._outbox.now(), 0)
+        log.info("relay %s %r", what, self.position or "the beginning")
 
-    async def _round(self, pool: asyncpg.Pool) -> int:
+    async def _idle(self) -> None:
+        self._wake.clear()
+        try:
+            await asyncio.wait_for(self._wake.wait(), self._interval)
+        except TimeoutError:
+            pass
+
+    async def _round(self) -> int:
         """Publish what became consistent since the last round; returns how many statements."""
-        async with pool.acquire() as conn:
-            consistent: datetime = await conn.fetchval(_CONSISTENT, APPLICATION_NAME)
-            after_stored, after_seq = (
-                positions.decode(self.position) if self.position else (positions.EPOCH, 0)
-            )
-            rows = await conn.fetch(_READ, after_stored, after_seq, consistent, READ_LIMIT)
+        read = await self._outbox.read(positions.decode(self.position) if self.position else None, READ_LIMIT)
         items: dict[int, list[tuple[str, bytes, str]]] = defaultdict(list)  # partition → (pos, item, learner)
-        for row in rows:
+        for entry in read.entries:
             # a voiding statement goes to the partition of the learner whose statement it voids
-            learner = learner_key(orjson.loads(row["actor"]))
-            pos = positions.encode(row["stored"], row["seq"])
-            target = b'"target":%s,' % orjson.dumps(row["target"]) if row["target"] else b""
-            item = b'{"pos":"%s","learner":%s,"voided":%s,%s"statement":%s}' % (
-                pos.encode(), orjson.dumps(learner), b"true" if row["voided"] else b"false", target,
-                row["document"].encode(),
-            )  # fmt: skip
-            items[partition_of(learner, self._partitions)].append((pos, item, learner))
+            learner = learner_key(orjson.loads(entry.actor))
+            pos = positions.encode(entry.stored, entry.seq)
+            items[partition_of(learner, self._partitions)].append((pos, item(entry, learner), learner))
         # with nothing new, everything stored before the consistent instant has been sent
         last = (
-            positions.encode(rows[-1]["stored"], rows[-1]["seq"])
-            if rows
-            else max(self.position, positions.encode(consistent, 0))
+            positions.encode(read.entries[-1].stored, read.entries[-1].seq)
+            if read.entries
+            else max(self.position, positions.encode(read.consistent, 0))
         )
         sends = []
         for partition, entries in items.items():
@@ -160,7 +143,7 @@ class StatementRelay:
                 learners = {learner for _, _, learner in chunk}
                 key = next(iter(learners)).encode() if len(learners) == 1 else None
                 sends.append(
-                    self._send(partition, _envelope(through, self.epoch, [i for _, i, _ in chunk]), key)
+                    self._send(partition, envelope(through, self.epoch, [i for _, i, _ in chunk]), key)
                 )
         if sends:
             await asyncio.gather(*sends)
@@ -168,17 +151,9 @@ class StatementRelay:
             if quiet:
                 await self._heartbeat(quiet, last)
         self.position = last
-        self.published += len(rows)
-        return len(rows)
+        self.published += len(read.entries)
+        return len(read.entries)
 
     async def _heartbeat(self, partitions: set[int], through: str | None = None) -> None:
         value = Envelope(through=through or self.position, epoch=self.epoch).encode()
         await asyncio.gather(*(self._send(p, value, None) for p in sorted(partitions)))
-
-
-def _envelope(through: str, epoch: str, items: list[bytes]) -> bytes:
-    return b'{"v":1,"through":"%s","epoch":"%s","items":[%s]}' % (
-        through.encode(),
-        epoch.encode(),
-        b",".join(items),
-    )

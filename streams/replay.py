@@ -11,14 +11,14 @@ import asyncio
 import time
 import urllib.request
 
-import asyncpg
 import click
 import orjson
 from tqdm import tqdm
 
+from lrs.store import open_outbox
 from lrs.xapi.formats import parse_timestamp
 
-from . import position as positions
+from sinks import positions
 
 
 def _worker(port: int, path: str, body: dict | None = None) -> dict:
@@ -30,22 +30,13 @@ def _worker(port: int, path: str, body: dict | None = None) -> dict:
         return orjson.loads(response.read())
 
 
-async def _count(dsn: str, since, upto: str | None) -> int:
-    """Statements stored from ``since`` (all without it) up to the position ``upto``."""
-    conn = await asyncpg.connect(dsn, server_settings={"application_name": "lrs-replay"})
+async def _count(store_url: str, since, upto: str | None) -> int:
+    """Statements stored from ``since`` (all without it) up to the position ``upto`` (all without it)."""
+    outbox = await open_outbox(store_url)
     try:
-        if upto is None:
-            return await conn.fetchval(
-                "SELECT count(*) FROM lrs_statements WHERE $1::timestamptz IS NULL OR stored >= $1", since
-            )
-        stored, seq = positions.decode(upto)
-        return await conn.fetchval(
-            "SELECT count(*) FROM lrs_statements WHERE ($1::timestamptz IS NULL OR stored >= $1)"
-            " AND (stored, seq) <= ($2, $3)",
-            since, stored, seq,
-        )  # fmt: skip
+        return await outbox.count(since, positions.decode(upto) if upto else None)
     finally:
-        await conn.close()
+        await outbox.close()
 
 
 def _progress(port: int, chosen: list[str], target: str) -> str | None:
@@ -59,7 +50,7 @@ def _progress(port: int, chosen: list[str], target: str) -> str | None:
     return None if not replaying and lowest >= target else lowest
 
 
-def run_replay(dsn: str, port: int, since: str | None, sinks: list[str]) -> None:
+def run_replay(store_url: str, port: int, since: str | None, sinks: list[str]) -> None:
     moment = None
     if since is not None:
         moment = parse_timestamp(since)
@@ -76,13 +67,13 @@ def run_replay(dsn: str, port: int, since: str | None, sinks: list[str]) -> None
         raise click.BadParameter(
             f"unknown sink {unknown[0]!r}; this worker has {sorted(set(before) - {'relay'})}"
         )
-    total = asyncio.run(_count(dsn, moment, None))
+    total = asyncio.run(_count(store_url, moment, None))
     started = _worker(port, "/replay", {"since": since, "sinks": sinks or None})
     chosen, target = started["reset"], started["target"]
     try:
         with tqdm(total=total, unit="stmt", desc=f"rebuilding {', '.join(chosen)}") as bar:
             while (lowest := _progress(port, chosen, target)) is not None:
-                done = asyncio.run(_count(dsn, moment, lowest)) if lowest else 0
+                done = asyncio.run(_count(store_url, moment, lowest)) if lowest else 0
                 bar.update(max(0, min(done, total) - bar.n))
                 time.sleep(0.5)
             bar.update(total - bar.n)

@@ -11,24 +11,24 @@ import time
 from pathlib import Path
 
 from lrs.runtime import ChildPidFile, OrphanStillSupervised, stop_process
+from lrs.store import is_mongodb
 
 from .broker import EmbeddedBroker, _die_with_parent
-from .settings import CassandraSettings, CatalogSettings, ClickHouseSettings, MongoSettings, StreamSettings
+from .settings import CatalogSettings, StreamSettings
 
 log = logging.getLogger(__name__)
 
 
-def run_worker(store_dsn: str, lms_dsn: str, data_dir: Path, bootstrap: str) -> None:
+def run_worker(store_url: str, lms_dsn: str, data_dir: Path, bootstrap: str) -> None:
     """Run the Faust worker in this process until SIGINT / SIGTERM (then stop within
-    LRS_WORKER_STOP_TIMEOUT seconds)."""
-    from .app import Pipeline, create_app
+    LRS_WORKER_STOP_TIMEOUT seconds). ``store_url``: the statement store (PostgreSQL or MongoDB);
+    ``lms_dsn``: the LMS database (see ``lrs.databases``)."""
+    from .app import create_app
+    from .pipeline import Pipeline
     from .stopping import BoundedWorker
 
     stream = StreamSettings()
-    pipeline = Pipeline(
-        store_dsn, lms_dsn, data_dir, stream, ClickHouseSettings(), CatalogSettings(),
-        MongoSettings(), CassandraSettings(),
-    )  # fmt: skip
+    pipeline = Pipeline(store_url, lms_dsn, data_dir, stream, CatalogSettings())
     app = create_app(pipeline, bootstrap)
     worker = BoundedWorker(
         app, stop_timeout=stream.worker_stop_timeout, on_stopping=pipeline.begin_stopping,
@@ -60,9 +60,9 @@ class Supervisor:
     still runs before it starts new ones.
     """
 
-    def __init__(self, data_dir: Path, store_dsn: str, stream: StreamSettings) -> None:
+    def __init__(self, data_dir: Path, store_url: str, lms_dsn: str, stream: StreamSettings) -> None:
         self.data_dir = data_dir
-        self.store_dsn = store_dsn
+        self.store_url, self.lms_dsn = store_url, lms_dsn
         self.stream = stream
         self.broker = (
             None if stream.kafka_bootstrap else EmbeddedBroker(stream.kafka_port, data_dir / "broker.log")
@@ -101,7 +101,8 @@ class Supervisor:
         self._pid_files["broker"].record(self.broker.process)
 
     def _start_worker(self) -> None:
-        env = {**os.environ, "LRS_DATABASE_URL": self.store_dsn, "LRS_KAFKA_BOOTSTRAP": self.bootstrap}
+        env = {**os.environ, "LRS_LMS_DATABASE_URL": self.lms_dsn, "LRS_KAFKA_BOOTSTRAP": self.bootstrap}
+        env["LRS_STORE" if is_mongodb(self.store_url) else "LRS_DATABASE_URL"] = self.store_url
         if self.broker is not None:  # a short session: the new group's first join is quicker on tansu
             env.setdefault("LRS_KAFKA_SESSION_TIMEOUT", str(EMBEDDED_SESSION_TIMEOUT))
         self.worker = subprocess.Popen(

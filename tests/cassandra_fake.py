@@ -43,7 +43,7 @@ from cassandra import InvalidRequest, OperationTimedOut
 from cassandra.util import Date, SortedSet
 
 from sinks.cassandra import CassandraSink, connect, schema_statements
-from streams.settings import CassandraSettings
+from sinks.settings import CassandraSettings
 
 STAND_IN = "an in-memory fake of cassandra-driver's Session (tests/cassandra_fake.py)"
 

@@ -163,11 +163,12 @@ def expected_activity(facts: list[model.Fact], catalog: model.Catalog, courses: 
     return {k: v | {"student_id": students[k[1]]} for k, v in activity.items()}
 
 
-def assert_stack_equals_model(
+def assert_rollups_equal_model(
     stack: PipelineStack, document: dict, courses: list[int], posted: list[dict]
 ) -> dict[tuple[int, int], model.Enrollment]:
-    """Every rollup row and BI view of these courses equals the model of the ``posted`` statements
-    (voiding statements included); returns the model's enrollments."""
+    """Every rollup row of these courses (enrollments, progress, lesson progress, quiz attempts)
+    equals the model of the ``posted`` statements (voiding statements included); returns the
+    model's enrollments."""
     catalog = model.Catalog(document)
     facts = model.facts_of(posted, catalog)
     state = {k: v for k, v in model.enrollments(facts, catalog).items() if k[1] in courses}
@@ -176,7 +177,17 @@ def assert_stack_equals_model(
     assert_same(service_lessons(stack, courses), lessons, "lesson_progress")
     attempts = {k: v for k, v in model.quiz_attempts(facts).items() if v[1] is not None}
     assert_same(service_attempts(stack, courses), attempts, "quiz_attempts")
+    return state
 
+
+def assert_stack_equals_model(
+    stack: PipelineStack, document: dict, courses: list[int], posted: list[dict]
+) -> dict[tuple[int, int], model.Enrollment]:
+    """Every rollup row and BI view of these courses equals the model of the ``posted`` statements
+    (voiding statements included); returns the model's enrollments."""
+    state = assert_rollups_equal_model(stack, document, courses, posted)
+    catalog = model.Catalog(document)
+    facts = model.facts_of(posted, catalog)
     activity = expected_activity(facts, catalog, courses)
     got = {}
     for r in view(stack, "bi_learner_activity", courses):

@@ -19,7 +19,8 @@ import httpx
 
 from lrs.http.app import create_app
 from lrs.settings import AnalyticsSettings, AuthSettings, ServerSettings, StoreSettings
-from streams import position as positions
+from lrs.store import open_outbox
+from sinks import positions
 from streams.broker import EmbeddedBroker
 
 from .conftest import ADMIN, RunningServer, free_port
@@ -41,21 +42,39 @@ async def create_database(dsn: str, prefix: str) -> str:
     return f"{head.rsplit('/', 1)[0]}/{name}?{query}"
 
 
+def mongo_database(url: str, prefix: str) -> str:
+    """``url`` with a new database name (``prefix_<random>``) as its path."""
+    head, _, query = url.partition("?")
+    base = head.split("://", 1)[1].split("/", 1)[0]
+    return f"mongodb://{base}/{prefix}_{uuid.uuid4().hex[:8]}" + (f"?{query}" if query else "")
+
+
 class PipelineStack:
-    def __init__(self, pg_dsn: str, data_dir: Path) -> None:
+    """``store``: ``None`` for PostgreSQL (a new database next to ``pg_dsn`` holds statements and
+    the LMS tables), or a MongoDB URL (a new database there for the statements; the LMS tables in
+    a new PostgreSQL database)."""
+
+    def __init__(
+        self, pg_dsn: str, data_dir: Path, store: str | None = None, sinks: str | None = None
+    ) -> None:
         self.data_dir = data_dir
+        self.sinks = sinks
+        """``LRS_STREAM_SINKS`` of the workers (``None``: the default)."""
         self.dsn = run(create_database(pg_dsn, "pipe"))
+        """The LMS database (and the statement store on PostgreSQL)."""
+        self.store = mongo_database(store, "pipe") if store else self.dsn
         self.broker = EmbeddedBroker(free_port(), data_dir / "broker.log")
         self.broker.start()
         self.web_port = free_port()
         self.worker: subprocess.Popen | None = None
         self.server = RunningServer(
             create_app(
-                self.dsn,
+                self.store,
                 ServerSettings(),
                 StoreSettings(),
                 AuthSettings(admin_key=ADMIN[0], admin_secret=ADMIN[1]),
                 analytics=AnalyticsSettings(analytics_url=f"http://127.0.0.1:{self.web_port}"),
+                lms_dsn=self.dsn,
             ),
             free_port(),
         ).__enter__()
@@ -67,24 +86,33 @@ class PipelineStack:
     # --- processes ---------------------------------------------------------------------------------
 
     def start_worker(self) -> None:
+        self.worker = self.spawn_worker(self.data_dir, self.web_port)
+
+    def spawn_worker(self, data_dir: Path, web_port: int) -> subprocess.Popen:
+        """An ``lrs worker`` process on this stack (its own data directory and web port), once its
+        web server answers."""
+        store = "LRS_STORE" if self.store != self.dsn else "LRS_DATABASE_URL"
         env = {
             **os.environ,
-            "LRS_DATABASE_URL": self.dsn,
+            store: self.store,
+            "LRS_LMS_DATABASE_URL": self.dsn,
             "LRS_KAFKA_BOOTSTRAP": self.broker.bootstrap,
-            "LRS_WORKER_WEB_PORT": str(self.web_port),
+            "LRS_WORKER_WEB_PORT": str(web_port),
             "LRS_LOG_LEVEL": "warning",
+            **({"LRS_STREAM_SINKS": self.sinks} if self.sinks else {}),
         }
-        self.worker = subprocess.Popen([sys.executable, "-m", "lrs", "worker", "--data-dir", str(self.data_dir)],
-                                       env=env, stderr=open(self.data_dir / "worker.log", "ab"))  # fmt: skip
+        data_dir.mkdir(parents=True, exist_ok=True)
+        worker = subprocess.Popen([sys.executable, "-m", "lrs", "worker", "--data-dir", str(data_dir)],
+                                  env=env, stderr=open(data_dir / "worker.log", "ab"))  # fmt: skip
         deadline = time.monotonic() + 120
         while True:
             try:
-                if httpx.get(self.worker_url("/watermarks"), timeout=2).status_code == 200:
-                    return
+                if httpx.get(f"http://127.0.0.1:{web_port}/watermarks", timeout=2).status_code == 200:
+                    return worker
             except httpx.TransportError:
                 pass
-            if self.worker.poll() is not None:
-                raise AssertionError(f"worker exited: {(self.data_dir / 'worker.log').read_text()[-3000:]}")
+            if worker.poll() is not None:
+                raise AssertionError(f"worker exited: {(data_dir / 'worker.log').read_text()[-3000:]}")
             assert time.monotonic() < deadline, "worker did not become ready"
             time.sleep(0.1)
 
@@ -131,17 +159,29 @@ class PipelineStack:
             assert response.status_code == 200, response.text
 
     def last_position(self) -> str:
-        async def query() -> str:
-            conn = await asyncpg.connect(self.dsn)
-            try:
-                row = await conn.fetchrow(
-                    "SELECT stored, seq FROM lrs_statements ORDER BY stored DESC, seq DESC LIMIT 1"
-                )
-            finally:
-                await conn.close()
-            return positions.encode(row["stored"], row["seq"]) if row else ""
+        """Position of the newest stored statement (through the store's outbox port)."""
 
-        return run(query())
+        async def newest() -> str:
+            outbox = await open_outbox(self.store)
+            try:
+                found = await outbox.newest()
+            finally:
+                await outbox.close()
+            return positions.encode(*found) if found else ""
+
+        return run(newest())
+
+    def stored(self) -> int:
+        """How many statements the store holds (through its outbox port)."""
+
+        async def count() -> int:
+            outbox = await open_outbox(self.store)
+            try:
+                return await outbox.count(None, None)
+            finally:
+                await outbox.close()
+
+        return run(count())
 
     def wait_synced(self, timeout: float = 120) -> None:
         """Until every sink recorded, in every partition, a position at or past the last statement."""

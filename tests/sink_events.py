@@ -14,10 +14,12 @@ from datetime import datetime
 from typing import Any
 
 from sinks.ports import Batch
-from streams.catalog import Catalog
+from sinks.catalog import Catalog
 from lrs.xapi.profiles import CMI5_SESSION, VIDEO
-from streams.enrich import VERB_CLASSES, LearningEvent, flatten, learner_key
-from streams.position import encode
+from sinks.events import LearningEvent
+from streams.enrich import VERB_CLASSES, flatten, learner_key
+from streams.locate import Locator
+from sinks.positions import encode
 from streams.settings import CatalogSettings
 
 VERBS = {name: iri for iri, name in VERB_CLASSES.items()}
@@ -93,7 +95,7 @@ def statement(
 def events(statements: list[dict[str, Any]]) -> list[LearningEvent]:
     """The worker's events of these statements, at increasing positions."""
     settings = CatalogSettings()
-    catalog = Catalog(settings.iri_templates, settings.student_homepage)
+    catalog = Locator(Catalog(), settings.iri_templates, settings.student_homepage)
     return [
         flatten(s, encode(datetime.fromisoformat(s["stored"]), next(_SEQ)), catalog, keep_statement=True)
         for s in statements

@@ -23,9 +23,11 @@ from pydantic import ValidationError
 
 from sinks.cassandra import CassandraSink, Requests, user_uuid
 from sinks.ports import Retraction
-from streams.app import Pipeline, create_app
-from streams.position import encode
-from streams.settings import CassandraSettings, CatalogSettings, ClickHouseSettings, StreamSettings
+from streams.app import create_app
+from streams.pipeline import Pipeline
+from sinks.positions import encode
+from sinks.settings import CassandraSettings
+from streams.settings import CatalogSettings, StreamSettings
 
 from .cassandra_fake import FakeCluster, cassandra_sink, parse_schema, real_cluster_hosts, schema_text
 from .sink_events import batch, events, key_of, lesson, quiz, statement, student
@@ -340,8 +342,9 @@ def test_learner_history_by_identity_key_or_user_id(run: Run):
 
 def test_the_worker_serves_learner_histories(run: Run, tmp_path: Path):
     the_scenario(run)
-    settings = StreamSettings(), ClickHouseSettings(), CatalogSettings()
-    pipeline = Pipeline("postgresql://unused", "postgresql://unused", tmp_path, *settings)
+    pipeline = Pipeline(
+        "postgresql://unused", "postgresql://unused", tmp_path, StreamSettings(), CatalogSettings()
+    )
     app = create_app(pipeline, "127.0.0.1:1")
     app.web.init_server()
 
@@ -352,7 +355,7 @@ def test_the_worker_serves_learner_histories(run: Run, tmp_path: Path):
 
     key = urllib.parse.quote(key_of(ADA), safe="")  # an account key has slashes: URL-encoded
     assert run(get(f"/learners/{key}/history?days=14&until=2026-05-11"))[0] == 404  # no Cassandra sink
-    pipeline.cassandra = run.sink
+    pipeline.found.history = run.sink
     assert run(get(f"/learners/{key}/history?days=14&until=2026-05-11")) == (200, ADA_HISTORY)
     assert run(get(f"/learners/{A}/history?days=14&until=2026-05-11")) == (200, ADA_HISTORY)
     status, text = run(get(f"/learners/{A}/history?days=many"))

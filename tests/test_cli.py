@@ -16,7 +16,7 @@ import psutil
 import pytest
 
 from lrs.xapi.formats import parse_timestamp
-from streams import position as positions
+from sinks import positions
 
 from .cohort import Cohort, catalog, expected_funnel
 from .conftest import free_port, statement
@@ -176,17 +176,38 @@ def test_credentials_create_list_revoke(data_dir: Path):
     assert again.returncode != 0 and "no active credential" in again.stderr
 
 
-def test_up_on_mongodb_serves_and_manages_credentials_without_postgres_or_pipeline(
-    data_dir: Path, tmp_path: Path
-):
-    """With LRS_STORE=mongodb://… `lrs up` keeps everything in MongoDB: no embedded PostgreSQL, no
-    pipeline (its relay reads PostgreSQL; the log says so), `lrs credentials` works on the same
-    store, and a revocation reaches the running server (change stream)."""
+def test_up_on_mongodb_runs_the_whole_pipeline_and_manages_credentials(data_dir: Path, tmp_path: Path):
+    """With LRS_STORE=mongodb://… statements, documents and credentials live in MongoDB and `lrs up`
+    runs the whole pipeline on that store: the LMS tables in an embedded PostgreSQL started for
+    them, the broker, and the worker, whose relay reads the MongoDB store. A loaded catalog and a
+    posted cohort reach ClickHouse and the rollups; `lrs credentials` works on the same store, and a
+    revocation reaches the running server (change stream)."""
+    document = catalog(45, 1, [911, 912])
+    people = Cohort(document, seed=8)
+    for student in (911, 912):
+        people.learn(student)
+    (tmp_path / "catalog.json").write_bytes(orjson.dumps(document))
     with mongo_url(tmp_path) as url:
         env = {"LRS_STORE": url, **ADMIN_ENV}
         server = Up(data_dir, **env)
         try:
-            assert server.family() == []  # neither PostgreSQL nor broker nor worker
+            names = " ".join(" ".join(p.cmdline()) for p in server.family())
+            assert "postgres" in names and "tansu" in names and "worker" in names, names
+            loaded = run_lrs(
+                "catalog", "load", str(tmp_path / "catalog.json"), data_dir=data_dir, env=server.env
+            )
+            assert loaded.returncode == 0, loaded.stderr
+            with httpx.Client(base_url=server.base + "/xapi", auth=("ops", "ops-secret"), timeout=60,
+                              headers={"X-Experience-API-Version": "1.0.3"}) as client:  # fmt: skip
+                for start in range(0, len(people.statements), 25):
+                    response = client.post("/statements", json=people.statements[start : start + 25])
+                    assert response.status_code == 200, response.text
+            worker = f"http://127.0.0.1:{server.env['LRS_WORKER_WEB_PORT']}"
+            wait_for_sinks(worker, len(people.statements), course=45)
+            want = expected_funnel(document, people.statements)[45]
+            funnel = httpx.get(worker + "/analytics/completion_funnel", params={"course_id": 45}).json()
+            assert [{k: r[k] for k in want} for r in funnel] == [want]
+
             created = run_lrs("credentials", "create", "--name", "player", "--scope", "statements/write",
                               "--scope", "statements/read/mine", data_dir=data_dir, env=env)  # fmt: skip
             assert created.returncode == 0, created.stderr
@@ -206,7 +227,27 @@ def test_up_on_mongodb_serves_and_manages_credentials_without_postgres_or_pipeli
                     time.sleep(0.05)  # throttles the polling; the status above is what is waited for
         finally:
             assert server.stop() == 0
-        assert "stream pipeline not started: LRS_STORE selects MongoDB" in server.process.stderr.read()
+
+
+def wait_for_sinks(worker: str, statements: int, course: int) -> None:
+    """Until the ClickHouse events of ``course`` count ``statements`` and every sink's position
+    passed the relay's (polled with a deadline)."""
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            overview = httpx.get(
+                worker + "/analytics/bi_course_overview", params={"course_id": course}
+            ).json()
+            marks = httpx.get(worker + "/watermarks").json()
+        except (httpx.TransportError, ValueError):
+            overview, marks = [], {}
+        counted = sum(r["events"] for r in overview)
+        sinks = {k: v for k, v in marks.items() if k != "relay"}
+        if counted >= statements and sinks and all(min(v) >= (marks["relay"] or "") for v in sinks.values()):
+            assert counted == statements, f"{counted} events counted for {statements} statements"
+            return
+        assert time.monotonic() < deadline, f"the sinks did not catch up: {counted} of {statements}, {marks}"
+        time.sleep(0.1)
 
 
 def test_up_runs_the_pipeline_and_replay_rebuilds_it(data_dir: Path, tmp_path: Path):

@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 import lrs.settings
+import sinks.settings
 import streams.settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -22,7 +23,7 @@ SERVICES = STACK["services"]
 def known_variables() -> set[str]:
     """Every LRS_* variable some settings class reads."""
     names: set[str] = set()
-    for module in (lrs.settings, streams.settings):
+    for module in (lrs.settings, streams.settings, sinks.settings):
         for _, cls in inspect.getmembers(module, inspect.isclass):
             if issubclass(cls, pydantic_settings.BaseSettings) and cls is not pydantic_settings.BaseSettings:
                 prefix = cls.model_config.get("env_prefix", "")
@@ -94,3 +95,22 @@ def test_mounted_files_exist_and_are_documented_in_the_readme():
                 assert (ROOT / source).exists(), source
     for variable in known_variables():
         assert f"`{variable}`" in readme, f"README's configuration table lacks {variable}"
+
+
+def test_the_clickhouse_server_is_the_release_chdb_embeds(tmp_path: Path):
+    """The views are tested on chdb; the compose stack's ClickHouse server runs the same release
+    (major.minor), so the SQL that passed the tests is the SQL production runs."""
+    from sinks.clickhouse import connect
+
+    client = connect(None, tmp_path)
+    try:
+        (engine,) = client.query("SELECT version()").result_rows[0]
+    finally:
+        client.close()
+    image = SERVICES["clickhouse"]["image"]
+    assert image.split(":")[1] == ".".join(engine.split(".")[:2]), (image, engine)
+
+
+def test_the_image_leaves_the_embedded_engines_out():
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "pip install --no-cache-dir ." in dockerfile and "[embedded" not in dockerfile

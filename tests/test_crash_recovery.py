@@ -32,7 +32,7 @@ import pytest
 from lrs.runtime import live_process
 from lrs.store.postgres.embedded import EmbeddedPostgres
 from lrs.xapi.formats import parse_timestamp
-from streams import position as positions
+from sinks import positions
 
 from .cohort import Cohort, catalog
 from .conftest import free_port, statement

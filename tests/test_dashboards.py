@@ -23,13 +23,13 @@ import pytest
 from prometheus_client import REGISTRY
 
 from lrs.settings import ServerSettings
-from lrs.xapi.agents import ifi_key
 from lrs.xapi.formats import parse_timestamp
 from sinks.clickhouse import ClickHouseSink, connect
 from sinks.ports import Batch, Retraction
-from streams.catalog import Catalog, Course, Lesson, Location, Quiz
+from sinks.catalog import Catalog, CatalogDocument
+from streams.locate import Locator
 from streams.enrich import flatten
-from streams.position import encode
+from sinks.positions import encode
 from streams.settings import CatalogSettings, StreamSettings
 
 from .cohort import Cohort, catalog
@@ -190,39 +190,11 @@ def prometheus_queries(dashboard: dict[str, Any]) -> list[str]:
 # --- the simulated cohort in chdb ---------------------------------------------------------------------
 
 
-def lms_catalog(*documents: dict[str, Any]) -> Catalog:
-    """The worker's catalog for cohort documents, as ``Catalog.read`` would hold it after
-    ``lrs catalog load``."""
+def lms_catalog(*documents: dict[str, Any]) -> Locator:
+    """The worker's catalog and mapping rules for cohort documents, as after ``lrs catalog load``."""
     settings = CatalogSettings()
-    found = Catalog(settings.iri_templates, settings.student_homepage)
-    for document in documents:
-        for course in document["courses"]:
-            found.courses[course["id"]] = entry = Course(course["id"])
-            found.by_iri[course["iri"]] = Location(course["id"])
-            for module in course["modules"]:
-                found.modules[module["id"]] = course["id"]
-                entry.modules.append(module["id"])
-                found.by_iri[module["iri"]] = Location(course["id"], module["id"])
-                for lesson in module["lessons"]:
-                    found.lessons[lesson["id"]] = Lesson(
-                        lesson["id"],
-                        module["id"],
-                        course["id"],
-                        lesson["kind"],
-                        lesson.get("duration_seconds"),
-                    )
-                    entry.lessons.append(lesson["id"])
-                    found.by_iri[lesson["iri"]] = Location(course["id"], module["id"], lesson["id"])
-                for quiz in module["quizzes"]:
-                    found.quizzes[quiz["id"]] = Quiz(
-                        quiz["id"], module["id"], course["id"], quiz["pass_percentage"]
-                    )
-                    entry.quizzes.append(quiz["id"])
-                    found.by_iri[quiz["iri"]] = Location(course["id"], module["id"], quiz_id=quiz["id"])
-        for student in document["students"]:
-            for identity in student["identities"]:
-                found.students[ifi_key(identity)] = student["id"]
-    return found
+    catalog = Catalog.of(*(CatalogDocument.model_validate(d) for d in documents))
+    return Locator(catalog, settings.iri_templates, settings.student_homepage)
 
 
 def cohort(document: dict[str, Any], seed: int, days_ago: int, days: int) -> list[dict[str, Any]]:
@@ -282,10 +254,10 @@ def cohorts() -> dict[str, list[dict[str, Any]]]:
 def analytics(tmp_path_factory: pytest.TempPathFactory, cohorts) -> Iterator[Analytics]:
     data_dir = tmp_path_factory.mktemp("bi")
     with asyncio.Runner() as runner:
-        catalog = lms_catalog(MAIN, VOIDED)
-        sink = ClickHouseSink(lambda: connect(None, data_dir), catalog=lambda: catalog)
+        locator = lms_catalog(MAIN, VOIDED)
+        sink = ClickHouseSink(lambda: connect(None, data_dir), catalog=lambda: locator.catalog)
         runner.run(sink.start())
-        store = Analytics(runner, sink, catalog)
+        store = Analytics(runner, sink, locator)
         store.store(cohorts["main"] + cohorts["voided"])
         yield store
         runner.run(sink.close())

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from streams.catalog import Catalog, Course, Lesson, Location, Quiz
+from sinks.catalog import Catalog, Lesson, Quiz
+from sinks.events import Location
+from sinks.positions import encode
 from streams.enrich import flatten, played_segments
-from streams.position import encode
+from streams.locate import Locator
 from streams.settings import CatalogSettings
 
 from lrs.xapi.formats import parse_timestamp
@@ -14,17 +16,16 @@ from lrs.xapi.formats import parse_timestamp
 VIDEO = "https://w3id.org/xapi/video"
 
 
-def catalog() -> Catalog:
+def catalog() -> Locator:
     """Course 7: module 70 with lesson 700 (IRI from the LMS's own content) and quiz 71."""
-    settings = CatalogSettings()
-    found = Catalog(settings.iri_templates, settings.student_homepage)
-    found.courses[7] = Course(7, modules=[70], lessons=[700], quizzes=[71])
-    found.modules[70] = 7
-    found.lessons[700] = Lesson(700, 70, 7, "video", 120)
-    found.quizzes[71] = Quiz(71, 70, 7, 70.0)
-    found.by_iri["https://content.example/intro-video"] = Location(7, 70, 700)
+    found = Catalog()
+    found.add_course(7)
+    found.add_module(70, 7)
+    found.add_lesson(Lesson(700, 70, 7, "video", 120), "https://content.example/intro-video")
+    found.add_quiz(Quiz(71, 70, 7, 70.0))
     found.students["mbox:mailto:ada@example.org"] = 42
-    return found
+    settings = CatalogSettings()
+    return Locator(found, settings.iri_templates, settings.student_homepage)
 
 
 def statement(object_id: str = "https://content.example/intro-video", **parts) -> dict:
@@ -138,7 +139,7 @@ def test_unknown_activity_verb_and_learner_still_flatten_with_empty_ids():
         catalog(),
     )
     assert (event.student_id, event.location, event.verb_class) == (None, Location(), "other")
-    assert not event.completes and event.passes is None and event.score_percent is None
+    assert not event.completes and event.quiz_passed is None and event.score_percent is None
 
 
 def test_groups_count_by_their_members_and_sub_statements_have_no_activity():
@@ -164,9 +165,34 @@ def test_groups_count_by_their_members_and_sub_statements_have_no_activity():
 )
 def test_assessment_outcomes(result: dict, passes: bool | None, score: float | None):
     event = flatten(statement("https://lms.example/courses/7/quizzes/71", result=result), POSITION, catalog())
-    assert (event.passes, event.score_percent) == (passes, score)
+    assert (event.quiz_passed, event.score_percent) == (passes, score)
 
 
 def test_played_segments_ignore_anything_not_a_segment_list():
     assert played_segments(None) == [] and played_segments(5) == [] and played_segments("") == []
     assert played_segments(" 1.5[.]2 ") == [(1.5, 2.0)]
+
+
+def test_answers_to_a_quiz_question_are_item_responses_not_attempts():
+    """A question whose parent is the quiz is located in it, but answering it (even correctly)
+    neither attempts nor passes the quiz (docs/analytics.md §2)."""
+    quiz = "https://lms.example/courses/7/quizzes/71"
+    answer = statement(
+        "https://content.example/q1", verb={"id": "http://adlnet.gov/expapi/verbs/answered"},
+        result={"success": True, "response": "b"}, context={"contextActivities": {"parent": [{"id": quiz}]}},
+    )  # fmt: skip
+    event = flatten(answer, POSITION, catalog())
+    assert (event.location.quiz_id, event.object_kind) == (71, "")
+    assert event.item_response and not event.quiz_attempt and event.quiz_passed is None
+    scored = flatten(statement(quiz, result={"score": {"raw": 8, "min": 0, "max": 10}}), POSITION, catalog())
+    assert scored.quiz_attempt and scored.quiz_passed is True  # 80 % against the quiz's 70 %
+
+
+def test_only_a_statement_about_the_lesson_completes_it():
+    inside = statement(
+        "https://content.example/page-3", result={"completion": True},
+        context={"contextActivities": {"parent": [{"id": "https://content.example/intro-video"}]}},
+    )  # fmt: skip
+    event = flatten(inside, POSITION, catalog())
+    assert event.location.lesson_id == 700 and event.completes and not event.completes_lesson
+    assert flatten(statement(result={"completion": True}), POSITION, catalog()).completes_lesson

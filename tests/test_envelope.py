@@ -8,7 +8,7 @@ import pytest
 from aiokafka.partitioner import DefaultPartitioner
 
 from streams.envelope import BadEnvelope, Envelope, Item, decode, partition_of
-from streams.relay import _envelope
+from streams.relay import envelope
 
 
 def test_the_relays_bytes_decode_like_an_encoded_envelope():
@@ -16,7 +16,7 @@ def test_the_relays_bytes_decode_like_an_encoded_envelope():
     item = b'{"pos":"p1","learner":"mbox:mailto:a@example.org","voided":false,"statement":%s}' % orjson.dumps(
         statement
     )
-    written = decode(_envelope("p2", "e1", [item]))
+    written = decode(envelope("p2", "e1", [item]))
     expected = Envelope("p2", [Item("p1", "mbox:mailto:a@example.org", statement)], "e1")
     assert written == expected == decode(expected.encode())
 

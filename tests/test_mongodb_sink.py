@@ -20,11 +20,12 @@ import pytest
 
 from sinks.mongodb import MongoSink, session_key
 from sinks.ports import Retraction
-from streams.app import Pipeline
-from streams.enrich import LearningEvent
+from streams.pipeline import Pipeline, SinkSettings
+from sinks.events import LearningEvent
 from streams.envelope import Envelope, Item
-from streams.position import encode
-from streams.settings import CatalogSettings, ClickHouseSettings, MongoSettings, StreamSettings
+from sinks.positions import encode
+from sinks.settings import CassandraSettings, ClickHouseSettings, MongoSettings
+from streams.settings import CatalogSettings, StreamSettings
 
 from .sink_events import batch, events, key_of, lesson, quiz, statement, student
 
@@ -294,11 +295,16 @@ def test_the_worker_feeds_the_sink_whole_statements_when_it_is_on(
     """LRS_STREAM_SINKS=mongodb: the worker builds the sink from LRS_SINK_MONGO_URL and
     LRS_SINK_MONGO_DATABASE, and its events carry the statement (other sinks' do not)."""
     database = f"sink_{uuid.uuid4().hex[:8]}"
+    sinks = SinkSettings(ClickHouseSettings(), MongoSettings(sink_mongo_url=mongo_dsn, sink_mongo_database=database),
+                         CassandraSettings())  # fmt: skip
     pipeline = Pipeline(
-        pg_dsn, pg_dsn, tmp_path, StreamSettings(stream_sinks="mongodb", stream_partitions=1),
-        ClickHouseSettings(), CatalogSettings(),
-        MongoSettings(sink_mongo_url=mongo_dsn, sink_mongo_database=database),
-    )  # fmt: skip
+        pg_dsn,
+        pg_dsn,
+        tmp_path,
+        StreamSettings(stream_sinks="mongodb", stream_partitions=1),
+        CatalogSettings(),
+        sinks,
+    )
     sent = statement(ADA, at(0), "completed", lesson(1, 10), seconds=20)
     position = encode(at(0), 1)
 
@@ -308,12 +314,13 @@ def test_the_worker_feeds_the_sink_whole_statements_when_it_is_on(
     async def scenario() -> dict[str, Any]:
         await pipeline.start(send=None)
         try:
-            assert pipeline.sinks == [pipeline.mongodb] and pipeline.mongodb.db.name == database
+            (mongodb,) = pipeline.sinks
+            assert mongodb.name == "mongodb" and mongodb.db.name == database
             envelope = Envelope(position, [Item(position, key_of(ADA), sent)], "e1").encode()
             batches = await pipeline.prepare([(0, envelope)], dead_letter)
-            await pipeline.mongodb.apply(batches)
-            found = await pipeline.mongodb.db.xapi_statements.find_one({"_id": sent["id"]})
-            await pipeline.mongodb.db.client.drop_database(database)
+            await mongodb.apply(batches)
+            found = await mongodb.db.xapi_statements.find_one({"_id": sent["id"]})
+            await mongodb.db.client.drop_database(database)
             return found
         finally:
             await pipeline.stop()

@@ -21,9 +21,9 @@ from sinks.clickhouse import ClickHouseSink, connect
 from sinks.mongodb import MongoSink
 from sinks.ports import Batch, Retraction, Sink
 from sinks.progress import ProgressSink
-from streams.catalog import Catalog, Course, Lesson, Location
-from streams.enrich import LearningEvent
-from streams.position import encode, since_position
+from sinks.catalog import Catalog, Lesson
+from sinks.events import LearningEvent, Location
+from sinks.positions import encode, since_position
 
 from .cassandra_fake import cassandra_sink
 from .pipeline_stack import create_database
@@ -79,8 +79,8 @@ def batch(partition: int, operations: list, through: str | None = None, epoch: s
 
 def _catalog() -> Catalog:
     catalog = Catalog()
-    catalog.courses[1] = Course(1, lessons=[10])
-    catalog.lessons[10] = Lesson(10, None, 1, "reading", None)
+    catalog.add_course(1)
+    catalog.add_lesson(Lesson(10, None, 1, "reading", None))
     return catalog
 
 

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import NoReturn
 from contextlib import asynccontextmanager
 
-import asyncpg
-import orjson
 
 from lrs.runtime import tune_garbage_collection
 from fastapi import FastAPI
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.datastructures import State
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -21,17 +19,21 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from lrs import __version__
-from lrs.auth.credentials import AuthenticationError, Authenticator, check_secret, new_credential
-from lrs.http.analytics import analytics_router
+from lrs.auth.credentials import Authenticator, check_secret, new_credential
+from lrs.databases import lms_url
+from lrs.http.analytics import WorkerReports, analytics_router
+from lrs.http.catalog import catalog_router
 from lrs.settings import AnalyticsSettings, AuthSettings, ServerSettings, StoreSettings
-from lrs.store import is_mongodb, open_stores
-from lrs.store.postgres import create_pool, migrate
+from lrs.store import open_stores
+from lrs.usecases.analytics import CourseAnalytics
+from lrs.usecases.catalog import LoadCatalog
 from lrs.usecases.errors import LRSError
 from lrs.usecases.stores import Stores
-from lrs.xapi.jsontext import JsonTextError, parse_bounded
 from lrs.xapi.statements import StatementError
+from sinks.lms import LmsDatabase
+from sinks.ports import CatalogStore
 
-from . import documents, resources, statements
+from . import documents, operations, resources, statements
 from .last_resort import LastResort, internal_error_handler
 from .metrics import MetricsMiddleware
 from .middleware import XapiMiddleware
@@ -70,6 +72,23 @@ async def ensure_admin(stores: Stores, auth: AuthSettings) -> None:
     log.info("admin credential %s is ready", auth.admin_key)
 
 
+class NoLmsDatabase:
+    """``CatalogStore`` where there is no LMS database (a MongoDB store and no
+    ``LRS_LMS_DATABASE_URL``, outside ``lrs up``, which starts one)."""
+
+    async def _missing(self, *args: object) -> NoReturn:
+        raise NotImplementedLms("there is no LMS database for the catalog: set LRS_LMS_DATABASE_URL")
+
+    read_catalog = save_catalog = courses = _missing
+
+    async def close(self) -> None:
+        return None
+
+
+class NotImplementedLms(LRSError):
+    status = 501
+
+
 def create_app(
     dsn: str,
     server: ServerSettings | None = None,
@@ -78,103 +97,59 @@ def create_app(
     *,
     base_path: str = "/xapi",
     analytics: AnalyticsSettings | None = None,
+    lms_dsn: str | None = None,
 ) -> FastAPI:
+    """The application on the statement store at ``dsn``; the LMS database (catalog uploads,
+    the instructor page's course list) is ``lms_dsn``, else where ``lrs.databases.lms_url``
+    puts it for this store."""
     server = server or ServerSettings()
     store = store or StoreSettings()
     auth = auth or AuthSettings()
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        backend = await open_stores(dsn, pool_min=store.pool_min, pool_max=store.pool_max)
-        try:
-            stores = Stores(backend.statements, backend.documents, backend.credentials)
-            authenticator = Authenticator(stores.credentials, auth.credential_cache_seconds)
-            await backend.watch_credentials(authenticator.clear)
-            await ensure_admin(stores, auth)
-            app.state.stores, app.state.authenticator, app.state.backend = stores, authenticator, backend
-            tune_garbage_collection()
-            yield
-        finally:
-            await backend.close()
+    lms_dsn = lms_dsn or lms_url(store, dsn)
+    lms: CatalogStore = (
+        LmsDatabase(lms_dsn, max_size=2, application_name="lrs-lms") if lms_dsn else NoLmsDatabase()
+    )
 
     ops = FastAPI(
         title="xAPI Learning Record Store: operations",
         version=__version__,
-        lifespan=lifespan,
+        lifespan=Lifespan(dsn, store, auth, lms),
         docs_url="/docs",
         openapi_url="/openapi.json",
     )
     ops.state.settings = server
     ops.state.base_path = base_path
     ops.add_exception_handler(Exception, internal_error_handler)
-
-    @ops.get("/health", tags=["operations"])
-    async def health() -> dict:
-        """Liveness: the process answers."""
-        return {"status": "ok", "version": __version__}
-
-    @ops.get("/ready", tags=["operations"])
-    async def ready(request: Request) -> Response:
-        """Readiness: the statement store answers."""
-        try:
-            await request.app.state.backend.ping()
-        except Exception as exc:  # noqa: BLE001 - any failure means not ready
-            return error_response(503, f"statement store unavailable: {exc}")
-        return Response(b'{"status":"ready"}', media_type="application/json")
-
-    @ops.post("/catalog", tags=["pipeline"])
-    async def load_catalog(request: Request) -> Response:
-        """Merge a catalog document (courses, modules, lessons, quizzes, students) into the LMS
-        tables the pipeline maps statements with; the same document as ``lrs catalog load``.
-        Needs a credential with scope ``all``."""
-        from pydantic import ValidationError
-
-        from streams.catalog import CatalogFile, store_catalog
-
-        try:
-            principal = await request.app.state.authenticator.authenticate(
-                request.headers.get("authorization")
-            )
-        except AuthenticationError as exc:
-            return error_response(401, str(exc), {"WWW-Authenticate": 'Basic realm="xAPI"'})
-        if "all" not in principal.scopes:
-            return error_response(403, "loading the catalog needs a credential with scope all")
-        try:
-            raw = parse_bounded(await request.body(), server.max_json_depth, "the catalog document")
-            document = CatalogFile.model_validate(raw)
-        except JsonTextError as exc:
-            return error_response(400, str(exc))
-        except ValidationError as exc:
-            return error_response(
-                400, f"not a catalog document: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}"
-            )
-        lms_dsn = store.lms_database_url or (None if is_mongodb(dsn) else dsn)
-        if lms_dsn is None:
-            return error_response(
-                501, "the catalog is kept in PostgreSQL: set LRS_LMS_DATABASE_URL (the LRS store is MongoDB)"
-            )
-        pool = await create_pool(lms_dsn, min_size=1, max_size=1, application_name="lrs-catalog")
-        try:
-            await migrate(pool, "sinks", "lms_schema_migrations")
-            async with pool.acquire() as conn:
-                counts = await store_catalog(conn, document)
-        except (asyncpg.DataError, asyncpg.ProgramLimitExceededError) as exc:
-            # a number beyond 64 bits, a U+0000, an IRI too long for an index: nothing was stored
-            return error_response(400, f"the catalog holds a value the LMS database cannot store: {exc}")
-        finally:
-            await pool.close()
-        return Response(orjson.dumps(counts), media_type="application/json")
-
-    @ops.get("/metrics", tags=["operations"])
-    async def metrics() -> Response:
-        """Prometheus metrics."""
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
-
-    xapi = _xapi_app(base_path, ops.state, server.max_body_bytes)
-    lms_dsn = store.lms_database_url or (None if is_mongodb(dsn) else dsn)
-    ops.include_router(analytics_router(lms_dsn, analytics or AnalyticsSettings()))
+    ops.include_router(operations.router)
+    ops.include_router(catalog_router(LoadCatalog(lms), server.max_json_depth))
+    ops.include_router(
+        analytics_router(CourseAnalytics(lms, WorkerReports(analytics or AnalyticsSettings())))
+    )
     ops.add_middleware(MetricsMiddleware, base_path=base_path)
-    return Application(base_path, xapi, ops)
+    return Application(base_path, _xapi_app(base_path, ops.state, server.max_body_bytes), ops)
+
+
+class Lifespan:
+    """Opens the stores when the server starts (into ``app.state``: ``stores``, ``authenticator``,
+    ``backend``), watches credential changes, ensures the admin credential; closes all at the end."""
+
+    def __init__(self, dsn: str, store: StoreSettings, auth: AuthSettings, lms: CatalogStore) -> None:
+        self.dsn, self.store, self.auth, self.lms = dsn, store, auth, lms
+
+    @asynccontextmanager
+    async def __call__(self, app: FastAPI) -> AsyncIterator[None]:
+        backend = await open_stores(self.dsn, pool_min=self.store.pool_min, pool_max=self.store.pool_max)
+        try:
+            stores = Stores(backend.statements, backend.documents, backend.credentials)
+            authenticator = Authenticator(stores.credentials, self.auth.credential_cache_seconds)
+            await backend.watch_credentials(authenticator.clear)
+            await ensure_admin(stores, self.auth)
+            app.state.stores, app.state.authenticator, app.state.backend = stores, authenticator, backend
+            tune_garbage_collection()
+            yield
+        finally:
+            await self.lms.close()
+            await backend.close()
 
 
 def app_from_environment() -> Application:

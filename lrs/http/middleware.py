@@ -75,6 +75,54 @@ def parse_version(value: str | None) -> XapiVersion:
     raise BadRequest(f"X-Experience-API-Version {value!r} is not supported; use 1.0.x or 2.0.x")
 
 
+class ResponseHeaders:
+    """``send`` for one xAPI request: the start of the response gets the version header (the
+    client's version when it named a valid one), CORS headers for cross-origin requests, and on
+    /statements the consistent-through header (errors included)."""
+
+    def __init__(
+        self, send: Send, state: State, *, version: XapiVersion, cors: bool, statements: bool
+    ) -> None:
+        self._send, self._state = send, state
+        self.version, self.cors, self.statements = version, cors, statements
+        self.started = False
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.started = True
+            message = {**message, "headers": await self._headers(list(message.get("headers", [])))}
+        await self._send(message)
+
+    async def _headers(self, headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+        headers.append((VERSION_HEADER.encode(), self.version.value.encode()))
+        if self.cors:
+            headers.extend(_CORS)
+        if self.statements and CONSISTENT_THROUGH.encode() not in {name.lower() for name, _ in headers}:
+            stores: Stores = self._state.stores
+            moment = await stores.consistent_through(max_age=0.05)
+            headers.append((CONSISTENT_THROUGH.encode(), format_timestamp(moment).encode()))
+        return headers
+
+
+def _cross_origin(scope: Scope) -> bool:
+    """CORS headers matter only to browsers, which always send Origin on cross-origin requests."""
+    return any(name == b"origin" for name, _ in scope["headers"])
+
+
+def _check_method(resource: str, method: str) -> None:
+    allowed = RESOURCE_METHODS.get(resource)
+    if allowed is not None and method not in allowed:
+        raise MethodNotAllowed(f"{method} is not an xAPI method of {resource}", allowed)
+
+
+def _refusal_headers(exc: LRSError) -> dict[str, str] | None:
+    if exc.status == 401:
+        return {"WWW-Authenticate": 'Basic realm="xAPI"'}
+    if isinstance(exc, MethodNotAllowed):
+        return {"Allow": ", ".join(exc.allowed)}
+    return None
+
+
 class XapiMiddleware:
     def __init__(
         self,
@@ -91,76 +139,70 @@ class XapiMiddleware:
         self.max_body = max_body_bytes
         self.default_version = default_version
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def _resource(self, scope: Scope) -> str | None:
+        """The xAPI resource a request is for (``/statements``…), ``None`` outside the xAPI base."""
         path = scope.get("path", "")
         if scope["type"] != "http" or not (path == self.base or path.startswith(self.base + "/")):
+            return None
+        return path[len(self.base) :].rstrip("/") or "/"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        resource = self._resource(scope)
+        if resource is None:
             await self.app(scope, receive, send)
             return
-        resource = path[len(self.base) :].rstrip("/") or "/"
-        statements = resource == "/statements"
-        answered = {"version": self.default_version}
-        started = False
-        # CORS headers matter only to browsers, which always send Origin on cross-origin requests
-        cors = any(name == b"origin" for name, _ in scope["headers"])
-
-        async def send_with_headers(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-                headers = list(message.get("headers", []))
-                names = {name.lower() for name, _ in headers}
-                headers.append((VERSION_HEADER.encode(), answered["version"].value.encode()))
-                if cors:
-                    headers.extend(_CORS)
-                if statements and CONSISTENT_THROUGH.encode() not in names:
-                    stores: Stores = self.state.stores
-                    moment = await stores.consistent_through(max_age=0.05)
-                    headers.append((CONSISTENT_THROUGH.encode(), format_timestamp(moment).encode()))
-                message = {**message, "headers": headers}
-            await send(message)
-
+        out = ResponseHeaders(send, self.state, version=self.default_version, cors=_cross_origin(scope),
+                              statements=resource == "/statements")  # fmt: skip
         try:
             if scope["method"] == "OPTIONS":
-                cors = True
-                await send_with_headers({"type": "http.response.start", "status": 204, "headers": _PREFLIGHT})
-                await send_with_headers({"type": "http.response.body", "body": b""})
+                await self._preflight(out)
                 return
-            if b"method" in scope.get("query_string", b"") and _has_method_param(scope):
-                scope, receive = await self._alternate_syntax(scope, receive)
-            headers = Headers(scope=scope)
-            state = scope.setdefault("state", {})
-            sent_version = headers.get(VERSION_HEADER)
-            try:  # every answer speaks the client's version when it named a valid one
-                answered["version"] = parse_version(sent_version)
-            except BadRequest:
-                pass
-            allowed = RESOURCE_METHODS.get(resource)
-            if allowed is not None and scope["method"] not in allowed:
-                raise MethodNotAllowed(f"{scope['method']} is not an xAPI method of {resource}", allowed)
-            if resource == "/about":  # About needs no version header
-                state["version"] = answered["version"] if sent_version is not None else None
-            else:
-                state["version"] = parse_version(sent_version)
-                authenticator: Authenticator = self.state.authenticator
-                try:
-                    state["principal"] = await authenticator.authenticate(headers.get("authorization"))
-                except AuthenticationError as exc:
-                    raise Unauthorized(str(exc)) from None
-            if _declared_length(headers.get("content-length")) > self.max_body:
-                raise PayloadTooLarge(f"request body exceeds {self.max_body} bytes")
-            await self.app(scope, receive, send_with_headers)
+            scope, receive = await self._admit(scope, receive, resource, out)
+            await self.app(scope, receive, out)
         except LRSError as exc:
-            extra = None
-            if exc.status == 401:
-                extra = {"WWW-Authenticate": 'Basic realm="xAPI"'}
-            elif isinstance(exc, MethodNotAllowed):
-                extra = {"Allow": ", ".join(exc.allowed)}
-            await error_response(exc.status, exc.message, extra)(scope, receive, send_with_headers)
+            await error_response(exc.status, exc.message, _refusal_headers(exc))(scope, receive, out)
         except Exception:
-            if started:  # too late to answer: the last resort logs it and ends the response
+            if out.started:  # too late to answer: the last resort logs it and ends the response
                 raise
             log_unexpected(scope)
-            await internal_error(scope)(scope, receive, send_with_headers)
+            await internal_error(scope)(scope, receive, out)
+
+    @staticmethod
+    async def _preflight(out: ResponseHeaders) -> None:
+        out.cors = True
+        await out({"type": "http.response.start", "status": 204, "headers": _PREFLIGHT})
+        await out({"type": "http.response.body", "body": b""})
+
+    async def _admit(
+        self, scope: Scope, receive: Receive, resource: str, out: ResponseHeaders
+    ) -> tuple[Scope, Receive]:
+        """The request as its resource sees it (the alternate syntax unwrapped), with the xAPI
+        version and the caller's principal in ``scope["state"]``; ``LRSError`` refuses it."""
+        if b"method" in scope.get("query_string", b"") and _has_method_param(scope):
+            scope, receive = await self._alternate_syntax(scope, receive)
+        headers = Headers(scope=scope)
+        state = scope.setdefault("state", {})
+        sent_version = headers.get(VERSION_HEADER)
+        try:  # every answer speaks the client's version when it named a valid one
+            out.version = parse_version(sent_version)
+        except BadRequest:
+            pass
+        _check_method(resource, scope["method"])
+        if resource == "/about":  # About needs no version header, nor credentials
+            state["version"] = out.version if sent_version is not None else None
+        else:
+            state["version"] = parse_version(sent_version)
+            state["principal"] = await self._authenticate(headers)
+        if _declared_length(headers.get("content-length")) > self.max_body:
+            raise PayloadTooLarge(f"request body exceeds {self.max_body} bytes")
+        return scope, receive
+
+    async def _authenticate(self, headers: Headers):
+        authenticator: Authenticator = self.state.authenticator
+        try:
+            return await authenticator.authenticate(headers.get("authorization"))
+        except AuthenticationError as exc:
+            raise Unauthorized(str(exc)) from None
 
     async def _alternate_syntax(self, scope: Scope, receive: Receive) -> tuple[Scope, Receive]:
         """Rewrite ``POST ?method=X`` with a form body into the X request it carries (xAPI 1.0.3)."""

@@ -6,17 +6,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
-from .ports import CredentialStore, DocumentStore, StatementStore
+from .ports import CredentialStore, DocumentStore, Outbox, StatementStore
 
 MONGODB_SCHEMES = ("mongodb://", "mongodb+srv://")
 
 
 class Backend(Protocol):
-    """The three stores of one database, with what a server needs besides them."""
+    """The stores of one database, with what a server needs besides them; ``outbox`` is the
+    statement store as the stream pipeline reads it."""
 
     statements: StatementStore
     documents: DocumentStore
     credentials: CredentialStore
+    outbox: Outbox
 
     async def ping(self) -> None:
         """Raise unless the database answers (readiness)."""
@@ -41,3 +43,14 @@ async def open_stores(url: str, *, pool_min: int = 2, pool_max: int = 10) -> Bac
     from .postgres import open_stores as open_postgres
 
     return await open_postgres(url, pool_min=pool_min, pool_max=pool_max)
+
+
+async def open_outbox(url: str) -> Outbox:
+    """The statement store at ``url`` as the stream pipeline's outbox (see ``open_stores``)."""
+    if is_mongodb(url):
+        from .mongodb import open_outbox as open_mongodb
+
+        return await open_mongodb(url)
+    from .postgres.outbox import PostgresOutbox
+
+    return PostgresOutbox(url)

@@ -118,6 +118,70 @@ class StatementStore(Protocol):
     async def agent_names(self, key: str) -> list[str]: ...
 
 
+# --- the outbox: what the stream pipeline reads -------------------------------------------------
+
+
+@dataclass(slots=True, frozen=True)
+class OutboxEntry:
+    """A stored statement as the pipeline's relay publishes it."""
+
+    stored: datetime
+    seq: int
+    """``(stored, seq)`` orders the store: each entry is after the previous one."""
+    document: bytes
+    """The statement as stored (JSON, UTF-8)."""
+    voided: bool
+    """Voided already when read (sinks must not count it)."""
+    target: str | None
+    """For a voiding statement: the id of the statement it voids."""
+    actor: bytes
+    """The actor (JSON) whose learner the statement belongs to: its own, or for a voiding
+    statement the voided statement's (so a void follows what it voids)."""
+
+
+@dataclass(slots=True, frozen=True)
+class OutboxRead:
+    entries: list[OutboxEntry]
+    consistent: datetime
+    """Every statement stored before this instant is among the entries or before ``after``; no
+    statement can appear later with an earlier ``stored``."""
+
+
+class Election(Protocol):
+    """Which one process relays a store's statements (the others wait to take over)."""
+
+    async def acquire(self) -> None:
+        """Wait until this process leads."""
+
+    async def still_leading(self) -> bool:
+        """Whether this process still leads (renewing a lease where there is one)."""
+
+    async def release(self) -> None: ...
+
+
+class Outbox(Protocol):
+    """The statement store as the stream pipeline's outbox: statements in store order, up to
+    the consistent-through bound, so that nothing can appear behind what was read."""
+
+    async def read(self, after: tuple[datetime, int] | None, limit: int) -> OutboxRead:
+        """Statements stored after ``after`` (``(stored, seq)``; ``None``: from the first), in
+        store order, at most ``limit``, all before the returned consistent instant."""
+
+    async def now(self) -> datetime:
+        """The store's clock."""
+
+    async def newest(self) -> tuple[datetime, int] | None:
+        """``(stored, seq)`` of the newest statement, ``None`` for an empty store."""
+
+    async def count(self, since: datetime | None, upto: tuple[datetime, int] | None) -> int:
+        """Statements stored from ``since`` (all without it) up to ``upto`` (inclusive; all without it)."""
+
+    def election(self) -> Election:
+        """A new election of the one relay of this store."""
+
+    async def close(self) -> None: ...
+
+
 # --- documents -----------------------------------------------------------------------------------
 
 

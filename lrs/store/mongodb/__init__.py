@@ -18,6 +18,7 @@ from pymongo.errors import PyMongoError
 
 from .credentials import MongoCredentialStore
 from .documents import MongoDocumentStore
+from .outbox import MongoOutbox
 from .schema import CREDENTIALS, ensure_schema
 from .statements import MongoStatementStore
 
@@ -34,6 +35,7 @@ class MongoStores:
     statements: MongoStatementStore
     documents: MongoDocumentStore
     credentials: MongoCredentialStore
+    outbox: MongoOutbox
     client: AsyncIOMotorClient
     db: AsyncIOMotorDatabase
     _watchers: list[asyncio.Task] = field(default_factory=list, repr=False)
@@ -85,8 +87,25 @@ async def open_stores(url: str, *, pool_min: int = 2, pool_max: int = 10) -> Mon
         client.close()
         raise
     return MongoStores(
-        MongoStatementStore(client, db), MongoDocumentStore(db), MongoCredentialStore(db), client, db
+        MongoStatementStore(client, db),
+        MongoDocumentStore(db),
+        MongoCredentialStore(db),
+        MongoOutbox(db),
+        client,
+        db,
     )
+
+
+async def open_outbox(url: str) -> MongoOutbox:
+    """The statements collection as the pipeline's outbox, on a client of its own (closed with it)."""
+    client = AsyncIOMotorClient(url, tz_aware=True, minPoolSize=1, maxPoolSize=4, appname="lrs-outbox")
+    db = client.get_default_database(DEFAULT_DATABASE)
+    try:
+        await ensure_schema(db)
+    except BaseException:
+        client.close()
+        raise
+    return MongoOutbox(db, client)
 
 
 __all__ = [

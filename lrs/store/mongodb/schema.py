@@ -54,6 +54,8 @@ INDEXES: dict[str, list[IndexModel]] = {
         ),
         # Statements referring to others (voiding, key inheritance when the target arrives late).
         IndexModel([("ref", ASCENDING)], name="ref", sparse=True),
+        # Store order, for the stream pipeline's outbox (``outbox.MongoOutbox``).
+        IndexModel([("seq", ASCENDING)], name="seq"),
     ],
     DOCUMENTS: [
         # Unique identity; its prefix (the scope) serves ids(), delete_all() and get().

@@ -127,7 +127,7 @@ def _instant(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, timezone.utc)
 
 
-class _Clock:
+class Clock:
     """Sequence numbers and ``stored`` times from the counter document, and the writers in flight.
 
     Times are kept as epoch milliseconds (the precision of BSON dates): compared as numbers, they
@@ -180,7 +180,7 @@ class MongoStatementStore(CoalescedStatementWrites):
         self._activities = db[ACTIVITIES]
         self._verbs = db[VERBS]
         self._agents = db[AGENTS]
-        self._clock = _Clock(db)
+        self._clock = Clock(db)
         super().__init__()
 
     # --- writing ---------------------------------------------------------------------------------

@@ -9,17 +9,20 @@ import asyncpg
 
 from .credentials import PostgresCredentialStore
 from .documents import PostgresDocumentStore
+from .outbox import PostgresOutbox
 from .pool import create_pool, migrate
 from .statements import PostgresStatementStore
 
 
 @dataclass
 class PostgresStores:
-    """The three PostgreSQL adapters over their pools; ``close()`` releases the pools."""
+    """The PostgreSQL adapters over their pools; ``close()`` releases the pools. The outbox opens
+    its own connections when first read (only the pipeline reads it)."""
 
     statements: PostgresStatementStore
     documents: PostgresDocumentStore
     credentials: PostgresCredentialStore
+    outbox: PostgresOutbox
     pool: asyncpg.Pool
     query_pool: asyncpg.Pool
     dsn: str
@@ -38,6 +41,7 @@ class PostgresStores:
     async def close(self) -> None:
         for listener in self._listeners:
             await listener.close()
+        await self.outbox.close()
         await self.query_pool.close()
         await self.pool.close()
 
@@ -59,6 +63,7 @@ async def open_stores(dsn: str, *, pool_min: int = 2, pool_max: int = 10) -> Pos
         PostgresStatementStore(pool, query_pool),
         PostgresDocumentStore(pool),
         PostgresCredentialStore(pool),
+        PostgresOutbox(dsn),
         pool,
         query_pool,
         dsn,
@@ -68,6 +73,7 @@ async def open_stores(dsn: str, *, pool_min: int = 2, pool_max: int = 10) -> Pos
 __all__ = [
     "PostgresCredentialStore",
     "PostgresDocumentStore",
+    "PostgresOutbox",
     "PostgresStatementStore",
     "PostgresStores",
     "create_pool",

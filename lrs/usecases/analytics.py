@@ -1,0 +1,68 @@
+"""The instructor page's data: which courses a credential may see, and a course's report (made
+by the pipeline worker, which owns the analytics store)."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from lrs.auth.scopes import analytics_courses
+from sinks.ports import CatalogStore
+from sinks.reports import ReportQuery
+
+from .errors import BadRequest, Forbidden, LRSError
+
+
+class Unavailable(LRSError):
+    status = 503
+
+
+class ReportsUnavailable(LRSError):
+    """The worker that makes reports cannot be reached (503), failed (502), or refused (its status)."""
+
+    def __init__(self, message: str, status: int = 503) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class ReportSource(Protocol):
+    async def course_report(self, query: ReportQuery) -> bytes:
+        """The report as JSON; ``ReportsUnavailable`` when it cannot be had."""
+
+
+def readable(scopes: frozenset[str]) -> frozenset[int] | None:
+    """Courses a credential may read (``None``: all); ``Forbidden`` when none."""
+    courses = analytics_courses(scopes)
+    if courses is not None and not courses:
+        raise Forbidden("this credential may not read course analytics")
+    return courses
+
+
+class CourseAnalytics:
+    def __init__(self, catalog: CatalogStore, reports: ReportSource) -> None:
+        self._catalog = catalog
+        self._reports = reports
+
+    def check_access(self, scopes: frozenset[str]) -> None:
+        """``Forbidden`` for a credential that may read no course's analytics."""
+        readable(scopes)
+
+    async def courses(self, scopes: frozenset[str]) -> list[dict[str, Any]]:
+        """The catalog's courses (with lessons) the credential may read."""
+        allowed = readable(scopes)
+        try:
+            found = await self._catalog.courses()
+        except OSError as exc:
+            raise Unavailable(f"the LMS catalog database is unavailable: {exc}") from None
+        return [c for c in found if allowed is None or c["id"] in allowed]
+
+    async def report(
+        self, scopes: frozenset[str], course_id: str, since: str | None, until: str | None, grain: str | None
+    ) -> bytes:
+        allowed = readable(scopes)
+        try:
+            query = ReportQuery.parse(course_id, since, until, grain)
+        except ValueError as exc:
+            raise BadRequest(str(exc)) from None
+        if allowed is not None and query.course_id not in allowed:
+            raise Forbidden(f"this credential may not read course {query.course_id}'s analytics")
+        return await self._reports.course_report(query)

@@ -1,0 +1,45 @@
+"""Loading the LMS catalog (``POST /catalog``, ``lrs catalog load``): one use case, one rule for
+who may, one validation, whatever the door."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+
+from sinks.catalog import CatalogDocument
+from sinks.ports import CatalogStore
+
+from .errors import BadRequest, Forbidden, LRSError
+
+CATALOG_SCOPE = "all"
+
+
+class Unavailable(LRSError):
+    status = 503
+
+
+def read_document(raw: Any) -> CatalogDocument:
+    """A catalog document from parsed JSON; ``BadRequest`` names the first problem and where."""
+    try:
+        return CatalogDocument.model_validate(raw)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(part) for part in error["loc"]) or "the document"
+        raise BadRequest(f"not a catalog document: {where}: {error['msg']}") from None
+
+
+class LoadCatalog:
+    def __init__(self, store: CatalogStore) -> None:
+        self._store = store
+
+    async def __call__(self, scopes: frozenset[str], raw: Any) -> dict[str, int]:
+        """Merge a catalog document into the LMS database (workers reload theirs); how many of
+        each kind it held. Needs scope ``all``."""
+        if CATALOG_SCOPE not in scopes:
+            raise Forbidden(f"loading the catalog needs a credential with scope {CATALOG_SCOPE}")
+        document = read_document(raw)
+        try:
+            return await self._store.save_catalog(document)
+        except OSError as exc:
+            raise Unavailable(f"the LMS database is unavailable: {exc}") from None

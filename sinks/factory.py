@@ -1,0 +1,71 @@
+"""Building the sinks a worker feeds (``LRS_STREAM_SINKS``): the one place that knows the adapters.
+
+The pipeline asks for sinks by name and gets them as ports (``sinks.ports``). Drivers load only
+with their sink (cassandra-driver and motor cost memory and start-up time).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .catalog import Catalog
+from .ports import AnalyticsViews, DomainEventOutbox, LearnerHistory, Sink
+from .settings import CassandraSettings, ClickHouseSettings, MongoSettings
+
+KNOWN = ("clickhouse", "progress", "mongodb", "cassandra")
+
+
+@dataclass
+class SinkSet:
+    """The sinks of one worker, and which of them answer the worker's pages."""
+
+    sinks: list[Sink] = field(default_factory=list)
+    views: AnalyticsViews | None = None
+    """ClickHouse: ``/analytics/{view}`` and the instructor reports."""
+    history: LearnerHistory | None = None
+    """Cassandra: ``/learners/{id}/history``."""
+    events: DomainEventOutbox | None = None
+    """The progress sink's domain events, to publish on ``lms.events``."""
+    keeps_statements: bool = False
+    """A sink stores statements whole (MongoDB): events carry them."""
+
+
+def build_sinks(
+    names: list[str], *, partitions: int, data_dir: Path, lms_dsn: str, catalog: Callable[[], Catalog],
+    clickhouse: ClickHouseSettings | None = None, mongodb: MongoSettings | None = None,
+    cassandra: CassandraSettings | None = None,
+) -> SinkSet:  # fmt: skip
+    unknown = sorted(set(names) - set(KNOWN))
+    if unknown:
+        raise ValueError(f"unknown sink {unknown[0]!r} in LRS_STREAM_SINKS; the sinks are {', '.join(KNOWN)}")
+    found = SinkSet()
+    if "progress" in names:
+        from .progress import ProgressSink
+
+        progress = ProgressSink(lms_dsn, catalog, partitions)
+        found.sinks.append(progress)
+        found.events = progress
+    if "clickhouse" in names:
+        from .clickhouse import ClickHouseSink, connect
+
+        url = (clickhouse or ClickHouseSettings()).clickhouse_url
+        views = ClickHouseSink(lambda: connect(url, data_dir), partitions, catalog)
+        found.sinks.append(views)
+        found.views = views
+    if "mongodb" in names:
+        from .mongodb import MongoSink
+
+        settings = mongodb or MongoSettings()
+        found.sinks.append(MongoSink(settings.url(), settings.sink_mongo_database, partitions))
+        found.keeps_statements = True
+    if "cassandra" in names:
+        from .cassandra import CassandraSink
+        from .cassandra import connect as session
+
+        settings_c = cassandra or CassandraSettings()
+        history = CassandraSink(lambda: session(settings_c), settings_c, partitions)
+        found.sinks.append(history)
+        found.history = history
+    return found

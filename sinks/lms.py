@@ -1,0 +1,185 @@
+"""The LMS database: PostgreSQL schema ``lms`` (``sinks/migrations``) holding the catalog tables,
+the progress rollups and the domain-event outbox.
+
+Which database that is (``LRS_LMS_DATABASE_URL``, else the store's PostgreSQL, else an embedded
+one) is decided in one place, ``lrs.databases``; this module is how everything else reaches it,
+and the only place its migrations run from (``migrate``, which every opener calls).
+
+Two notification channels run through it, because every worker and the LRS can reach it whatever
+the statement store is: ``CATALOG_CHANNEL`` (a catalog was loaded: workers reload theirs) and
+``REWIND_CHANNEL`` (``lrs replay`` began: the leading relay starts again from the sinks' positions).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import asyncpg
+import orjson
+
+from lrs.store.postgres.pool import create_pool
+from lrs.store.postgres.pool import migrate as run_migrations
+
+from .catalog import Catalog, CatalogDocument, Lesson, Quiz
+
+log = logging.getLogger(__name__)
+
+CATALOG_CHANNEL = "lms_catalog"
+REWIND_CHANNEL = "lrs_relay_rewind"
+MIGRATIONS = ("sinks", "lms_schema_migrations")
+
+_COURSES = """
+SELECT c.course_id AS id, c.title,
+       coalesce(json_agg(json_build_object('id', l.lesson_id, 'title', l.title, 'kind', l.kind)
+                ORDER BY m.position, l.position, l.lesson_id) FILTER (WHERE l.lesson_id IS NOT NULL), '[]') AS lessons
+FROM lms.courses c
+LEFT JOIN lms.lessons l ON l.course_id = c.course_id
+LEFT JOIN lms.modules m ON m.module_id = l.module_id
+GROUP BY c.course_id, c.title
+ORDER BY c.course_id
+"""
+
+
+async def migrate(pool: asyncpg.Pool) -> list[str]:
+    """Bring schema ``lms`` up to date (concurrent callers serialise; applied ones are skipped)."""
+    return await run_migrations(pool, *MIGRATIONS)
+
+
+class LmsDatabase:
+    """A small pool on the LMS database, opened (and migrated) on first use, so that a server
+    whose LMS database is away still starts and serves xAPI."""
+
+    def __init__(self, dsn: str, *, max_size: int = 2, application_name: str = "lrs-lms") -> None:
+        self.dsn = dsn
+        self._max_size = max_size
+        self._name = application_name
+        self._pool: asyncpg.Pool | None = None
+
+    async def pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            pool = await create_pool(
+                self.dsn, min_size=1, max_size=self._max_size, application_name=self._name
+            )
+            try:
+                await migrate(pool)
+            except BaseException:
+                await pool.close()
+                raise
+            self._pool = pool
+        return self._pool
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    # --- the catalog ---------------------------------------------------------------------------
+
+    async def read_catalog(self) -> Catalog:
+        """The whole catalog, as a snapshot."""
+        catalog = Catalog()
+        async with (await self.pool()).acquire() as conn, conn.transaction(isolation="repeatable_read"):
+            for r in await conn.fetch("SELECT course_id, iri FROM lms.courses"):
+                catalog.add_course(r["course_id"], r["iri"])
+            for r in await conn.fetch(
+                "SELECT module_id, course_id, iri FROM lms.modules ORDER BY position, module_id"
+            ):
+                catalog.add_module(r["module_id"], r["course_id"], r["iri"])
+            for r in await conn.fetch(
+                "SELECT lesson_id, module_id, course_id, kind, duration_seconds, iri FROM lms.lessons"
+                " ORDER BY position, lesson_id"
+            ):
+                lesson = Lesson(
+                    r["lesson_id"], r["module_id"], r["course_id"], r["kind"], r["duration_seconds"]
+                )
+                catalog.add_lesson(lesson, r["iri"])
+            for r in await conn.fetch(
+                "SELECT quiz_id, module_id, course_id, pass_percentage, iri FROM lms.quizzes ORDER BY quiz_id"
+            ):
+                catalog.add_quiz(
+                    Quiz(r["quiz_id"], r["module_id"], r["course_id"], float(r["pass_percentage"])), r["iri"]
+                )
+            for r in await conn.fetch("SELECT agent_key, student_id FROM lms.student_identities"):
+                catalog.students[r["agent_key"]] = r["student_id"]
+        return catalog
+
+    async def save_catalog(self, document: CatalogDocument) -> dict[str, int]:
+        """Merge a catalog document into the tables in one transaction and tell the workers to
+        reload; how many of each kind it held."""
+        async with (await self.pool()).acquire() as conn, conn.transaction():
+            counts = await _save(conn, document)
+            await conn.execute(f"NOTIFY {CATALOG_CHANNEL}")
+        return counts
+
+    async def courses(self) -> list[dict[str, Any]]:
+        """Every course with its lessons in order (``id``, ``title``, ``lessons``: id, title, kind)."""
+        rows = await (await self.pool()).fetch(_COURSES)
+        return [{"id": r["id"], "title": r["title"], "lessons": orjson.loads(r["lessons"])} for r in rows]
+
+    # --- notifications -------------------------------------------------------------------------
+
+    async def notify(self, channel: str) -> None:
+        await (await self.pool()).execute(f"NOTIFY {channel}")
+
+    async def listen(self, channel: str, callback: Callable[[], None]) -> asyncpg.Connection:
+        """Call ``callback`` on every notification of ``channel`` until the returned connection
+        is closed."""
+        conn = await asyncpg.connect(self.dsn, server_settings={"application_name": f"{self._name}-listen"})
+        await conn.add_listener(channel, lambda *_: callback())
+        return conn
+
+
+async def _save(conn: asyncpg.Connection, document: CatalogDocument) -> dict[str, int]:
+    counts = {"courses": 0, "modules": 0, "lessons": 0, "quizzes": 0, "students": 0}
+    for course in document.courses:
+        await conn.execute(
+            "INSERT INTO lms.courses (course_id, title, iri) VALUES ($1, $2, $3) ON CONFLICT (course_id)"
+            " DO UPDATE SET title = EXCLUDED.title, iri = EXCLUDED.iri",
+            course.id, course.title, course.iri,
+        )  # fmt: skip
+        counts["courses"] += 1
+        for module in course.modules:
+            await conn.execute(
+                "INSERT INTO lms.modules (module_id, course_id, position, title, iri) VALUES ($1, $2, $3, $4, $5)"
+                " ON CONFLICT (module_id) DO UPDATE SET course_id = EXCLUDED.course_id,"
+                " position = EXCLUDED.position, title = EXCLUDED.title, iri = EXCLUDED.iri",
+                module.id, course.id, module.position, module.title, module.iri,
+            )  # fmt: skip
+            counts["modules"] += 1
+        for module_id, lessons, quizzes in course.groups():
+            for index, lesson in enumerate(lessons):
+                await conn.execute(
+                    "INSERT INTO lms.lessons (lesson_id, module_id, course_id, position, title, kind,"
+                    " duration_seconds, iri) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (lesson_id)"
+                    " DO UPDATE SET module_id = EXCLUDED.module_id, course_id = EXCLUDED.course_id,"
+                    " position = EXCLUDED.position, title = EXCLUDED.title, kind = EXCLUDED.kind,"
+                    " duration_seconds = EXCLUDED.duration_seconds, iri = EXCLUDED.iri",
+                    lesson.id, module_id, course.id, index, lesson.title, lesson.kind,
+                    lesson.duration_seconds, lesson.iri,
+                )  # fmt: skip
+                counts["lessons"] += 1
+            for quiz in quizzes:
+                await conn.execute(
+                    "INSERT INTO lms.quizzes (quiz_id, module_id, course_id, title, pass_percentage, iri)"
+                    " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (quiz_id) DO UPDATE SET"
+                    " module_id = EXCLUDED.module_id, course_id = EXCLUDED.course_id, title = EXCLUDED.title,"
+                    " pass_percentage = EXCLUDED.pass_percentage, iri = EXCLUDED.iri",
+                    quiz.id, module_id, course.id, quiz.title, quiz.pass_percentage, quiz.iri,
+                )  # fmt: skip
+                counts["quizzes"] += 1
+    for student in document.students:
+        await conn.execute(
+            "INSERT INTO lms.students (student_id, name) VALUES ($1, $2)"
+            " ON CONFLICT (student_id) DO UPDATE SET name = EXCLUDED.name",
+            student.id, student.name,
+        )  # fmt: skip
+        for key in student.identity_keys():
+            await conn.execute(
+                "INSERT INTO lms.student_identities (agent_key, student_id) VALUES ($1, $2)"
+                " ON CONFLICT (agent_key) DO UPDATE SET student_id = EXCLUDED.student_id",
+                key, student.id,
+            )  # fmt: skip
+        counts["students"] += 1
+    return counts
