@@ -115,6 +115,15 @@ class Stack:
                     raise SystemExit((self.data_dir / "worker.log").read_text()[-2000:]) from None
                 time.sleep(0.05)
 
+    def engine(self) -> int | None:
+        """PID of the worker's chdb process (LRS_CHDB_OWN_PROCESS), if it runs one."""
+        import psutil
+
+        for child in psutil.Process(self.worker.pid).children():
+            if "sinks.chdb_process" in " ".join(child.cmdline()):
+                return child.pid
+        return None
+
     def get(self, path: str) -> bytes:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.web_port}{path}", timeout=30) as response:
             return response.read()
@@ -155,6 +164,8 @@ async def cpu_by_component(dsn: str, stack: Stack) -> dict[str, float]:
 
     found = {"worker": cpu(stack.worker.pid), "tansu": cpu(stack.broker.process.pid),
              "lrs": cpu(stack.server.pid)}  # fmt: skip
+    if (engine := stack.engine()) is not None:
+        found["chdb process"] = cpu(engine)
     conn = await asyncpg.connect(dsn)
     try:
         rows = await conn.fetch(
@@ -278,6 +289,12 @@ async def freshness(stack: Stack, statements: list[dict], rate: float) -> None:
           f"p99 {percentile(lags, 99) * 1000:.0f} ms   max {max(lags) * 1000:.0f} ms   (±10 ms polling)")  # fmt: skip
 
 
+def memory(pid: int) -> dict[str, float]:
+    """VmHWM, RssAnon and RssFile of a process, in MB."""
+    status = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
+    return {k: int(status[k].split()[0]) / 1024 for k in ("VmHWM", "RssAnon", "RssFile")}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -330,12 +347,12 @@ def main() -> None:
         print(
             "sink batch latency (mean): " + ", ".join(f"{k} {v * 1000:.1f} ms" for k, v in latencies.items())
         )
-        status = dict(
-            line.split(":", 1) for line in Path(f"/proc/{stack.worker.pid}/status").read_text().splitlines()
-        )
-        mb = {k: int(status[k].split()[0]) / 1024 for k in ("VmHWM", "RssAnon", "RssFile")}
-        print(f"worker peak RSS (VmHWM): {mb['VmHWM']:.0f} MB; now {mb['RssAnon']:.0f} MB anonymous + "
-              f"{mb['RssFile']:.0f} MB file-backed (mostly the chdb engine's code)")  # fmt: skip
+        for name, pid in (("worker", stack.worker.pid), ("chdb process", stack.engine())):
+            if pid is None:
+                continue
+            mb = memory(pid)
+            print(f"{name} peak RSS (VmHWM): {mb['VmHWM']:.0f} MB; now {mb['RssAnon']:.0f} MB anonymous + "
+                  f"{mb['RssFile']:.0f} MB file-backed")  # fmt: skip
     finally:
         stack.close()
 

@@ -127,14 +127,15 @@ class MissingEngine(RuntimeError):
     """An embedded engine was needed but its package is not installed."""
 
 
-def embedded_engine(module: str, what: str, instead: str):
-    """Import the package of an embedded engine (the ``embedded`` extra), or explain what to do:
-    install the extra, or set ``instead`` to use a server."""
+def embedded_engine(module: str, what: str, instead: str, *, load: bool = True):
+    """The package of an embedded engine (the ``embedded`` extra), imported (or, without ``load``,
+    only found: importing chdb maps 250 MB of engine code); when it is not installed, an error
+    that says what to do: install the extra, or set ``instead`` to use a server."""
     import importlib
+    import importlib.util
 
-    try:
-        return importlib.import_module(module)
-    except ImportError:
+    if importlib.util.find_spec(module) is None:
         raise MissingEngine(
             f"{what} needs the embedded engines: pip install 'lrs-analytics[embedded]' (or set {instead})"
-        ) from None
+        )
+    return importlib.import_module(module) if load else None

@@ -117,13 +117,19 @@ def catalog_rows(catalog: Catalog) -> list[tuple]:
     return rows
 
 
-def connect(url: str | None, data_dir: Path) -> Any:
-    """A clickhouse-connect client: the server at ``url``, else chdb in ``data_dir/clickhouse``."""
+def connect(url: str | None, data_dir: Path, *, own_process: bool = False) -> Any:
+    """A clickhouse-connect client: the server at ``url``, else chdb in ``data_dir/clickhouse`` —
+    in this process, or with ``own_process`` in a child process of its own
+    (``sinks.chdb_process``: the worker's choice, ``LRS_CHDB_OWN_PROCESS``)."""
     if url:
         return clickhouse_connect.get_client(dsn=url)
-    embedded_engine("chdb", "ClickHouse in-process (chdb)", "LRS_CLICKHOUSE_URL")
+    embedded_engine("chdb", "ClickHouse in-process (chdb)", "LRS_CLICKHOUSE_URL", load=False)
     path = data_dir / "clickhouse"
     path.mkdir(parents=True, exist_ok=True)
+    if own_process:
+        from .chdb_process import ChdbProcess
+
+        return ChdbProcess(path.resolve())
     return clickhouse_connect.get_client(dsn=f"chdb://{path.resolve()}")
 
 

@@ -49,7 +49,10 @@ CREATE TABLE IF NOT EXISTS learning_events
     item_response    UInt8,             -- an answer to a question (verb answered, not on a catalog item)
     cmi5_session     String,            -- cmi5 session id ('' outside cmi5 sessions)
     INDEX statement_lookup statement_id TYPE bloom_filter GRANULARITY 1,
-    INDEX stored_range stored TYPE minmax GRANULARITY 1,     -- idempotency checks read recent parts only
+    INDEX stored_range stored TYPE minmax GRANULARITY 1,
+    -- the idempotency check (which statements of a batch's stored range are here) reads this
+    -- copy of two columns in stored order; kept in each part, so always in step with the rows
+    PROJECTION by_stored (SELECT statement_id, stored ORDER BY stored)
 )
 ENGINE = MergeTree
 PARTITION BY toYYYYMM(timestamp)
@@ -71,7 +74,8 @@ CREATE TABLE IF NOT EXISTS video_segments
     segment      UInt32,               -- [segment * 5, segment * 5 + 5) seconds
     session_key  String,               -- the viewing session (video session id, else cmi5 session, else statement)
     INDEX statement_lookup statement_id TYPE bloom_filter GRANULARITY 1,
-    INDEX stored_range stored TYPE minmax GRANULARITY 1
+    INDEX stored_range stored TYPE minmax GRANULARITY 1,
+    PROJECTION by_stored (SELECT statement_id, stored ORDER BY stored)
 )
 ENGINE = MergeTree
 PARTITION BY toYYYYMM(timestamp)

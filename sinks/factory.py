@@ -50,8 +50,9 @@ def build_sinks(
     if "clickhouse" in names:
         from .clickhouse import ClickHouseSink, connect
 
-        url = (clickhouse or ClickHouseSettings()).clickhouse_url
-        views = ClickHouseSink(lambda: connect(url, data_dir), partitions, catalog)
+        settings_ch = clickhouse or ClickHouseSettings()
+        url, own = settings_ch.clickhouse_url, settings_ch.chdb_own_process
+        views = ClickHouseSink(lambda: connect(url, data_dir, own_process=own), partitions, catalog)
         found.sinks.append(views)
         found.views = views
     if "mongodb" in names:

@@ -23,6 +23,9 @@ class ClickHouseSettings(BaseSettings):
 
     clickhouse_url: str | None = None
     """A ClickHouse server (``http://user:pass@host:8123/db``); unset = chdb in DATA/clickhouse."""
+    chdb_own_process: bool = True
+    """Without a server, run chdb (the embedded engine) in a child process of the worker's, not
+    inside it: the worker stays small and the engine's CPU and memory show on their own."""
 
 
 class MongoSettings(BaseSettings):

@@ -26,6 +26,7 @@ The rules (see ``docs/analytics.md`` for the definitions in xAPI terms):
 from __future__ import annotations
 
 import re
+from datetime import datetime, timezone
 from typing import Any
 
 from lrs.xapi.agents import ifi_key
@@ -77,6 +78,17 @@ VIDEO_WATCHED = 0.9
 """Video ``progress`` from which a statement completes the video it is about."""
 
 _SEGMENT = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*\[\.\]\s*([0-9]+(?:\.[0-9]+)?)\s*")
+
+
+def instant(value: str) -> datetime | None:
+    """A stored statement's ``timestamp`` or ``stored`` (the LRS validated and stamped them): the
+    standard library's ISO parser, which takes every form the LRS stores; xAPI's own parser for
+    anything else."""
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return parse_timestamp(value)
+    return moment.astimezone(timezone.utc) if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 def _number(value: Any) -> float | None:
@@ -174,8 +186,8 @@ def flatten(
     definition = (obj.get("definition") or {}) if is_activity else {}
     own = locator.locate(obj["id"]) if is_activity else UNKNOWN
     location = locator.within_context(statement, own)
-    timestamp = parse_timestamp(statement.get("timestamp") or statement["stored"])
-    stored = parse_timestamp(statement["stored"])
+    timestamp = instant(statement.get("timestamp") or statement["stored"])
+    stored = instant(statement["stored"])
     if timestamp is None or stored is None:
         raise ValueError("statement timestamp or stored is not a timestamp")
     verb = verb_class(statement["verb"]["id"])

@@ -4,7 +4,8 @@ every sink has it.
 The agent prepares take N+1 (decoding, flattening) while ClickHouse inserts take N and
 PostgreSQL rolls up take N-1: the work of the worker's thread, the ClickHouse thread and the
 database overlaps instead of adding up. At most ``depth`` takes are in flight; ``submit`` waits
-for room, which is the back-pressure on the consumer. Acknowledgements (Kafka offset commits)
+for room, which is the back-pressure on the consumer. A lane that is behind applies the takes
+waiting for it together (``merged``). Acknowledgements (Kafka offset commits)
 happen in submission order and only after every sink applied the take, so a crash replays
 whatever a sink may not have — never skips it.
 """
@@ -20,12 +21,44 @@ from sinks.ports import Batch, Sink
 Apply = Callable[[Sink, list[Batch]], Awaitable[None]]
 
 
+MERGE_OPERATIONS = 20_000
+"""A lane that is behind applies the takes waiting for it together, up to about this many
+operations: fewer, larger writes (one rollup recomputation, one insert) where it matters most."""
+
+
 @dataclass(slots=True)
 class Take:
     batches: list[Batch]
     acknowledge: Callable[[], Awaitable[None]]
     waiting: int
     done: asyncio.Future = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+
+    @property
+    def size(self) -> int:
+        return sum(len(b.operations) for b in self.batches)
+
+
+def merged(takes: list[list[Batch]]) -> list[Batch]:
+    """Consecutive takes as one (one batch per partition, operations in order). A later relay
+    epoch restarts a partition's position, as it does within a take; an older one (messages sent
+    before a rewind) adds its operations but not its position."""
+    if len(takes) == 1:
+        return takes[0]
+    by_partition: dict[int, Batch] = {}
+    for batches in takes:
+        for batch in batches:
+            into = by_partition.get(batch.partition)
+            if into is None:
+                by_partition[batch.partition] = Batch(
+                    batch.partition, list(batch.operations), batch.through, batch.epoch
+                )
+                continue
+            into.operations.extend(batch.operations)
+            if batch.epoch > into.epoch:
+                into.epoch, into.through = batch.epoch, batch.through
+            elif batch.epoch == into.epoch:
+                into.through = max(into.through, batch.through)
+    return list(by_partition.values())
 
 
 class Lanes:
@@ -72,16 +105,20 @@ class Lanes:
 
     async def _lane(self, sink: Sink, queue: asyncio.Queue[Take]) -> None:
         while True:
-            take = await queue.get()
+            takes = [await queue.get()]
+            while not queue.empty() and sum(t.size for t in takes) < MERGE_OPERATIONS:
+                takes.append(queue.get_nowait())  # behind on this sink: apply what waits at once
             try:
-                await self._apply(sink, take.batches)
+                await self._apply(sink, merged([t.batches for t in takes]))
             except Exception as exc:  # a bug, not a sink outage (those are retried in apply)
-                if not take.done.done():
-                    take.done.set_exception(exc)
+                for take in takes:
+                    if not take.done.done():
+                        take.done.set_exception(exc)
                 raise
-            take.waiting -= 1
-            if take.waiting == 0:
-                take.done.set_result(None)
+            for take in takes:
+                take.waiting -= 1
+                if take.waiting == 0:
+                    take.done.set_result(None)
 
     async def _acknowledge(self) -> None:
         while True:
