@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import click
+from pydantic import ValidationError
 
 from lrs.databases import Places, databases
 from lrs.logs import collapse_repeats
@@ -24,13 +25,42 @@ _DATA_DIR = click.option("--data-dir", type=click.Path(path_type=Path), default=
 
 
 class _Commands(click.Group):
-    """Commands whose missing embedded engine is a one-line error, not a traceback."""
+    """Commands whose missing embedded engine is a one-line error, not a traceback. The commands
+    that move data between LRSs load only when run (``LAZY``)."""
+
+    LAZY = {
+        "export": "lrs.transfer.commands:export",
+        "import": "lrs.transfer.commands:import_",
+        "forward": "lrs.transfer.forwarding:forward",
+    }
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *self.LAZY])
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in self.LAZY:
+            import importlib
+
+            module, _, attribute = self.LAZY[name].partition(":")
+            return getattr(importlib.import_module(module), attribute)
+        return super().get_command(ctx, name)
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
         except MissingEngine as exc:
             raise click.ClickException(str(exc)) from None
+        except ValidationError as exc:  # a setting out of range: name it, no traceback
+            raise click.ClickException(settings_problem(exc)) from None
+
+
+def settings_problem(exc: ValidationError) -> str:
+    """``LRS_NAME: what is wrong`` for each invalid setting of a pydantic-settings error."""
+    lines = []
+    for error in exc.errors():
+        name = "LRS_" + "_".join(str(part) for part in error["loc"]).upper()
+        lines.append(f"{name}: {error['msg'].removeprefix('Value error, ')}")
+    return "; ".join(lines) or str(exc)
 
 
 @click.group(cls=_Commands)
@@ -224,6 +254,122 @@ def catalog_load(file, data_dir) -> None:
     with _places(data_dir) as places:
         counts = asyncio.run(run(places.lms))
     click.echo(", ".join(f"{n} {kind}" for kind, n in counts.items()))
+
+
+@main.command()
+@click.option("--agent", "agent", default=None, help='the learner as an xAPI Agent: \'{"mbox": "mailto:…"}\'')
+@click.option("--student", "student", type=int, default=None, help="the learner as a catalog student id")
+@click.option("--dry-run", is_flag=True, help="count what would be removed, remove nothing")
+@click.option("--wait", "wait", type=float, default=None, help="seconds to wait for the workers' sinks")
+@_DATA_DIR
+def erase(agent: str | None, student: int | None, dry_run: bool, wait: float | None, data_dir) -> None:
+    """Erase a learner from every store (docs/data-rights.md); prints the erasure record."""
+    import getpass
+
+    import orjson
+
+    from lrs.usecases.erasure import EraseLearner, read_request
+    from lrs.usecases.errors import LRSError
+    from sinks.erasures import LmsErasures
+    from sinks.lms import LmsDatabase
+    from sinks.settings import DataRightsSettings
+    from streams.settings import CatalogSettings
+
+    try:
+        raw = {"agent": orjson.loads(agent)} if agent is not None else {}
+    except orjson.JSONDecodeError as exc:
+        raise click.ClickException(f"--agent is not JSON: {exc}") from None
+    if student is not None:
+        raw["student_id"] = student
+    raw["dry_run"] = dry_run
+    try:
+        request = read_request(raw)
+    except LRSError as exc:
+        raise click.ClickException(exc.message) from None
+    rights = DataRightsSettings()
+    secret = rights.data_rights_secret.get_secret_value() if rights.data_rights_secret else None
+
+    async def run(store: str, lms_dsn: str) -> dict:
+        lms = LmsDatabase(lms_dsn, max_size=2, application_name="lrs-erase")
+        try:
+            async with _stores(store) as stores:
+                use_case = EraseLearner(
+                    stores, LmsErasures(lms, secret), student_homepage=CatalogSettings().student_homepage,
+                    wait_seconds=rights.erasure_wait_seconds if wait is None else wait,
+                )  # fmt: skip
+                return await use_case({"admin"}, f"cli:{getpass.getuser()}", request)
+        finally:
+            await lms.close()
+
+    with _places(data_dir) as places:
+        try:
+            report = asyncio.run(run(places.store, places.lms))
+        except LRSError as exc:
+            raise click.ClickException(exc.message) from None
+    click.echo(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
+    if report.get("pending_sinks"):
+        click.echo(
+            f"still pending in: {', '.join(report['pending_sinks'])} (the workers complete it)", err=True
+        )
+
+
+@main.group()
+def cmi5() -> None:
+    """cmi5 courses: import a course structure or package (then launch its AUs over HTTP)."""
+
+
+@cmi5.command("import")
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.option(
+    "--course-id",
+    type=click.IntRange(0, 2**31 - 1),
+    default=None,
+    help="the catalog course id for a new course (default: the next free one)",
+)
+@_DATA_DIR
+def cmi5_import(path: Path, course_id: int | None, data_dir) -> None:
+    """Import cmi5.xml, a zip package holding it, or a directory to package (re-import updates in place)."""
+    from lrs.cmi5.structure import CourseStructureError, read_package
+    from lrs.settings import Cmi5Settings
+    from lrs.store.postgres.cmi5 import PgCmi5Store
+    from sinks.lms import LmsDatabase
+
+    data = _package_bytes(path)
+    try:
+        package = read_package(data, max_bytes=Cmi5Settings().max_package_bytes)
+    except CourseStructureError as exc:
+        raise click.ClickException(f"{path}: {exc}") from None
+
+    async def run(dsn: str):
+        lms = LmsDatabase(dsn, max_size=1, application_name="lrs-cmi5")
+        try:
+            return await PgCmi5Store(lms).save_course(package, course_id)
+        finally:
+            await lms.close()
+
+    with _places(data_dir) as places:
+        try:
+            imported = asyncio.run(run(places.lms))
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from None
+    verb = "imported" if imported.created else "updated"
+    click.echo(
+        f"{verb} course {imported.course_id}: {imported.aus} AUs, {imported.blocks} blocks, {imported.files} files"
+    )
+
+
+def _package_bytes(path: Path) -> bytes:
+    """A file's bytes, or a directory packaged as a zip (``cmi5.xml`` at its root)."""
+    if not path.is_dir():
+        return path.read_bytes()
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for file in sorted(p for p in path.rglob("*") if p.is_file()):
+            archive.write(file, file.relative_to(path).as_posix())
+    return buffer.getvalue()
 
 
 @main.command()

@@ -6,6 +6,7 @@ lists every variable; keep the two in step.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from pydantic import Field, field_validator
@@ -38,6 +39,38 @@ class ServerSettings(BaseSettings):
     log_level: str = "info"
     workers: int = Field(default=1, ge=1)
     """Server processes sharing the port (each with its own event loop and connection pool)."""
+    xapi_versions: str = "1.0.3,2.0.0"
+    """The xAPI versions the endpoint speaks, comma-separated (``1.0.3``, ``2.0.0``): About lists
+    them, requests naming another version are answered 400, and answers to requests without a
+    version header carry 1.0.3 when it is enabled, else 2.0.0."""
+
+    @field_validator("xapi_versions")
+    @classmethod
+    def _known_versions(cls, value: str) -> str:
+        parse_versions(value)
+        return value
+
+    def versions(self) -> tuple[str, ...]:
+        """The enabled versions, oldest first: ``("1.0.3", "2.0.0")``, ``("2.0.0",)`` …"""
+        return parse_versions(self.xapi_versions)
+
+
+def parse_versions(value: str) -> tuple[str, ...]:
+    """``LRS_XAPI_VERSIONS``: ``1.0.3`` and/or ``2.0.0`` (``1.0``/``2.0`` and other patches of them
+    name the same versions)."""
+    found = set()
+    for item in (v.strip() for v in value.split(",")):
+        if not item:
+            continue
+        if re.fullmatch(r"1\.0(\.\d+)?", item):
+            found.add("1.0.3")
+        elif re.fullmatch(r"2\.0(\.\d+)?", item):
+            found.add("2.0.0")
+        else:
+            raise ValueError(f"unknown xAPI version {item!r}: LRS_XAPI_VERSIONS takes 1.0.3 and/or 2.0.0")
+    if not found:
+        raise ValueError("LRS_XAPI_VERSIONS names no version: give 1.0.3, 2.0.0 or both")
+    return tuple(sorted(found))
 
 
 class StoreSettings(BaseSettings):
@@ -109,3 +142,24 @@ class AnalyticsSettings(BaseSettings):
         if self.analytics_url:
             return self.analytics_url.rstrip("/")
         return f"http://127.0.0.1:{WorkerWebSettings().worker_web_port}"
+
+
+class Cmi5Settings(BaseSettings):
+    """cmi5 launch (``/cmi5/…``): course import, launch, fetch and session tokens."""
+
+    model_config = SettingsConfigDict(env_prefix="LRS_CMI5_", extra="ignore")
+
+    public_url: str | None = None
+    """The service's address as launched AUs reach it (the launch URL's ``endpoint`` and
+    ``fetch``, AU content of zip packages); unset: the address the launch request came to."""
+    student_homepage: str = Field(default="https://lms.example", validation_alias="LRS_STUDENT_HOMEPAGE")
+    """``account.homePage`` of the learner Agents launches use (``account.name`` is the student
+    id): the pipeline's ``LRS_STUDENT_HOMEPAGE``, one setting for both."""
+    fetch_seconds: float = Field(default=600.0, gt=0)
+    """How long after a launch its fetch URL hands out the session token."""
+    session_timeout_seconds: float = Field(default=3600.0, gt=0)
+    """A session with no statement for this long is abandoned (the LMS records ``abandoned``)."""
+    sweep_seconds: float = Field(default=60.0, gt=0)
+    """How often the server looks for sessions to abandon."""
+    max_package_bytes: int = Field(default=100 * 2**20, gt=0)
+    """The largest course package (zip, uncompressed) an import accepts."""

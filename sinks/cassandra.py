@@ -60,11 +60,11 @@ from cassandra import ConsistencyLevel, OperationTimedOut, ReadTimeout, Unavaila
 from cassandra.cluster import NoHostAvailable
 
 from .events import LearningEvent
-from sinks.positions import since_position
+from sinks.positions import since_position, stored_of
 from .settings import CassandraSettings
 
 from .buckets import day_of, utc, week_start
-from .ports import Batch, IgnoresCatalog, RebuildsInPlace, Retraction, advanced, net_all
+from .ports import Batch, ErasureTask, IgnoresCatalog, RebuildsInPlace, Retraction, advanced, net_all
 
 EVENT_TTL = timedelta(days=7)
 LEARNER_NAMESPACE = uuid.UUID("3c4f6c2e-6a53-4f0e-9a51-2f0b8f3b6d1a")
@@ -90,6 +90,7 @@ CQL = {
     "index": "INSERT INTO statement_index (statement_id, user_id, week_start, date, hour, page, event_time,"
     " position) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
     "locate": f"SELECT {', '.join(PLACE_COLUMNS)} FROM statement_index WHERE statement_id = ?",
+    "locate_at": f"SELECT position, {', '.join(PLACE_COLUMNS)} FROM statement_index WHERE statement_id = ?",
     "unindex": "DELETE FROM statement_index WHERE statement_id = ?",
     "by_stored": "INSERT INTO statements_by_stored (stored_date, position, statement_id, user_id, week_start,"
     " date, hour, page, event_time) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -294,6 +295,7 @@ def event_properties(e: LearningEvent) -> dict[str, str]:
         "lesson_id": where.lesson_id, "quiz_id": where.quiz_id, "duration_seconds": e.duration_seconds,
         "score_percent": e.score_percent, "success": e.success, "completion": e.completion,
         "session_id": e.session_id, "platform": e.platform, "registration": e.registration,
+        "cmi5_outcome": e.cmi5_outcome,
     }  # fmt: skip
     return {k: v if isinstance(v, str) else str(v).lower() if isinstance(v, bool) else str(v)
             for k, v in values.items() if v is not None}  # fmt: skip
@@ -599,6 +601,28 @@ class CassandraSink(IgnoresCatalog, RebuildsInPlace):
         start = since_position(since) if since is not None else ""
         now = datetime.now(timezone.utc)
         await self._all(("mark", (self.name, p, start, epoch, now)) for p in range(self._partitions))
+
+    async def erase(self, task: ErasureTask) -> dict[str, int]:
+        """Delete every row of the statements the erasure deleted (facts, tombstones, views, events,
+        indexes: ``statement_index`` says where they are) and rewrite the aggregates they were in
+        from what is left: the learner's own rows go, page_view_stats are recounted without them."""
+        ids = sorted({uuid.UUID(i) for i in task.statement_ids})
+        found = await self._all(("locate_at", (i,)) for i in ids)
+        gone = [(row.position, Place.read(row)) for rows in found for row in rows]
+        partitions = await self._partitions_of({place.week for _, place in gone})
+        touched = Touched()
+        deletes: list[tuple[str, Sequence[Any]]] = []
+        for position, p in gone:
+            touched.add(p.user_id, p.week_start, partitions[p.week].pop(p.statement_id, None), p)
+            deletes.append(("forget", (p.user_id, p.week_start, p.statement_id)))
+            if p.page:
+                deletes.append(("unview", (p.date, p.hour, p.page, p.statement_id)))
+            deletes.append(("unevent", (hour_key(p.date, p.hour), p.event_time, p.statement_id)))
+            deletes.append(("unstore", (day_of(stored_of(position)), position, p.statement_id)))
+        await self._all(deletes)
+        await self._write_aggregates(partitions, touched)
+        await self._all(("unindex", (p.statement_id,)) for _, p in gone)  # last: a rerun finds the rest
+        return {"statements": len(gone)}
 
     async def _forget(self, since: datetime) -> None:
         start = since_position(since)

@@ -11,7 +11,7 @@ the statement stream); ``CatalogDocument`` is what an LMS uploads (``lrs catalog
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
@@ -21,6 +21,9 @@ from lrs.xapi.models import Agent
 from .events import Location
 
 INT32 = 2**31 - 1
+MOVE_ON = ("Passed", "Completed", "CompletedAndPassed", "CompletedOrPassed", "NotApplicable")
+"""cmi5 moveOn values (cmi5 §13.1.4)."""
+MoveOn = Literal["Passed", "Completed", "CompletedAndPassed", "CompletedOrPassed", "NotApplicable"]
 IRI_MAX = 2000
 """Longest catalog IRI: the LMS tables index them (a btree entry holds about 2.7 KB)."""
 
@@ -41,6 +44,9 @@ class Lesson:
     course_id: int
     kind: str = "lesson"
     duration_seconds: int | None = None
+    move_on: str | None = None
+    """A cmi5 AU's moveOn (``MOVE_ON``): its cmi5 outcomes satisfy it (``docs/analytics.md``,
+    "cmi5 courses"); ``None``: an ordinary lesson."""
 
 
 @dataclass(slots=True)
@@ -108,7 +114,14 @@ class Catalog:
                 for module_id, lessons, quizzes in course.groups():
                     for lesson in lessons:
                         catalog.add_lesson(
-                            Lesson(lesson.id, module_id, course.id, lesson.kind, lesson.duration_seconds),
+                            Lesson(
+                                lesson.id,
+                                module_id,
+                                course.id,
+                                lesson.kind,
+                                lesson.duration_seconds,
+                                lesson.move_on,
+                            ),
                             lesson.iri,
                         )
                     for quiz in quizzes:
@@ -124,6 +137,11 @@ class Catalog:
         """(lessons, quizzes) a learner completes to complete the course."""
         course = self.courses.get(course_id)
         return (course.lessons, course.quizzes) if course else ([], [])
+
+    def move_on(self, lesson_id: int | None) -> str | None:
+        """A lesson's cmi5 moveOn, ``None`` for an ordinary lesson or one the catalog does not know."""
+        lesson = self.lessons.get(lesson_id) if lesson_id is not None else None
+        return lesson.move_on if lesson is not None else None
 
     def pass_percentage(self, quiz_id: int | None) -> float | None:
         """The pass mark of a quiz (percent), ``None`` for a quiz the catalog does not know."""
@@ -155,6 +173,9 @@ class _Item(BaseModel):
 class LessonIn(_Item):
     kind: Text = "lesson"
     duration_seconds: int | None = Field(default=None, ge=0, le=INT32)
+    move_on: MoveOn | None = None
+    """A cmi5 AU's moveOn: the lesson is satisfied by cmi5 statements about it, not by the
+    ordinary completion rules (``docs/analytics.md``, "cmi5 courses"); ``None``: an ordinary lesson."""
 
 
 class QuizIn(_Item):

@@ -20,6 +20,7 @@ atomically. The swap's phases are recorded, so a crash midway finishes it at the
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -38,12 +39,15 @@ from sinks.positions import since_position
 from lrs.runtime import embedded_engine
 
 from .buckets import watched_segments
-from .ports import Batch, ReplayStatus, advanced, net_all
+from .ports import Batch, ErasureTask, ReplayStatus, advanced, net_all
+from .settings import RetentionSettings
 
 RETRACT_CHUNK = 1000
+RAW_TABLES = ("learning_events", "video_segments")
+"""Per-statement tables: ``LRS_RETENTION_DAYS`` is their TTL."""
 WATERMARK_COLUMNS = ("partition", "position", "epoch", "updated")
 REPLAY_COLUMNS = ("since", "epoch", "target", "phase", "updated")
-CATALOG_COLUMNS = ("course_id", "kind", "item_id", "module_id")
+CATALOG_COLUMNS = ("course_id", "kind", "item_id", "module_id", "move_on")
 
 EVENT_COLUMNS = (
     "statement_id", "sign", "position", "timestamp", "stored", "learner_key", "student_id", "course_id",
@@ -51,6 +55,7 @@ EVENT_COLUMNS = (
     "duration_seconds", "score_scaled", "score_percent", "success", "completion", "completes", "response",
     "video_time", "video_length", "progress", "session_id", "platform", "registration", "object_kind",
     "completes_lesson", "completes_course", "quiz_attempt", "quiz_passed", "item_response", "cmi5_session",
+    "cmi5_outcome",
 )  # fmt: skip
 SEGMENT_COLUMNS = (
     "statement_id", "sign", "timestamp", "stored", "learner_key", "course_id", "lesson_id", "activity_id", "segment",
@@ -93,6 +98,7 @@ def event_row(e: LearningEvent) -> tuple:
         e.response or "", e.video_time, e.video_length, e.progress, e.session_id or "", e.platform or "",
         e.registration or "", e.object_kind, int(e.completes_lesson), int(e.completes_course),
         int(e.quiz_attempt), _flag(e.quiz_passed), int(e.item_response), e.cmi5_session or "",
+        e.cmi5_outcome or "",
     )  # fmt: skip
 
 
@@ -112,8 +118,11 @@ def catalog_rows(catalog: Catalog) -> list[tuple]:
     rows = []
     for course_id in sorted(catalog.courses):
         lessons, quizzes = catalog.required_items(course_id)
-        rows += [(course_id, "lesson", i, catalog.lessons[i].module_id or 0) for i in lessons]
-        rows += [(course_id, "quiz", i, catalog.quizzes[i].module_id or 0) for i in quizzes]
+        rows += [
+            (course_id, "lesson", i, catalog.lessons[i].module_id or 0, catalog.lessons[i].move_on or "")
+            for i in lessons
+        ]
+        rows += [(course_id, "quiz", i, catalog.quizzes[i].module_id or 0, "") for i in quizzes]
     return rows
 
 
@@ -185,8 +194,10 @@ class ClickHouseSink:
     name = "clickhouse"
 
     def __init__(
-        self, client_factory, partitions: int = 1, catalog: Callable[[], Catalog] | None = None
-    ) -> None:
+        self, client_factory, partitions: int = 1, catalog: Callable[[], Catalog] | None = None,
+        retention: RetentionSettings | None = None,
+    ) -> None:  # fmt: skip
+        self._retention = retention or RetentionSettings()
         self._factory = client_factory
         self._partitions = partitions
         self._catalog = catalog
@@ -208,8 +219,25 @@ class ClickHouseSink:
                 self._swap()  # a crash interrupted the swap: finish it
             if self._catalog is not None:
                 self._write_catalog(self._catalog())
+            self._apply_retention()
 
         await self._run(setup)
+
+    def _apply_retention(self) -> None:
+        """``LRS_RETENTION_DAYS`` as the raw tables' TTL (ClickHouse deletes expired rows as it
+        merges); unset: no TTL."""
+        days = self._retention.retention_days
+        for table in (*RAW_TABLES, *(f"{t}_replay" for t in RAW_TABLES)):
+            if not self._client.query(f"EXISTS TABLE {table}").result_rows[0][0]:
+                continue
+            ddl = self._client.query(f"SHOW CREATE TABLE {table}").result_rows[0][0]
+            has_ttl = re.search(r"^TTL ", ddl, re.MULTILINE) is not None
+            if days is not None:
+                self._client.command(
+                    f"ALTER TABLE {table} MODIFY TTL toDateTime(timestamp) + toIntervalDay({int(days)})"
+                )
+            elif has_ttl:
+                self._client.command(f"ALTER TABLE {table} REMOVE TTL")
 
     async def close(self) -> None:
         if self._client is not None:
@@ -335,6 +363,47 @@ class ClickHouseSink:
 
     async def apply(self, batches: Sequence[Batch]) -> None:
         await self._run(self._apply, batches)
+
+    # --- erasure (docs/data-rights.md) -----------------------------------------------------------
+
+    async def erase(self, task: ErasureTask) -> dict[str, int]:
+        """Delete every row of the learner (identity keys, student ids) and of the statements the
+        erasure deleted, counted and retraction rows alike, in the live and the replay tables;
+        the views aggregate what is left, so every figure is recomputed without them."""
+        return await self._run(self._erase, task)
+
+    def _erase(self, task: ErasureTask) -> dict[str, int]:
+        parameters = {
+            "keys": task.identity_keys or ["-"],
+            "students": [s for s in task.student_ids if s > 0] or [0],
+            "ids": task.statement_ids or ["00000000-0000-0000-0000-000000000000"],
+        }
+        learner = "learner_key IN %(keys)s OR statement_id IN %(ids)s"
+        counts: dict[str, int] = {}
+        existing = {
+            r[0]
+            for r in self._client.query(
+                "SELECT name FROM system.tables WHERE database = currentDatabase()"
+            ).result_rows
+        }
+        for tables in (LIVE, SHADOW):
+            for table, where in (
+                (tables.events, f"{learner} OR (student_id IN %(students)s AND student_id > 0)"),
+                (tables.segments, learner),
+            ):
+                if table not in existing:
+                    continue
+                found = self._client.query(
+                    f"SELECT count() FROM {table} WHERE {where}", parameters=parameters
+                )
+                rows = int(found.result_rows[0][0])
+                if rows:
+                    self._client.command(
+                        f"ALTER TABLE {table} DELETE WHERE {where}", parameters=parameters,
+                        settings={"mutations_sync": 2},
+                    )  # fmt: skip
+                counts[table] = counts.get(table, 0) + rows
+        return counts
 
     async def watermarks(self, partitions: int) -> list[str]:
         def read() -> list[str]:

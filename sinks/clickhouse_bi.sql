@@ -24,21 +24,67 @@ SELECT statement_id, timestamp, toDate(timestamp) AS day, stored, learner_key, s
        if(cmi5_session = '' OR row_number() OVER (
               PARTITION BY learner_key, course_id, cmi5_session
               ORDER BY duration_seconds DESC, toString(statement_id)) = 1,
-          duration_seconds, 0) AS time_seconds
+          duration_seconds, 0) AS time_seconds,
+       cmi5_outcome
 FROM learning_events
 WHERE sign > 0
   AND statement_id NOT IN (SELECT statement_id FROM learning_events WHERE sign < 0)
 COMMENT 'One row per statement that counts (voided ones left out), with the rules of docs/analytics.md';
 
--- Per learner, course and catalog item: when the learner first completed it (a lesson: first
--- statement completing it; a quiz: first passing attempt). Only the catalog's required items.
+-- Per learner, course and lesson (catalog or template): when the learner completed it. An
+-- ordinary lesson: its first statement completing it. A cmi5 AU (a catalog lesson with a moveOn,
+-- docs/analytics.md "cmi5 courses"): when its cmi5 outcomes first satisfied its moveOn (the
+-- earliest completed / passed / waived; CompletedAndPassed: the later of completed and passed;
+-- waived satisfies any moveOn), or, NotApplicable, from the learner's first statement in the course.
+-- '2200-01-01' stands for "never" (no such outcome).
+CREATE OR REPLACE VIEW bi_lessons_done AS
+SELECT course_id, learner_key, lesson_id, done_at
+FROM (
+    SELECT course_id, learner_key, lesson_id, min(timestamp) AS done_at
+    FROM bi_events
+    WHERE completes_lesson = 1
+      AND lesson_id NOT IN (SELECT item_id FROM catalog_items WHERE kind = 'lesson' AND move_on != '')
+    GROUP BY course_id, learner_key, lesson_id
+    UNION ALL
+    SELECT o.course_id, o.learner_key, o.lesson_id,
+           multiIf(c.move_on = 'Completed', least(o.completed, o.waived),
+                   c.move_on = 'Passed', least(o.passed, o.waived),
+                   c.move_on = 'CompletedOrPassed', least(o.completed, o.passed, o.waived),
+                   least(greatest(o.completed, o.passed), o.waived))
+    FROM (
+        SELECT course_id, learner_key, lesson_id,
+               min(if(cmi5_outcome = 'completed', timestamp, toDateTime64('2200-01-01 00:00:00', 3, 'UTC'))) AS completed,
+               min(if(cmi5_outcome = 'passed', timestamp, toDateTime64('2200-01-01 00:00:00', 3, 'UTC'))) AS passed,
+               min(if(cmi5_outcome = 'waived', timestamp, toDateTime64('2200-01-01 00:00:00', 3, 'UTC'))) AS waived
+        FROM bi_events
+        WHERE cmi5_outcome != ''
+        GROUP BY course_id, learner_key, lesson_id
+    ) AS o
+    INNER JOIN (
+        SELECT course_id, item_id, move_on FROM catalog_items
+        WHERE kind = 'lesson' AND move_on NOT IN ('', 'NotApplicable')
+    ) AS c ON c.course_id = o.course_id AND c.item_id = o.lesson_id
+    UNION ALL
+    SELECT a.course_id, a.learner_key, c.item_id, a.first_event
+    FROM (
+        SELECT course_id, learner_key, min(timestamp) AS first_event
+        FROM bi_events WHERE course_id != 0 GROUP BY course_id, learner_key
+    ) AS a
+    INNER JOIN (
+        SELECT course_id, item_id FROM catalog_items WHERE kind = 'lesson' AND move_on = 'NotApplicable'
+    ) AS c ON c.course_id = a.course_id
+)
+WHERE done_at < toDateTime64('2200-01-01 00:00:00', 3, 'UTC')
+COMMENT 'Per course, learner and lesson: when the learner completed it (a cmi5 AU: when its moveOn was satisfied)';
+
+-- Per learner, course and catalog item: when the learner first completed it (a lesson:
+-- bi_lessons_done; a quiz: first passing attempt). Only the catalog's required items.
 CREATE OR REPLACE VIEW bi_items_done AS
 SELECT d.course_id AS course_id, d.learner_key AS learner_key, d.kind AS kind, d.item_id AS item_id,
        d.done_at AS done_at
 FROM (
-    SELECT course_id, learner_key, 'lesson' AS kind, lesson_id AS item_id, min(timestamp) AS done_at
-    FROM bi_events WHERE completes_lesson = 1
-    GROUP BY course_id, learner_key, lesson_id
+    SELECT course_id, learner_key, 'lesson' AS kind, lesson_id AS item_id, done_at
+    FROM bi_lessons_done
     UNION ALL
     SELECT course_id, learner_key, 'quiz' AS kind, quiz_id AS item_id, min(timestamp) AS done_at
     FROM bi_events WHERE quiz_passed = 1
@@ -57,7 +103,7 @@ SELECT a.course_id AS course_id, a.learner_key AS learner_key,
        a.active_days AS active_days,
        a.events AS events,
        a.time_spent_seconds AS time_spent_seconds,
-       a.lessons_completed AS lessons_completed,
+       l.lessons AS lessons_completed,
        a.quiz_attempts AS quiz_attempts,
        a.quizzes_passed AS quizzes_passed,
        toUInt8(if(r.required > 0, d.done = r.required, a.course_completions > 0)) AS completed,
@@ -74,7 +120,6 @@ FROM (
            uniqExact(day) AS active_days,
            count() AS events,
            sum(time_seconds) AS time_spent_seconds,
-           uniqExactIf(lesson_id, completes_lesson = 1) AS lessons_completed,
            countIf(quiz_attempt = 1) AS quiz_attempts,
            uniqExactIf(quiz_id, quiz_passed = 1) AS quizzes_passed,
            countIf(completes_course = 1) AS course_completions,
@@ -90,6 +135,9 @@ LEFT JOIN (
     SELECT course_id, learner_key, count() AS done, max(done_at) AS last_done_at
     FROM bi_items_done GROUP BY course_id, learner_key
 ) AS d ON d.course_id = a.course_id AND d.learner_key = a.learner_key
+LEFT JOIN (
+    SELECT course_id, learner_key, count() AS lessons FROM bi_lessons_done GROUP BY course_id, learner_key
+) AS l ON l.course_id = a.course_id AND l.learner_key = a.learner_key
 COMMENT 'Per course and learner: first/last event, activity, lessons and quizzes done, completion, at risk';
 
 -- Per course: the seeds' course metrics (learners, completion rate, average days to complete…).
@@ -139,6 +187,7 @@ GROUP BY day, course_id
 COMMENT 'Per day and course: active learners, new learners (first event), completions, events, time spent';
 
 -- Per course, lesson and hour (lesson 0: statements on the course, a module, a quiz or a question).
+-- A cmi5 AU is completed by no single statement (bi_lessons_done): its rows count no completions.
 CREATE OR REPLACE VIEW bi_lesson_engagement AS
 SELECT course_id, lesson_id,
        toStartOfHour(toDateTime(timestamp, 'UTC')) AS hour_start,

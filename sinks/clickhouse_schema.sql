@@ -48,6 +48,7 @@ CREATE TABLE IF NOT EXISTS learning_events
     quiz_passed      Nullable(UInt8),   -- the attempt's outcome (NULL: not an attempt, or not told)
     item_response    UInt8,             -- an answer to a question (verb answered, not on a catalog item)
     cmi5_session     String,            -- cmi5 session id ('' outside cmi5 sessions)
+    cmi5_outcome     LowCardinality(String),  -- a cmi5 statement about a lesson: completed, passed, waived or ''
     INDEX statement_lookup statement_id TYPE bloom_filter GRANULARITY 1,
     INDEX stored_range stored TYPE minmax GRANULARITY 1,
     -- the idempotency check (which statements of a batch's stored range are here) reads this
@@ -95,13 +96,15 @@ ORDER BY partition
 SETTINGS old_parts_lifetime = 30;
 
 -- The catalog's required items per course (lessons and quizzes), replaced whole whenever the
--- worker reloads the catalog: a course is complete for a learner when all of them are.
+-- worker reloads the catalog: a course is complete for a learner when all of them are (a cmi5
+-- AU, a lesson with a moveOn, when its cmi5 outcomes satisfy it).
 CREATE TABLE IF NOT EXISTS catalog_items
 (
     course_id UInt32,
     kind      LowCardinality(String),  -- lesson or quiz
     item_id   UInt32,
-    module_id UInt32
+    module_id UInt32,
+    move_on   LowCardinality(String)   -- a cmi5 AU's moveOn ('' for ordinary lessons and quizzes)
 )
 ENGINE = MergeTree
 ORDER BY (course_id, kind, item_id);

@@ -90,6 +90,9 @@ class LearningEvent:
     """Completes the catalog lesson that is its object."""
     completes_course: bool = False
     """Completes the course activity itself."""
+    cmi5_outcome: str | None = None
+    """What a cmi5 defined statement about a lesson (a cmi5 AU) records: ``completed``, ``passed`` or
+    ``waived`` (``None``: nothing). Sinks satisfy AUs from these by the catalog's moveOn."""
     quiz_attempt: bool = False
     """An attempt of the quiz that is its object (answers to its questions are not)."""
     quiz_passed: bool | None = None

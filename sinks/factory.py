@@ -12,9 +12,9 @@ from pathlib import Path
 
 from .catalog import Catalog
 from .ports import AnalyticsViews, DomainEventOutbox, LearnerHistory, Sink
-from .settings import CassandraSettings, ClickHouseSettings, MongoSettings
+from .settings import CassandraSettings, ClickHouseSettings, ForwardSettings, MongoSettings
 
-KNOWN = ("clickhouse", "progress", "mongodb", "cassandra")
+KNOWN = ("clickhouse", "progress", "mongodb", "cassandra", "forward")
 
 
 @dataclass
@@ -29,14 +29,15 @@ class SinkSet:
     events: DomainEventOutbox | None = None
     """The progress sink's domain events, to publish on ``lms.events``."""
     keeps_statements: bool = False
-    """A sink stores statements whole (MongoDB): events carry them."""
+    """A sink needs statements whole (MongoDB stores them, forwarding sends them): events carry them."""
 
 
 def build_sinks(
     names: list[str], *, partitions: int, data_dir: Path, lms_dsn: str, catalog: Callable[[], Catalog],
     clickhouse: ClickHouseSettings | None = None, mongodb: MongoSettings | None = None,
-    cassandra: CassandraSettings | None = None,
+    cassandra: CassandraSettings | None = None, forward: ForwardSettings | None = None, store_url: str | None = None,
 ) -> SinkSet:  # fmt: skip
+    """``store_url``: the statement store, where forwarding reads attachment data."""
     unknown = sorted(set(names) - set(KNOWN))
     if unknown:
         raise ValueError(f"unknown sink {unknown[0]!r} in LRS_STREAM_SINKS; the sinks are {', '.join(KNOWN)}")
@@ -69,4 +70,14 @@ def build_sinks(
         history = CassandraSink(lambda: session(settings_c), settings_c, partitions)
         found.sinks.append(history)
         found.history = history
+    if "forward" in names:
+        import socket
+
+        from .forward import ForwardSink
+
+        owner = f"{socket.gethostname()}:{data_dir.resolve()}"  # a restarted worker resumes its deliveries
+        found.sinks.append(
+            ForwardSink(lms_dsn, partitions, store_url=store_url, owner=owner, settings=forward)
+        )
+        found.keeps_statements = True
     return found

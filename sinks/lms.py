@@ -88,11 +88,16 @@ class LmsDatabase:
             ):
                 catalog.add_module(r["module_id"], r["course_id"], r["iri"])
             for r in await conn.fetch(
-                "SELECT lesson_id, module_id, course_id, kind, duration_seconds, iri FROM lms.lessons"
+                "SELECT lesson_id, module_id, course_id, kind, duration_seconds, iri, move_on FROM lms.lessons"
                 " ORDER BY position, lesson_id"
             ):
                 lesson = Lesson(
-                    r["lesson_id"], r["module_id"], r["course_id"], r["kind"], r["duration_seconds"]
+                    r["lesson_id"],
+                    r["module_id"],
+                    r["course_id"],
+                    r["kind"],
+                    r["duration_seconds"],
+                    r["move_on"],
                 )
                 catalog.add_lesson(lesson, r["iri"])
             for r in await conn.fetch(
@@ -117,6 +122,13 @@ class LmsDatabase:
         """Every course with its lessons in order (``id``, ``title``, ``lessons``: id, title, kind)."""
         rows = await (await self.pool()).fetch(_COURSES)
         return [{"id": r["id"], "title": r["title"], "lessons": orjson.loads(r["lessons"])} for r in rows]
+
+    async def student_names(self, student_ids: list[int]) -> dict[int, str]:
+        """The catalog's names of these students (those it knows)."""
+        rows = await (await self.pool()).fetch(
+            "SELECT student_id, name FROM lms.students WHERE student_id = ANY($1::int[])", student_ids
+        )
+        return {r["student_id"]: r["name"] for r in rows}
 
     # --- notifications -------------------------------------------------------------------------
 
@@ -152,12 +164,13 @@ async def _save(conn: asyncpg.Connection, document: CatalogDocument) -> dict[str
             for index, lesson in enumerate(lessons):
                 await conn.execute(
                     "INSERT INTO lms.lessons (lesson_id, module_id, course_id, position, title, kind,"
-                    " duration_seconds, iri) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (lesson_id)"
-                    " DO UPDATE SET module_id = EXCLUDED.module_id, course_id = EXCLUDED.course_id,"
-                    " position = EXCLUDED.position, title = EXCLUDED.title, kind = EXCLUDED.kind,"
-                    " duration_seconds = EXCLUDED.duration_seconds, iri = EXCLUDED.iri",
+                    " duration_seconds, iri, move_on) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+                    " ON CONFLICT (lesson_id) DO UPDATE SET module_id = EXCLUDED.module_id,"
+                    " course_id = EXCLUDED.course_id, position = EXCLUDED.position, title = EXCLUDED.title,"
+                    " kind = EXCLUDED.kind, duration_seconds = EXCLUDED.duration_seconds, iri = EXCLUDED.iri,"
+                    " move_on = EXCLUDED.move_on",
                     lesson.id, module_id, course.id, index, lesson.title, lesson.kind,
-                    lesson.duration_seconds, lesson.iri,
+                    lesson.duration_seconds, lesson.iri, lesson.move_on,
                 )  # fmt: skip
                 counts["lessons"] += 1
             for quiz in quizzes:
@@ -183,3 +196,9 @@ async def _save(conn: asyncpg.Connection, document: CatalogDocument) -> dict[str
             )  # fmt: skip
         counts["students"] += 1
     return counts
+
+
+async def merge_catalog(conn: asyncpg.Connection, document: CatalogDocument) -> dict[str, int]:
+    """Merge a catalog document inside the caller's transaction (``lrs cmi5 import`` writes its
+    course's catalog rows with its own tables); the caller notifies ``CATALOG_CHANNEL``."""
+    return await _save(conn, document)

@@ -59,13 +59,16 @@ from .events import LearningEvent
 from sinks.positions import since_position, stored_of
 
 from .buckets import SEGMENT_SECONDS, day_of, day_start, watched_segments
-from .ports import Batch, IgnoresCatalog, RebuildsInPlace, Retraction, advanced, net_all
+from .settings import RetentionSettings
+from .ports import Batch, ErasureTask, IgnoresCatalog, RebuildsInPlace, Retraction, advanced, net_all
 
 ID_CHUNK = 100
 DUPLICATE_KEY = 11000
 EVENT_LOG_TTL = timedelta(days=30)
 SESSION_TTL = timedelta(days=90)
 SOURCE = "lrs-pipeline"
+RETENTION_INDEX = "retention"
+"""The TTL index of ``LRS_RETENTION_DAYS`` (raw collections) and ``LRS_RETENTION_AGGREGATE_DAYS``."""
 
 INDEXES: dict[str, list[IndexModel]] = {
     "xapi_statements": [
@@ -177,6 +180,8 @@ def progress_document(e: LearningEvent) -> dict[str, Any]:
             "segments": watched_segments(e),
             "session": e.view_session,
         }
+    if e.cmi5_outcome is not None:
+        details["cmi5_outcome"] = e.cmi5_outcome  # docs/analytics.md "cmi5 courses"
     if e.quiz_attempt or e.item_response:
         details["quiz_result"] = {
             "score_percent": e.score_percent, "score_raw": e.score_raw, "passed": e.quiz_passed,
@@ -226,8 +231,15 @@ def _parse_engagement(key: str) -> tuple[int, int | None, date]:
 class MongoSink(IgnoresCatalog, RebuildsInPlace):
     name = "mongodb"
 
-    def __init__(self, url: str, database: str | None = None, partitions: int = 1) -> None:
+    def __init__(
+        self,
+        url: str,
+        database: str | None = None,
+        partitions: int = 1,
+        retention: RetentionSettings | None = None,
+    ) -> None:
         self._url, self._database, self._partitions = url, database, partitions
+        self._retention = retention or RetentionSettings()
         self._client: AsyncIOMotorClient | None = None
         self.db: AsyncIOMotorDatabase | None = None
 
@@ -240,6 +252,23 @@ class MongoSink(IgnoresCatalog, RebuildsInPlace):
         )
         for collection, indexes in INDEXES.items():
             await self.db[collection].create_indexes(indexes)
+        await self._apply_retention()
+
+    async def _apply_retention(self) -> None:
+        """``LRS_RETENTION_DAYS`` / ``LRS_RETENTION_AGGREGATE_DAYS`` as TTL indexes named
+        ``retention`` (replaced when the setting changed, dropped when it is unset)."""
+        raw, aggregate = self._retention.retention_days, self._retention.retention_aggregate_days
+        for collection, field, days in (("xapi_statements", "timestamp", raw), ("learning_progress", "timestamp", raw),
+                                        ("course_engagement", "date", aggregate)):  # fmt: skip
+            current = (await self.db[collection].index_information()).get(RETENTION_INDEX)
+            seconds = None if days is None else days * 86400
+            if current is not None and current.get("expireAfterSeconds") == seconds:
+                continue
+            if current is not None:
+                await self.db[collection].drop_index(RETENTION_INDEX)
+            if seconds is not None:
+                await self.db[collection].create_index([(field, ASCENDING)], name=RETENTION_INDEX,
+                                                       expireAfterSeconds=seconds)  # fmt: skip
 
     async def close(self) -> None:
         if self._client is not None:
@@ -419,6 +448,50 @@ class MongoSink(IgnoresCatalog, RebuildsInPlace):
         gone = [key for key in keys if key not in docs]
         if gone:
             await self.db[collection].delete_many({"_id": {"$in": gone}})
+
+    async def erase(self, task: ErasureTask) -> dict[str, int]:
+        """Delete the learner's documents (by identity key, student id, and the statements the
+        erasure deleted), replace the statements it redacted, and rebuild the heatmap and session
+        documents they were in without them."""
+        ids = list(task.statement_ids)
+        who: dict[str, Any] = {"$or": [
+            {"learner_key": {"$in": task.identity_keys}}, {"student_id": {"$in": task.student_ids}},
+            {"_id": {"$in": ids}},
+        ]}  # fmt: skip
+        engagements: set[str | None] = set()
+        sessions: set[str | None] = set()
+        async for d in self.db.learning_progress.find(who, {"engagement_id": 1, "session_key": 1}):
+            engagements.add(d.get("engagement_id"))
+            sessions.add(d.get("session_key"))
+        async for d in self.db.xapi_statements.find(
+            who, {"course_id": 1, "lesson_id": 1, "timestamp": 1, "learner_key": 1, "session_id": 1}
+        ):
+            engagements.add(engagement_id(d.get("course_id"), d.get("lesson_id"), d["timestamp"]))
+            sessions.add(session_key(d["learner_key"], d.get("session_id")))
+        counts: dict[str, int] = {}
+        for collection in ("xapi_statements", "learning_progress"):
+            counts[collection] = (await self.db[collection].delete_many(who)).deleted_count
+        logged = {"$or": [{"_id": {"$in": ids + [f"voided:{i}" for i in ids]}},
+                          {"payload.student_id": {"$in": task.student_ids}}]}  # fmt: skip
+        counts["event_log"] = (await self.db.event_log.delete_many(logged)).deleted_count
+        counts["user_sessions"] = (
+            await self.db.user_sessions.delete_many(
+                {
+                    "$or": [
+                        {"learner_key": {"$in": task.identity_keys}},
+                        {"student_id": {"$in": task.student_ids}},
+                    ]
+                }
+            )
+        ).deleted_count
+        counts["redacted"] = 0
+        for statement_id, statement in task.redacted.items():
+            done = await self.db.xapi_statements.update_one(
+                {"_id": statement_id}, {"$set": {"statement": statement}}
+            )
+            counts["redacted"] += done.modified_count
+        await self._recompute(engagements, sessions)
+        return counts
 
     async def _record(self, batches: list[Batch]) -> None:
         if not batches:

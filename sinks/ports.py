@@ -21,6 +21,8 @@ class Retraction:
     statement_id: str
     position: str
     """Position of the voiding statement."""
+    statement: dict[str, Any] | None = field(default=None, compare=False)
+    """The voiding statement itself, kept only for sinks that need statements whole (forwarding)."""
 
 
 Operation = LearningEvent | Retraction
@@ -148,6 +150,9 @@ class CatalogStore(Protocol):
     async def courses(self) -> list[dict[str, Any]]:
         """Every course (``id``, ``title``) with its lessons (``id``, ``title``, ``kind``) in order."""
 
+    async def student_names(self, student_ids: list[int]) -> dict[int, str]:
+        """The catalog's names of these students (scope ``analytics/names``)."""
+
     async def close(self) -> None: ...
 
 
@@ -170,3 +175,62 @@ class RebuildsInPlace:
 
     async def replay_status(self) -> ReplayStatus | None:
         return None  # the rebuild moves the live positions themselves
+
+
+# --- erasure (docs/data-rights.md) ---------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class ErasureTask:
+    """What the sinks must erase for one learner (``lms.erasure_tasks``, kept until all have)."""
+
+    id: str
+    identity_keys: list[str]
+    """The learner's identity keys (``learner_key`` of the events)."""
+    student_ids: list[int]
+    statement_ids: list[str]
+    """Every statement the erasure deleted (the learner's own, those about them, voidings of them)."""
+    redacted: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Statements kept with the learner taken out: id → the statement as it is now."""
+    sinks: list[str] = field(default_factory=list)
+    """The sinks that must erase (the record's)."""
+
+
+class ErasesLearners(Protocol):
+    """A sink that can erase a learner: every row of the task's identities, student ids and
+    statements, and every aggregate recomputed without them; idempotent. Returns counts of what it
+    removed (by table or collection)."""
+
+    async def erase(self, task: ErasureTask) -> dict[str, int]: ...
+
+
+class ErasureLedger(Protocol):
+    """Erasure records, tasks and the LMS's own learner data (``sinks.erasures.LmsErasures``)."""
+
+    async def secret(self) -> bytes:
+        """The key of the keyed hashes."""
+
+    async def students_of(self, keys: set[str], student_ids: set[int]) -> tuple[set[str], set[int]]:
+        """Close ``keys`` and ``student_ids`` under the catalog's student mapping."""
+
+    async def open_task(self, subject: str, identities: list[str] | None = None) -> ErasureTask | None:
+        """The unfinished erasure of this subject hash, or of any of these identity hashes, to
+        complete (``None``: none)."""
+
+    async def begin(self, task: ErasureTask, subject: str, identities: list[str], requested_by: str) -> None:
+        """Write (or widen) the record and the task; from now on the sinks drop these identities."""
+
+    async def forget_learner(self, task: ErasureTask) -> dict[str, int]:
+        """Delete the LMS's own data of the learner (catalog mapping, cmi5 registrations, queued
+        forwards of deleted statements); counts per table."""
+
+    async def add_counts(self, erasure_id: str, store: str, counts: dict[str, int]) -> None: ...
+
+    async def settle(self, task: ErasureTask) -> None:
+        """Complete the record (and delete the task) if every sink of it has erased."""
+
+    async def wake_workers(self) -> None:
+        """Tell the workers an erasure waits for their sinks."""
+
+    async def report(self, erasure_id: str) -> dict[str, Any] | None:
+        """The record as reported (no personal data)."""

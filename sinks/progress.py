@@ -4,8 +4,9 @@ What every column means is written once, in ``docs/analytics.md`` ("Rollups"); t
 per-statement rules (what completes a lesson, what is a quiz attempt and whether it passes) are
 decided once, in ``streams.enrich``; this module only aggregates:
 
-* a **lesson** is complete once a statement completes it (its object is the lesson), a **quiz**
-  once an attempt of it passes; a **module** when all its lessons and quizzes are; the **course**
+* a **lesson** is complete once a statement completes it (its object is the lesson), a **cmi5
+  AU** (a lesson with a moveOn) once its cmi5 outcomes satisfy its moveOn (``au_satisfied_at``),
+  a **quiz** once an attempt of it passes; a **module** when all its lessons and quizzes are; the **course**
   (the enrollment) when all its catalog lessons and quizzes are, at the time the last of them was
   first completed (a course without any: a statement completing the course activity itself);
 * **time spent** sums durations, except that a cmi5 session counts once: within a session
@@ -49,7 +50,7 @@ from .events import LearningEvent
 from sinks.positions import since_position
 
 from .lms import migrate
-from .ports import Batch, IgnoresCatalog, ReplayStatus
+from .ports import Batch, ErasureTask, IgnoresCatalog, ReplayStatus
 
 EVENT_NAMESPACE = uuid.UUID("6f2c1e52-94a4-4f44-9f4e-6a3d3b7b1c11")
 EVENT_TYPES = ("progress.updated", "progress.module_completed", "enrollment.completed")
@@ -57,11 +58,11 @@ EVENT_TYPES = ("progress.updated", "progress.module_completed", "enrollment.comp
 
 FACT_COLUMNS = (
     "statement_id", "student_id", "course_id", "module_id", "lesson_id", "quiz_id", "at", "stored", "seconds",
-    "session", "completes", "completes_course", "attempt", "passed", "score",
+    "session", "completes", "completes_course", "attempt", "passed", "score", "outcome",
 )  # fmt: skip
 FACT_TYPES = (
     "uuid", "int", "int", "int", "int", "int", "timestamptz", "timestamptz", "float8", "text", "bool", "bool",
-    "bool", "bool", "float8",
+    "bool", "bool", "float8", "text",
 )  # fmt: skip
 REPLAY_SUFFIX = "/replay"
 """The replay's watermarks are kept as sink ``<name>/replay`` in ``lms.sink_watermarks``."""
@@ -93,6 +94,8 @@ class _Fact:
     attempt: bool
     passed: bool | None
     score: float | None
+    outcome: str | None
+    """The statement's cmi5 outcome (completed, passed, waived), when it records one."""
 
     @classmethod
     def of(cls, e: LearningEvent) -> _Fact | None:
@@ -104,6 +107,7 @@ class _Fact:
             e.statement_id, e.student_id, where.course_id, where.module_id, where.lesson_id, where.quiz_id,
             e.timestamp, e.stored, e.duration_seconds or 0.0, e.cmi5_session, e.completes_lesson,
             e.completes_course, attempt, e.quiz_passed if attempt else None, e.score_percent if attempt else None,
+            e.cmi5_outcome,
         )  # fmt: skip
 
     def row(self) -> tuple:
@@ -311,6 +315,38 @@ class ProgressSink(IgnoresCatalog):
         if swapped:
             self._replay = None
 
+    async def erase(self, task: ErasureTask) -> dict[str, int]:
+        """Erase a learner (docs/data-rights.md): their enrollments whole (facts, progress, lesson
+        rows and quiz attempts go with them) and their domain events; the statements the erasure
+        deleted that counted for other learners (about the learner, voidings of theirs) are
+        retracted, those enrollments recomputed, and their fact rows deleted. One transaction."""
+        students, ids = list(task.student_ids), list(task.statement_ids)
+        counts: dict[str, int] = {}
+        async with self._pool.acquire() as conn, conn.transaction():
+            gone = [r[0] for r in await conn.fetch(
+                "DELETE FROM lms.enrollments WHERE student_id = ANY($1::int[]) RETURNING id", students)]  # fmt: skip
+            counts["enrollments"] = len(gone)
+            done = await conn.execute(
+                "DELETE FROM lms.domain_events WHERE enrollment_id = ANY($1::int[])"
+                " OR (payload ->> 'student_id') = ANY($2::text[])",
+                gone, [str(s) for s in students],
+            )  # fmt: skip
+            counts["domain_events"] = int(done.split()[-1])
+            touched = await self._retract(conn, ids)
+            if touched:
+                await self._recompute(conn, {e: f"erasure:{task.id}" for _, e in touched}, pruned=True)
+            done = await conn.execute(
+                "DELETE FROM lms.learning_facts WHERE statement_id = ANY($1::uuid[])", ids
+            )
+            counts["learning_facts"] = int(done.split()[-1])
+            done = await conn.execute(
+                "DELETE FROM lms.learning_facts_replay WHERE student_id = ANY($1::int[])"
+                " OR statement_id = ANY($2::uuid[])",
+                students, ids,
+            )  # fmt: skip
+            counts["learning_facts_replay"] = int(done.split()[-1])
+        return counts
+
     async def _rebuild(self, conn, changes: _Changes) -> None:
         """Apply a batch's facts and retractions to the replay's facts (no rollups: they follow
         at the swap)."""
@@ -374,7 +410,10 @@ class ProgressSink(IgnoresCatalog):
         lessons = defaultdict(dict)
         for r in await conn.fetch(
             f"WITH f AS ({_COUNTED_FACTS}) SELECT enrollment_id, lesson_id, bool_or(completes) AS done,"
-            " min(at) FILTER (WHERE completes) AS done_at, sum(counted) AS seconds"
+            " min(at) FILTER (WHERE completes) AS done_at, sum(counted) AS seconds,"
+            " min(at) FILTER (WHERE outcome = 'completed') AS completed_at,"
+            " min(at) FILTER (WHERE outcome = 'passed') AS passed_at,"
+            " min(at) FILTER (WHERE outcome = 'waived') AS waived_at"
             " FROM f WHERE lesson_id IS NOT NULL GROUP BY enrollment_id, lesson_id",
             enrollments,
         ):
@@ -415,10 +454,12 @@ class ProgressSink(IgnoresCatalog):
             required_lessons, _ = catalog.required_items(course)
             total_modules = len(catalog.courses[course].modules) if course in catalog.courses else 0
             saved.append((enrollment, new, total_modules, len(required_lessons)))
-            lesson_rows += [
-                (enrollment, lesson, student, bool(r["done"]), r["done_at"], int(r["seconds"] or 0))
-                for lesson, r in sorted(lessons[enrollment].items())
-            ]  # fmt: skip
+            started = overall[enrollment]["first_at"] if enrollment in overall else None
+            for lesson, r in sorted(lessons[enrollment].items()):
+                done_at = _lesson_done_at(catalog.move_on(lesson), r, started)
+                lesson_rows.append(
+                    (enrollment, lesson, student, done_at is not None, done_at, int(r["seconds"] or 0))
+                )
             announced += _transitions(enrollment, student, course, old, new, affected[enrollment])
         await conn.executemany(
             "UPDATE lms.enrollments SET status = $2, completion_percentage = $3, completed_at = $4, started_at = $5,"
@@ -514,10 +555,48 @@ def _percent(done: int, total: int) -> Decimal:
     )
 
 
+def au_satisfied_at(
+    move_on: str,
+    completed: datetime | None,
+    passed: datetime | None,
+    waived: datetime | None,
+    started: datetime | None,
+) -> datetime | None:
+    """When a cmi5 AU became satisfied (cmi5 §13.1.4), from the earliest statement recording each
+    outcome and the enrollment's start: ``None`` while it is not. Waived satisfies whatever the
+    moveOn; NotApplicable is satisfied from the enrollment's start."""
+    if move_on == "NotApplicable":
+        return started
+    if move_on == "Completed":
+        times = [completed]
+    elif move_on == "Passed":
+        times = [passed]
+    elif move_on == "CompletedOrPassed":
+        times = [completed, passed]
+    else:  # CompletedAndPassed: once both are there, the later of the two
+        times = [max(completed, passed) if completed and passed else None]
+    found = [t for t in [*times, waived] if t is not None]
+    return min(found) if found else None
+
+
+def _lesson_done_at(move_on: str | None, r, started: datetime | None) -> datetime | None:
+    """A lesson's completion time (``None``: not complete) from its facts' aggregate ``r`` (``None``
+    without facts): an ordinary lesson's first completing statement, a cmi5 AU's satisfaction."""
+    if move_on is not None:
+        outcomes = (
+            (r["completed_at"], r["passed_at"], r["waived_at"]) if r is not None else (None, None, None)
+        )
+        return au_satisfied_at(move_on, *outcomes, started)
+    return r["done_at"] if r is not None and r["done"] else None
+
+
 def _rollup(catalog: Catalog, course: int, status: str, lessons: dict, quizzes: dict, overall) -> _State:
     required_lessons, required_quizzes = catalog.required_items(course)
+    started = overall["first_at"] if overall else None
     done_lessons = {
-        lesson: r["done_at"] for lesson, r in lessons.items() if r["done"] and lesson in required_lessons
+        lesson: at
+        for lesson in required_lessons
+        if (at := _lesson_done_at(catalog.move_on(lesson), lessons.get(lesson), started)) is not None
     }
     passed = {quiz: r["passed_at"] for quiz, r in quizzes.items() if r["passed"] and quiz in required_quizzes}
     modules = []

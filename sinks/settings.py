@@ -94,3 +94,52 @@ class CassandraSettings(BaseSettings):
                 f"unknown consistency level {value!r}; one of {', '.join(sorted(CONSISTENCY_LEVELS))}"
             )
         return value.upper()
+
+
+class ForwardSettings(BaseSettings):
+    """Statement forwarding (the forward sink; rules are managed with ``lrs forward``)."""
+
+    model_config = SettingsConfigDict(**_ENV)
+
+    forward_max_attempts: int = Field(default=20, ge=1)
+    """Failed deliveries of a statement before it goes to the rule's dead letters (``lrs forward
+    retry`` sends them again); with the default backoff, about an hour of a target's outage."""
+    forward_backoff: float = Field(default=1.0, gt=0)
+    """Seconds before the first retry of a failed delivery; doubled after each further failure."""
+    forward_backoff_max: float = Field(default=300.0, gt=0)
+    """The longest wait between retries."""
+    forward_timeout: float = Field(default=10.0, gt=0)
+    """Seconds a target may take to answer one delivery."""
+    forward_keep_days: float = Field(default=30.0, ge=0)
+    """How long the ids of delivered statements are kept: a voiding statement follows the
+    statement it voids to a target if that was forwarded within this time."""
+
+
+class DataRightsSettings(BaseSettings):
+    """Erasure records and pseudonyms (docs/data-rights.md)."""
+
+    model_config = SettingsConfigDict(**_ENV)
+
+    data_rights_secret: SecretStr | None = None
+    """The key of the keyed hashes (HMAC-SHA256) erasure records keep instead of identifiers;
+    unset = a key generated once and kept in the LMS database (set it in production)."""
+    analytics_pseudonyms: bool = False
+    """The analytics sinks receive a keyed hash of each identity (HMAC with the secret above) in
+    place of names and mailboxes; turning it on for an existing installation is ``lrs replay``."""
+    erasure_wait_seconds: float = Field(default=60.0, ge=0, le=3600)
+    """How long ``lrs erase`` and the admin endpoint wait for the workers' sinks before answering
+    (the erasure completes anyway; the record says what is still pending)."""
+
+
+class RetentionSettings(BaseSettings):
+    """How long the analytics sinks keep data (docs/data-rights.md, "Retention"); unset = kept."""
+
+    model_config = SettingsConfigDict(**_ENV)
+
+    retention_days: int | None = Field(default=None, ge=1, le=36500)
+    """Days the sinks keep per-statement (raw) data after the statement's timestamp: ClickHouse
+    ``learning_events`` and ``video_segments`` (its views aggregate what is left), MongoDB
+    ``xapi_statements`` and ``learning_progress``."""
+    retention_aggregate_days: int | None = Field(default=None, ge=1, le=36500)
+    """Days the MongoDB sink keeps ``course_engagement`` heatmaps after their day (at least
+    ``LRS_RETENTION_DAYS``: a heatmap is recomputed from the raw rows)."""

@@ -13,7 +13,11 @@ The rules (see ``docs/analytics.md`` for the definitions in xAPI terms):
   (``location.quiz_id``) but its object kind is ``""``.
 * ``completes_lesson`` / ``completes_course``: a completing statement (verb completed, passed or
   satisfied, ``result.completion: true``, or video ``progress`` ≥ 0.9) whose object is the lesson
-  / the course itself.
+  / the course itself; a cmi5 AU (a lesson with a moveOn) is completed by no single statement, and
+  a cmi5 defined ``satisfied`` (the LMS's) completes nothing.
+* ``cmi5_outcome``: a cmi5 defined statement (category cmi5) whose object is a lesson records
+  ``completed``, ``passed`` or ``waived`` by its verb; the sinks satisfy AUs from these outcomes
+  by the catalog's moveOn.
 * ``quiz_attempt``: a statement whose object is the quiz itself and that carries an outcome (verb
   passed or failed, ``result.success``, or a score); ``quiz_passed`` its outcome. Answers to a
   quiz's questions are item responses: never attempts, never passes.
@@ -32,6 +36,7 @@ from typing import Any
 from lrs.xapi.agents import ifi_key
 from lrs.xapi.formats import duration_seconds, parse_timestamp
 from lrs.xapi.profiles import (
+    CMI5_CATEGORY,
     CMI5_SESSION,
     VIDEO,
     VIDEO_LENGTH,
@@ -74,6 +79,9 @@ VERB_CLASSES = {
 }
 COMPLETING = frozenset({"completed", "passed", "satisfied"})
 """Verb classes that complete what they act on (lessons and courses; quizzes need a pass)."""
+CMI5_OUTCOMES = frozenset({"completed", "passed", "waived"})
+"""Verb classes of the cmi5 defined statements that record an AU's outcome (``failed`` satisfies
+nothing)."""
 VIDEO_WATCHED = 0.9
 """Video ``progress`` from which a statement completes the video it is about."""
 
@@ -148,6 +156,14 @@ def completing(verb: str, completion: bool | None, progress: float | None) -> bo
     return verb in COMPLETING or completion is True or (progress is not None and progress >= VIDEO_WATCHED)
 
 
+def cmi5_defined(context: dict[str, Any]) -> bool:
+    """A cmi5 defined statement: its ``context.contextActivities.category`` holds the cmi5 category."""
+    categories = (context.get("contextActivities") or {}).get("category") or []
+    if isinstance(categories, dict):  # a single activity (xAPI 1.0.3 allows it; the LRS may keep it)
+        categories = [categories]
+    return any(isinstance(c, dict) and c.get("id") == CMI5_CATEGORY for c in categories)
+
+
 def is_attempt(object_kind: str, verb: str, success: bool | None, percent: float | None) -> bool:
     """An attempt of the quiz that is the object: it carries an outcome (verb passed or failed,
     ``result.success``, or a score). Answers to the quiz's questions are not attempts."""
@@ -196,8 +212,10 @@ def flatten(
     low, high = _number(score.get("min")), _number(score.get("max"))
     percent = score_percent(scaled, raw, low, high)
     progress = _number(result_ext.get(VIDEO_PROGRESS))
-    completes = completing(verb, completion, progress)
+    cmi5 = cmi5_defined(context)
+    completes = completing(verb, completion, progress) and not (cmi5 and verb == "satisfied")
     kind = own.kind
+    au = kind == "lesson" and locator.catalog.move_on(own.lesson_id) is not None
     attempt = is_attempt(kind, verb, success, percent)
     cmi5_session = _text(context_ext.get(CMI5_SESSION)) or None
     video_session = _text(context_ext.get(VIDEO_SESSION)) or None
@@ -233,8 +251,9 @@ def flatten(
         cmi5_session=cmi5_session,
         video_session=video_session,
         completes=completes,
-        completes_lesson=kind == "lesson" and completes,
+        completes_lesson=kind == "lesson" and completes and not au,
         completes_course=kind == "course" and completes,
+        cmi5_outcome=verb if cmi5 and kind == "lesson" and verb in CMI5_OUTCOMES else None,
         quiz_attempt=attempt,
         quiz_passed=outcome(verb, success, percent, locator.catalog.pass_percentage(location.quiz_id))
         if attempt

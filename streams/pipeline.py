@@ -15,7 +15,7 @@ import os
 import signal
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import asyncpg
@@ -29,10 +29,18 @@ from sinks.catalog import Catalog
 from sinks.factory import SinkSet, build_sinks
 from sinks.lms import CATALOG_CHANNEL, REWIND_CHANNEL, LmsDatabase
 from sinks.ports import Batch, Retraction, Sink
-from sinks.settings import CassandraSettings, ClickHouseSettings, MongoSettings
+from sinks.erasures import ERASURE_CHANNEL, LmsErasures
+from sinks.settings import (
+    CassandraSettings,
+    ClickHouseSettings,
+    DataRightsSettings,
+    ForwardSettings,
+    MongoSettings,
+)
 
 from .enrich import flatten
 from .envelope import BadEnvelope, decode
+from .erasure import ErasedLearners, SinkErasures
 from .lanes import Lanes
 from .locate import Locator
 from .relay import Send, StatementRelay
@@ -61,10 +69,11 @@ class SinkSettings:
     clickhouse: ClickHouseSettings
     mongodb: MongoSettings
     cassandra: CassandraSettings
+    forward: ForwardSettings = field(default_factory=ForwardSettings)
 
     @classmethod
     def from_environment(cls) -> SinkSettings:
-        return cls(ClickHouseSettings(), MongoSettings(), CassandraSettings())
+        return cls(ClickHouseSettings(), MongoSettings(), CassandraSettings(), ForwardSettings())
 
 
 class Pipeline:
@@ -87,6 +96,9 @@ class Pipeline:
         self.stopping = False
         """Set when the worker begins to stop: its web pages answer 503 from then on."""
         self._listeners: list[asyncpg.Connection] = []
+        self.erased = ErasedLearners()
+        """Learners erased: their statements still in flight are dropped (docs/data-rights.md)."""
+        self.erasures: SinkErasures | None = None
 
     @property
     def sinks(self) -> list[Sink]:
@@ -98,7 +110,8 @@ class Pipeline:
         self.found = build_sinks(
             self.stream.sinks(), partitions=self.stream.stream_partitions, data_dir=self.data_dir,
             lms_dsn=self.lms.dsn, catalog=lambda: self.catalog, clickhouse=settings.clickhouse,
-            mongodb=settings.mongodb, cassandra=settings.cassandra,
+            mongodb=settings.mongodb, cassandra=settings.cassandra, forward=settings.forward,
+            store_url=self.store_url,
         )  # fmt: skip
         for sink in self.sinks:
             await sink.start()
@@ -106,6 +119,13 @@ class Pipeline:
         self.lanes.start()
         await self.reload_catalog()
         self._listeners.append(await self.lms.listen(CATALOG_CHANNEL, self._catalog_changed))
+        rights = DataRightsSettings()
+        secret = rights.data_rights_secret.get_secret_value() if rights.data_rights_secret else None
+        self.erased.pseudonyms = rights.analytics_pseudonyms
+        self.erasures = SinkErasures(LmsErasures(self.lms, secret), self.sinks, self.lanes.drain, self.erased)
+        await self.erasures.start()
+        self._listeners.append(await self.lms.listen(ERASURE_CHANNEL, self.erasures.wake))
+        self.erasures.wake()  # erasures a crash interrupted
         self.relay = StatementRelay(
             self.outbox, send, self.stream.stream_partitions, self.start_position,
             batch=self.stream.stream_batch, interval=self.stream.relay_interval,
@@ -120,6 +140,8 @@ class Pipeline:
         os.kill(os.getpid(), signal.SIGTERM)  # the supervisor (or the orchestrator) restarts it
 
     async def stop(self) -> None:
+        if self.erasures is not None:
+            await self.erasures.close()
         if self.lanes is not None:
             await self.lanes.stop()
         for listener in self._listeners:
@@ -183,11 +205,22 @@ class Pipeline:
             elif envelope.epoch == batch.epoch:
                 batch.through = max(batch.through, envelope.through)
             for item in envelope.items:
+                statement = self.erased.screen(item.statement)
+                if statement is None:  # an erased learner's, still in flight
+                    continue
                 if item.target is not None:
-                    batch.operations.append(Retraction(item.target, item.position))
+                    batch.operations.append(
+                        Retraction(
+                            item.target,
+                            item.position,
+                            self.erased.pseudonymous_statement(statement) if keep else None,
+                        )
+                    )
                 elif not item.voided:  # voided before it was read: it never counts
                     try:
-                        batch.operations.append(flatten(item.statement, item.position, locator, keep))
+                        event = flatten(statement, item.position, locator, keep)
+                        if not self.erased.erased_student(event.student_id, event.stored):
+                            batch.operations.append(self.erased.pseudonymous(event))
                     except (KeyError, TypeError, ValueError, AttributeError) as exc:
                         reason = f"cannot flatten statement: {exc!r}"
                         await dead_letter(orjson.dumps(item.statement), reason, partition)

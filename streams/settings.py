@@ -26,8 +26,8 @@ class StreamSettings(WorkerWebSettings):
     """Statements per Kafka message at most (1 = one statement per message, keyed by learner)."""
     relay_interval: float = 0.05
     """Seconds between relay polls of the statement store when it is idle."""
-    stream_sinks: str = "clickhouse,progress"
-    """Sinks the worker feeds, comma-separated (clickhouse, progress, mongodb, cassandra)."""
+    stream_sinks: str = "clickhouse,progress,forward"
+    """Sinks the worker feeds, comma-separated (clickhouse, progress, mongodb, cassandra, forward)."""
     kafka_session_timeout: float = Field(default=6.0, gt=0)
     """Seconds without a heartbeat before Kafka drops the worker from its consumer group (Kafka
     accepts 6 at least). ``lrs up`` runs its worker on the embedded broker with 2: tansu answers a

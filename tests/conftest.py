@@ -17,6 +17,7 @@ import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
@@ -259,3 +260,37 @@ def make_credential(on_store, server: RunningServer):
         return credential.key, secret
 
     return make
+
+
+# --- cmi5 (tests/test_cmi5_*.py) ---------------------------------------------------------------------
+
+CMI5_DATA = Path(__file__).parent / "data" / "cmi5"
+
+
+def cmi5_course_xml(course_id: str) -> bytes:
+    """``two_blocks.xml`` under another course id (each test module imports a course of its own)."""
+    return (
+        (CMI5_DATA / "two_blocks.xml")
+        .read_bytes()
+        .replace(b"https://example.com/courses/demo", course_id.encode())
+    )
+
+
+@pytest.fixture(scope="module")
+def lms(base_url: str):
+    with httpx.Client(base_url=base_url, auth=ADMIN, timeout=30) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def course(lms: httpx.Client) -> dict[str, Any]:
+    course_id = f"https://example.com/courses/{uuid.uuid4()}"
+    response = lms.post(
+        "/cmi5/courses", content=cmi5_course_xml(course_id), headers={"Content-Type": "application/xml"}
+    )
+    assert response.status_code == 200, response.text
+    imported = response.json()
+    assert (imported["created"], imported["aus"], imported["blocks"], imported["files"]) == (True, 3, 2, 0)
+    shown = lms.get(f"/cmi5/courses/{imported['course_id']}").json()
+    return {"course_id": imported["course_id"], "id": course_id, "aus": {a["id"]: a for a in shown["aus"]},
+            "blocks": shown["blocks"], "activityId": shown["activityId"]}  # fmt: skip

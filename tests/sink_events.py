@@ -15,7 +15,7 @@ from typing import Any
 
 from sinks.ports import Batch
 from sinks.catalog import Catalog
-from lrs.xapi.profiles import CMI5_SESSION, VIDEO
+from lrs.xapi.profiles import CMI5_CATEGORY, CMI5_SESSION, VIDEO
 from sinks.events import LearningEvent
 from streams.enrich import VERB_CLASSES, flatten, learner_key
 from streams.locate import Locator
@@ -46,10 +46,10 @@ def statement(
     actor: dict[str, Any], at: datetime, verb: str, activity: str, *, seconds: float | None = None,
     scaled: float | None = None, success: bool | None = None, completion: bool | None = None,
     session: str | None = None, platform: str | None = None, video: dict[str, Any] | None = None,
-    stored: datetime | None = None,
+    stored: datetime | None = None, cmi5: bool = False,
 ) -> dict[str, Any]:  # fmt: skip
     """A stored statement. ``video``: ``time``, ``progress``, ``length``, ``segments``
-    (``"0[.]12.5"``), as the xAPI video profile puts them."""
+    (``"0[.]12.5"``), as the xAPI video profile puts them; ``cmi5``: a cmi5 defined statement."""
     result: dict[str, Any] = {}
     context: dict[str, Any] = {}
     if seconds is not None:
@@ -76,6 +76,8 @@ def statement(
         context["extensions"] = extensions
     if platform is not None:
         context["platform"] = platform
+    if cmi5:
+        context["contextActivities"] = {"category": [{"id": CMI5_CATEGORY}]}
     body: dict[str, Any] = {
         "id": str(uuid.uuid4()),
         "actor": {"objectType": "Agent", **actor},
@@ -92,10 +94,11 @@ def statement(
     return body
 
 
-def events(statements: list[dict[str, Any]]) -> list[LearningEvent]:
-    """The worker's events of these statements, at increasing positions."""
+def events(statements: list[dict[str, Any]], known: Catalog | None = None) -> list[LearningEvent]:
+    """The worker's events of these statements, at increasing positions (``known``: the catalog,
+    empty by default)."""
     settings = CatalogSettings()
-    catalog = Locator(Catalog(), settings.iri_templates, settings.student_homepage)
+    catalog = Locator(known or Catalog(), settings.iri_templates, settings.student_homepage)
     return [
         flatten(s, encode(datetime.fromisoformat(s["stored"]), next(_SEQ)), catalog, keep_statement=True)
         for s in statements

@@ -22,6 +22,7 @@ from cassandra import InvalidRequest, OperationTimedOut
 from pydantic import ValidationError
 
 from sinks.cassandra import CassandraSink, Requests, user_uuid
+from sinks.catalog import Catalog, Lesson
 from sinks.ports import Retraction
 from streams.app import create_app
 from streams.pipeline import Pipeline
@@ -491,3 +492,25 @@ def test_the_fake_records_ttls_and_stops_reading_expired_rows():
         clock[0] += row.ttl
         assert runner.run(sink.query(query, (hour,))) == []
         runner.run(sink.close())
+
+
+def test_cmi5_statements_carry_their_outcome_and_master_no_au(run: Run):
+    """docs/analytics.md "cmi5 courses" and §6: a cmi5 defined statement about a lesson keeps its
+    outcome in its event's properties; no single statement completes (masters) a cmi5 AU, while an
+    ordinary lesson keeps §2's rule."""
+    known = Catalog()
+    known.add_course(1)
+    known.add_lesson(Lesson(12, None, 1, "cmi5", None, "CompletedOrPassed"), lesson(1, 12))
+    now = (datetime.now(timezone.utc) - timedelta(days=1)).replace(minute=0, second=0, microsecond=0)
+    made = events([
+        statement(ADA, now, "passed", lesson(1, 12), cmi5=True, seconds=60, scaled=0.9),
+        statement(ADA, now + timedelta(seconds=1), "terminated", lesson(1, 12), cmi5=True),
+        statement(ADA, now + timedelta(seconds=2), "completed", lesson(1, 10), cmi5=True),
+    ], known)  # fmt: skip
+    run.apply(batch(0, made))
+    rows = run(run.sink.query("SELECT event_id, properties FROM events WHERE partition_key = ?",
+                              (now.strftime("%Y-%m-%d-%H"),)))  # fmt: skip
+    outcomes = {str(r[0]): dict(r[1]).get("cmi5_outcome") for r in rows}
+    assert [outcomes.get(e.statement_id, "missing") for e in made] == ["passed", None, "completed"]
+    (progress,) = run(run.sink.query("SELECT topics_mastered, lessons_completed FROM learning_progress"))
+    assert (set(progress[0]), progress[1]) == ({"lesson:10"}, 1)

@@ -96,6 +96,23 @@ def test_up_serves_persists_and_shuts_down_cleanly(data_dir: Path):
             found = client.get("/statements", params={"statementId": statement_id})
             assert found.status_code == 200
             assert found.json()["actor"] == sent["actor"]
+        # `lrs cmi5 import` packages the demo directory; a second run updates the same course
+        demo = str(Path(__file__).parents[1] / "examples" / "cmi5")
+        imported = run_lrs("cmi5", "import", demo, data_dir=data_dir, env=again.env)
+        assert imported.returncode == 0, imported.stderr
+        assert (
+            imported.stdout.startswith("imported course ") and "2 AUs, 1 blocks, 1 files" in imported.stdout
+        )
+        course_id = int(imported.stdout.split()[2].rstrip(":"))
+        updated = run_lrs("cmi5", "import", demo, data_dir=data_dir, env=again.env)
+        assert updated.stdout.startswith(f"updated course {course_id}:"), updated.stdout + updated.stderr
+        bad = data_dir.parent / "bad-cmi5.xml"
+        bad.write_text((Path(demo) / "cmi5.xml").read_text().replace('moveOn="Completed"', 'moveOn="Done"'))
+        refused = run_lrs("cmi5", "import", str(bad), data_dir=data_dir, env=again.env)
+        assert refused.returncode != 0 and "moveOn" in refused.stderr, refused.stderr
+        shown = httpx.get(f"{again.base}/cmi5/courses/{course_id}", auth=("ops", "ops-secret")).json()
+        assert [a["id"] for a in shown["aus"]] == ["https://lrs.example/cmi5/demo/welcome",
+                                                   "https://lrs.example/cmi5/demo/check"]  # fmt: skip
     finally:
         assert again.stop() == 0
 

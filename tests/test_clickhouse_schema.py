@@ -51,8 +51,14 @@ def test_an_older_installation_is_migrated_once_and_a_new_one_is_created_current
             client, "learning_events"
         )
         assert "session_key" in columns(client, "video_segments")
+        assert "cmi5_outcome" in columns(client, "learning_events") and "move_on" in columns(
+            client, "catalog_items"
+        )
         projections = client.query("SELECT table, name FROM system.projections ORDER BY table").result_rows
-        assert projections == [("learning_events", "by_stored"), ("video_segments", "by_stored")]  # the old ones gone
+        assert projections == [
+            ("learning_events", "by_stored"),
+            ("video_segments", "by_stored"),
+        ]  # the old ones gone
         assert version(client) == latest
         assert client.query("SELECT count(), sum(quiz_attempt) FROM learning_events").result_rows == [(1, 0)]
         create_schema(client)  # the next start: nothing to migrate

@@ -27,7 +27,14 @@ def known_variables() -> set[str]:
         for _, cls in inspect.getmembers(module, inspect.isclass):
             if issubclass(cls, pydantic_settings.BaseSettings) and cls is not pydantic_settings.BaseSettings:
                 prefix = cls.model_config.get("env_prefix", "")
-                names |= {f"{prefix}{field}".upper() for field in cls.model_fields}
+                names |= {  # a field read under another name (validation_alias) is that variable
+                    (
+                        info.validation_alias
+                        if isinstance(info.validation_alias, str)
+                        else f"{prefix}{field}"
+                    ).upper()
+                    for field, info in cls.model_fields.items()
+                }
     return names
 
 

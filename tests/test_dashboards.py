@@ -164,6 +164,7 @@ def promql_metrics(expr: str) -> set[str]:
 def exported_metrics() -> set[str]:
     """Sample names the LRS and the worker expose on /metrics (their prometheus_client registry)."""
     import lrs.http.metrics  # noqa: F401  (registers the HTTP metrics)
+    import sinks.forward  # noqa: F401  (registers the forwarding metrics: the default forward sink's)
     import streams.app  # noqa: F401  (registers the pipeline metrics)
 
     suffixes = {

@@ -196,3 +196,60 @@ def test_only_a_statement_about_the_lesson_completes_it():
     event = flatten(inside, POSITION, catalog())
     assert event.location.lesson_id == 700 and event.completes and not event.completes_lesson
     assert flatten(statement(result={"completion": True}), POSITION, catalog()).completes_lesson
+
+
+CMI5 = {"contextActivities": {"category": [{"id": "https://w3id.org/xapi/cmi5/context/categories/cmi5"}]}}
+ADL = "http://adlnet.gov/expapi/verbs/"
+AU_IRI = "https://lms.example.org/au/1"
+
+
+def cmi5_catalog() -> Locator:
+    """Course 8: lesson 800, a cmi5 AU (moveOn Completed) under block 80; course 7 as ``catalog()``."""
+    locator = catalog()
+    locator.catalog.add_course(8, "https://lms.example.org/course/8")
+    locator.catalog.add_module(80, 8, "https://lms.example.org/block/80")
+    locator.catalog.add_lesson(Lesson(800, 80, 8, "cmi5", None, "Completed"), AU_IRI)
+    return locator
+
+
+@pytest.mark.parametrize(
+    ("verb", "context", "outcome"),
+    [
+        (ADL + "completed", CMI5, "completed"),
+        (ADL + "passed", CMI5, "passed"),
+        ("https://w3id.org/xapi/adl/verbs/waived", CMI5, "waived"),
+        (ADL + "failed", CMI5, None),  # failed satisfies nothing
+        (ADL + "terminated", CMI5, None),
+        (ADL + "completed", None, None),  # not cmi5 defined
+        (ADL + "completed", {"contextActivities": {"category": [{"id": "https://example.org/other"}]}}, None),
+    ],
+)
+def test_cmi5_outcomes_come_from_cmi5_defined_statements_about_the_au(verb, context, outcome):
+    parts = {"verb": {"id": verb}, "result": {"completion": True}} | ({"context": context} if context else {})
+    event = flatten(statement(AU_IRI, **parts), POSITION, cmi5_catalog())
+    # an AU: no single statement completes it
+    assert (event.cmi5_outcome, event.completes_lesson) == (outcome, False)
+    assert event.location == Location(8, 80, 800) and not event.quiz_attempt
+
+
+def test_an_outcome_needs_the_au_as_object_and_ordinary_lessons_keep_their_rule():
+    child = statement("https://lms.example.org/au/1/page", verb={"id": ADL + "completed"},
+                      context=CMI5 | {"contextActivities": CMI5["contextActivities"] | {"parent": [{"id": AU_IRI}]}})  # fmt: skip
+    event = flatten(child, POSITION, cmi5_catalog())
+    assert event.location.lesson_id == 800 and event.cmi5_outcome is None
+    ordinary = flatten(statement(verb={"id": ADL + "completed"}, context=CMI5), POSITION, cmi5_catalog())
+    # recorded, but lesson 700 is no AU: §2's rule completes it as before
+    assert ordinary.completes_lesson and ordinary.cmi5_outcome == "completed"
+
+
+@pytest.mark.parametrize(
+    "iri", [AU_IRI, "https://lms.example.org/block/80", "https://lms.example.org/course/8"]
+)
+def test_the_lms_satisfied_completes_nothing(iri: str):
+    satisfied = {"id": "https://w3id.org/xapi/adl/verbs/satisfied"}
+    event = flatten(
+        statement(iri, verb=satisfied, context=CMI5, result={"completion": True}), POSITION, cmi5_catalog()
+    )
+    assert not (event.completes or event.completes_lesson or event.completes_course or event.cmi5_outcome)
+    plain = flatten(statement("https://lms.example.org/course/8", verb=satisfied), POSITION, cmi5_catalog())
+    assert plain.completes_course  # without the cmi5 category: §2's completing statement, as before

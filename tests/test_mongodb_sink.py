@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 import pytest
 
+from sinks.catalog import Catalog, Lesson
 from sinks.mongodb import MongoSink, session_key
 from sinks.ports import Retraction
 from streams.pipeline import Pipeline, SinkSettings
@@ -327,3 +328,29 @@ def test_the_worker_feeds_the_sink_whole_statements_when_it_is_on(
 
     found = asyncio.run(scenario())
     assert found["statement"] == sent and found["student_id"] == 1
+
+
+def au_catalog() -> Catalog:
+    """Course 1 with lesson 12, a cmi5 AU (moveOn Completed), at the template IRI of lesson 12."""
+    known = Catalog()
+    known.add_course(1)
+    known.add_lesson(Lesson(12, None, 1, "cmi5", None, "Completed"), lesson(1, 12))
+    return known
+
+
+def test_cmi5_statements_carry_their_outcome_and_complete_no_au(run: Run):
+    """docs/analytics.md "cmi5 courses": the outcome of a cmi5 defined statement about a lesson is
+    kept; no single statement completes an AU; an ordinary lesson keeps §2's rule."""
+    AU, L10 = lesson(1, 12), lesson(1, 10)
+    made = events([
+        statement(ADA, at(0), "completed", AU, cmi5=True, completion=True),
+        statement(ADA, at(1), "failed", AU, cmi5=True),
+        statement(ADA, at(2), "waived", AU, cmi5=True),
+        statement(ADA, at(3), "completed", AU),  # not cmi5 defined
+        statement(ADA, at(4), "completed", L10, cmi5=True),
+    ], au_catalog())  # fmt: skip
+    run.apply(batch(0, made))
+    progress = run.docs("learning_progress")
+    got = [(progress[e.statement_id]["details"]["completed"], progress[e.statement_id]["details"].get("cmi5_outcome"))
+           for e in made]  # fmt: skip
+    assert got == [(False, "completed"), (False, None), (False, "waived"), (False, None), (True, "completed")]

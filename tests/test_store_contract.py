@@ -11,6 +11,7 @@ import asyncio
 import random
 import uuid
 from collections.abc import Callable, Coroutine, Iterator
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -439,3 +440,141 @@ def test_document_content_is_kept_byte_for_byte(harness: Harness):
     )
     found = harness(documents.get(scope, "blob"))
     assert found.content == content and found.content_type == "application/octet-stream"
+
+
+# --- export and restore (lrs export / lrs import) -------------------------------------------------
+
+
+def test_query_with_voided_returns_every_statement_in_store_order_marking_the_voided(harness: Harness):
+    activity = unique_activity()
+    ids = harness.store(statement(obj=activity), statement(obj=activity), statement(obj=activity))
+    (voider,) = harness.store(voiding(ids[1]))
+    key = keys_of("o", activity["id"])
+    assert [s["id"] for s in harness.query(keys=key, ascending=True)] == [ids[0], ids[2], voider]
+    found = []
+    query = StatementQuery(keys=key, limit=2, ascending=True, voided=True)
+    while True:
+        page = harness(harness.stores.statements.query(query))
+        found += [(s.id, s.voided) for s in page.statements]
+        if page.cursor is None:
+            break
+        query.cursor, query.snapshot = page.cursor, page.snapshot
+    assert found == [(ids[0], False), (ids[1], True), (ids[2], False), (voider, False)]
+    # without keys: the whole store in store order, the voiding statement after its target
+    everything: list[tuple[str, bool]] = []
+    query = StatementQuery(limit=50, ascending=True, voided=True)
+    while True:
+        page = harness(harness.stores.statements.query(query))
+        everything += [(s.id, s.voided) for s in page.statements]
+        if page.cursor is None:
+            break
+        query.cursor, query.snapshot = page.cursor, page.snapshot
+    mine = [pair for pair in everything if pair[0] in {*ids, voider}]
+    assert mine == [(ids[0], False), (ids[1], True), (ids[2], False), (voider, False)]
+    assert len({i for i, _ in everything}) == len(everything)
+
+
+def _exported(harness: Harness, limit: int = 2) -> list:
+    found, after = [], None
+    while True:
+        page, after = harness(harness.stores.documents.export(after, limit))
+        found += page
+        if after is None:
+            return found
+
+
+def test_documents_export_every_document_once_and_restore_without_overwriting(harness: Harness):
+    documents = harness.stores.documents
+    activity = "https://lms.example/" + incompressible(400)  # indexed by its digest
+    scopes = [
+        DocumentScope(DocumentKind.STATE, activity, "mbox:mailto:x@example.com", str(uuid.uuid4())),
+        DocumentScope(DocumentKind.ACTIVITY_PROFILE, activity),
+        DocumentScope(DocumentKind.AGENT_PROFILE, agent_key="mbox:mailto:" + incompressible(300) + "@x.org"),
+    ]
+    for n, scope in enumerate(scopes):
+        for doc_id in ("one", "two"):
+            content = f"{n}/{doc_id}".encode() + b"\x00\xff"
+            harness(documents.update(scope, doc_id, lambda c, b=content: Write(b, "application/x-b", '"e"')))
+    keys = {index_key(activity), index_key(scopes[2].agent_key)}
+    everything = _exported(harness)
+    identities = [(d.kind, d.activity_key, d.agent_key, d.registration, d.doc_id) for d in everything]
+    assert len(identities) == len(set(identities))
+    mine = [d for d in everything if d.activity_key in keys or d.agent_key in keys]
+    assert len(mine) == 6
+    assert {d.content for d in mine} == {
+        f"{n}/{i}".encode() + b"\x00\xff" for n in range(3) for i in ("one", "two")
+    }
+    assert all(d.content_type == "application/x-b" and d.etag == '"e"' for d in mine)
+    # restoring what is there changes nothing; other content is a conflict, never written
+    assert harness(documents.restore(mine)) == []
+    changed = [replace(mine[0], content=b"other")]
+    assert harness(documents.restore(changed)) == changed
+    assert harness(documents.get(scopes[mine[0].kind - 1], mine[0].doc_id)).content != b"other"
+    # restoring into an empty place creates them as they were, long identifiers included
+    for scope in scopes:
+        harness(documents.delete_all(scope))
+    assert harness(documents.restore(mine)) == []
+    for scope, d in zip(scopes, sorted(mine, key=lambda d: d.kind)[::2], strict=True):
+        assert d.kind == scope.kind
+        got = harness(documents.get(scope, d.doc_id))
+        assert (got.content, got.content_type, got.etag) == (d.content, d.content_type, d.etag)
+        assert abs((got.updated - d.updated).total_seconds()) < 0.002
+        assert harness(documents.ids(scope, None))[0] == ["one", "two"]
+
+
+def test_documents_export_refuses_a_position_it_did_not_issue(harness: Harness):
+    with pytest.raises(InvalidCursor):
+        harness(harness.stores.documents.export("not a position", 10))
+
+
+def test_existing_names_the_stored_ids(harness: Harness):
+    ids = harness.store(statement(), statement())
+    absent = str(uuid.uuid4())
+    assert harness(harness.stores.statements.existing([*ids, absent])) == set(ids)
+    assert harness(harness.stores.statements.existing([])) == set()
+
+
+# --- erasure (docs/data-rights.md) -------------------------------------------------------------------
+
+
+def test_erase_deletes_statements_rewrites_redacted_ones_and_frees_unreferenced_attachments(harness: Harness):
+    from lrs.store.ports import Rewrite
+    from lrs.xapi.statements import index_keys
+
+    learner, other = unique_agent("Erased"), unique_agent("Other")
+    key = "mbox:" + learner["mbox"]
+
+    def attachment(content: bytes) -> tuple[dict, AttachmentContent]:
+        sha2 = __import__("hashlib").sha256(content).hexdigest()
+        meta = {"usageType": "http://example.com/u", "display": {"en-US": "a"}, "contentType": "text/plain",
+                "length": len(content), "sha2": sha2}  # fmt: skip
+        return meta, AttachmentContent(sha2, "text/plain", content)
+
+    own_meta, own_blob = attachment(uuid.uuid4().bytes)
+    shared_meta, shared_blob = attachment(uuid.uuid4().bytes)
+    mine = harness.store(
+        statement(learner, attachments=[own_meta, shared_meta]), attachments=[own_blob, shared_blob]
+    )
+    mine += harness.store(statement(learner))
+    (kept,) = harness.store(statement(other, attachments=[shared_meta]), attachments=[shared_blob])
+    (instructed,) = harness.store(statement(other, context={"instructor": learner}))
+    scope = DocumentScope(DocumentKind.STATE, "https://lms.example/a", key, "")
+    other_scope = DocumentScope(DocumentKind.STATE, "https://lms.example/a", "mbox:" + other["mbox"], "")
+    for s in (scope, other_scope, DocumentScope(DocumentKind.AGENT_PROFILE, "", key, "")):
+        harness(harness.stores.documents.update(s, "d", lambda _: Write(b"{}", "application/json", '"e"')))
+
+    redacted = {k: v for k, v in harness.document(instructed).items() if k != "context"}
+    rewrite = Rewrite(instructed, orjson.dumps(redacted), {lookup_key(k) for k in index_keys(redacted)})
+    erased = harness(harness.stores.statements.erase(mine, [rewrite], [key]))
+    assert (erased.statements, erased.redacted, erased.attachments, erased.agent_names) == (2, 1, 1, 1)
+    assert [harness(harness.stores.statements.get(i)) for i in mine] == [None, None]
+    assert "context" not in harness.document(instructed)
+    assert harness.query(keys=keys_of("A", key), voided=True) == []
+    assert [s["id"] for s in harness.query(keys=keys_of("A", "mbox:" + other["mbox"]))] == [instructed, kept]
+    assert harness(harness.stores.statements.attachments([own_blob.sha2, shared_blob.sha2])) == [shared_blob]
+    assert harness(harness.stores.statements.agent_names(key)) == []
+    assert harness(harness.stores.documents.erase_agents([key])) == 2
+    assert harness(harness.stores.documents.get(scope, "d")) is None
+    assert harness(harness.stores.documents.get(other_scope, "d")) is not None
+    again = harness(harness.stores.statements.erase(mine, [], [key]))  # a rerun finds nothing left
+    assert (again.statements, again.attachments, again.agent_names) == (0, 0, 0)

@@ -21,7 +21,7 @@ import secrets
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Protocol
 
 from lrs.store.ports import Credential, CredentialStore
 
@@ -99,12 +99,37 @@ def new_credential(
 
 
 @dataclass(frozen=True, slots=True)
+class SessionGrant:
+    """What a cmi5 session token may reach (cmi5 §8.2): one learner's statements and documents
+    in one registration, for one AU."""
+
+    session_id: str
+    registration: str
+    actor_key: str
+    """``lrs.xapi.agents.ifi_key`` of the learner the AU was launched for."""
+    activity_id: str
+    """The AU's activity id (the launch's ``activityId``)."""
+
+
+@dataclass(frozen=True, slots=True)
 class Principal:
-    """Who is calling: the credential's key, scopes and authority Agent."""
+    """Who is calling: the credential's key, scopes and authority Agent (and, for a cmi5 session
+    token, the session it is limited to)."""
 
     key: str
     scopes: frozenset[str]
     authority: dict[str, Any]
+    grant: SessionGrant | None = None
+
+
+class SessionTokens(Protocol):
+    """Verifies cmi5 session tokens (keys starting with ``SESSION_TOKEN_PREFIX``)."""
+
+    async def verify(self, key: str, secret: str) -> Principal | None:
+        """The session's principal; ``None`` for an unknown token or an ended session."""
+
+
+SESSION_TOKEN_PREFIX = "cmi5-"
 
 
 class AuthenticationError(Exception):
@@ -135,6 +160,9 @@ class Authenticator:
         self._hmac_key = os.urandom(32)
         self._cache: dict[bytes, tuple[float, Principal]] = {}
         self._pending: dict[bytes, asyncio.Future[Principal]] = {}
+        self.sessions: SessionTokens | None = None
+        """cmi5 session tokens, checked on every request (never cached: a session that ends
+        refuses its token at once)."""
 
     def clear(self) -> None:
         self._cache.clear()
@@ -160,6 +188,8 @@ class Authenticator:
             raise
         finally:
             del self._pending[token]
+        if principal.grant is not None:
+            return principal
         if len(self._cache) > 10_000:
             self._cache.clear()
         self._cache[token] = (time.monotonic() + self._ttl, principal)
@@ -167,6 +197,11 @@ class Authenticator:
 
     async def _verify(self, header: str) -> Principal:
         key, secret = parse_basic(header)
+        if key.startswith(SESSION_TOKEN_PREFIX) and self.sessions is not None:
+            principal = await self.sessions.verify(key, secret)
+            if principal is None:
+                raise AuthenticationError("unknown cmi5 session token, or its session has ended")
+            return principal
         credential = await self._store.find(key)
         ok = credential is not None and credential.revoked is None
         stored = credential.secret_hash if ok else _DUMMY_HASH  # same work either way: no key probing

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import NoReturn
@@ -21,16 +22,23 @@ from starlette.types import Receive, Scope, Send
 from lrs import __version__
 from lrs.auth.credentials import Authenticator, check_secret, new_credential
 from lrs.databases import lms_url
+from lrs.http.admin import admin_router
 from lrs.http.analytics import WorkerReports, analytics_router
 from lrs.http.catalog import catalog_router
-from lrs.settings import AnalyticsSettings, AuthSettings, ServerSettings, StoreSettings
-from lrs.store import open_stores
+from lrs.http.cmi5 import Cmi5Routes
+from lrs.settings import AnalyticsSettings, AuthSettings, Cmi5Settings, ServerSettings, StoreSettings
+from lrs.store import cmi5_store, open_stores
 from lrs.usecases.analytics import CourseAnalytics
 from lrs.usecases.catalog import LoadCatalog
+from lrs.usecases.cmi5 import Cmi5
+from lrs.usecases.erasure import EraseLearner
 from lrs.usecases.errors import LRSError
 from lrs.usecases.stores import Stores
+from lrs.xapi.models import XapiVersion
 from lrs.xapi.statements import StatementError
+from sinks.erasures import LmsErasures
 from sinks.lms import LmsDatabase
+from sinks.settings import DataRightsSettings
 from sinks.ports import CatalogStore
 
 from . import documents, operations, resources, statements
@@ -79,7 +87,7 @@ class NoLmsDatabase:
     async def _missing(self, *args: object) -> NoReturn:
         raise NotImplementedLms("there is no LMS database for the catalog: set LRS_LMS_DATABASE_URL")
 
-    read_catalog = save_catalog = courses = _missing
+    read_catalog = save_catalog = courses = student_names = _missing
 
     async def close(self) -> None:
         return None
@@ -98,22 +106,24 @@ def create_app(
     base_path: str = "/xapi",
     analytics: AnalyticsSettings | None = None,
     lms_dsn: str | None = None,
+    cmi5: Cmi5Settings | None = None,
 ) -> FastAPI:
     """The application on the statement store at ``dsn``; the LMS database (catalog uploads,
     the instructor page's course list) is ``lms_dsn``, else where ``lrs.databases.lms_url``
     puts it for this store."""
     server = server or ServerSettings()
+    cmi5 = cmi5 or Cmi5Settings()
     store = store or StoreSettings()
     auth = auth or AuthSettings()
     lms_dsn = lms_dsn or lms_url(store, dsn)
     lms: CatalogStore = (
-        LmsDatabase(lms_dsn, max_size=2, application_name="lrs-lms") if lms_dsn else NoLmsDatabase()
+        LmsDatabase(lms_dsn, max_size=4, application_name="lrs-lms") if lms_dsn else NoLmsDatabase()
     )
 
     ops = FastAPI(
         title="xAPI Learning Record Store: operations",
         version=__version__,
-        lifespan=Lifespan(dsn, store, auth, lms),
+        lifespan=Lifespan(dsn, store, auth, lms, cmi5),
         docs_url="/docs",
         openapi_url="/openapi.json",
     )
@@ -122,19 +132,36 @@ def create_app(
     ops.add_exception_handler(Exception, internal_error_handler)
     ops.include_router(operations.router)
     ops.include_router(catalog_router(LoadCatalog(lms), server.max_json_depth))
+    ops.include_router(Cmi5Routes(cmi5).router())
+    if isinstance(lms, LmsDatabase):
+        ops.include_router(admin_router(erasure_use_case(lms, cmi5.student_homepage), server.max_json_depth))
     ops.include_router(
         analytics_router(CourseAnalytics(lms, WorkerReports(analytics or AnalyticsSettings())))
     )
     ops.add_middleware(MetricsMiddleware, base_path=base_path)
-    return Application(base_path, _xapi_app(base_path, ops.state, server.max_body_bytes), ops)
+    return Application(base_path, _xapi_app(base_path, ops.state, server), ops)
+
+
+def erasure_use_case(lms: LmsDatabase, student_homepage: str | None) -> EraseLearner:
+    """Learner erasure on this LMS database (its stores are bound per request: ``with_stores``)."""
+    rights = DataRightsSettings()
+    secret = rights.data_rights_secret.get_secret_value() if rights.data_rights_secret else None
+    return EraseLearner(
+        None,
+        LmsErasures(lms, secret),
+        student_homepage=student_homepage,
+        wait_seconds=rights.erasure_wait_seconds,
+    )
 
 
 class Lifespan:
     """Opens the stores when the server starts (into ``app.state``: ``stores``, ``authenticator``,
     ``backend``), watches credential changes, ensures the admin credential; closes all at the end."""
 
-    def __init__(self, dsn: str, store: StoreSettings, auth: AuthSettings, lms: CatalogStore) -> None:
-        self.dsn, self.store, self.auth, self.lms = dsn, store, auth, lms
+    def __init__(
+        self, dsn: str, store: StoreSettings, auth: AuthSettings, lms: CatalogStore, cmi5: Cmi5Settings
+    ) -> None:
+        self.dsn, self.store, self.auth, self.lms, self.cmi5 = dsn, store, auth, lms, cmi5
 
     @asynccontextmanager
     async def __call__(self, app: FastAPI) -> AsyncIterator[None]:
@@ -145,11 +172,48 @@ class Lifespan:
             await backend.watch_credentials(authenticator.clear)
             await ensure_admin(stores, self.auth)
             app.state.stores, app.state.authenticator, app.state.backend = stores, authenticator, backend
+            sweeper = self._cmi5(app, stores, authenticator)
             tune_garbage_collection()
             yield
         finally:
+            if sweeper is not None:
+                sweeper.cancel()
             await self.lms.close()
             await backend.close()
+
+    def _cmi5(self, app: FastAPI, stores: Stores, authenticator: Authenticator) -> asyncio.Task | None:
+        """cmi5 launch where there is an LMS database: the use cases, session tokens, and the
+        task that abandons idle sessions."""
+        if not isinstance(self.lms, LmsDatabase):
+            return None
+        settings = self.cmi5
+        cmi5 = Cmi5(
+            cmi5_store(self.lms), stores, student_homepage=settings.student_homepage,
+            fetch_seconds=settings.fetch_seconds, session_timeout_seconds=settings.session_timeout_seconds,
+            max_package_bytes=settings.max_package_bytes,
+        )  # fmt: skip
+        app.state.cmi5 = cmi5
+        stores.cmi5 = cmi5.writes
+        authenticator.sessions = cmi5.tokens
+        return asyncio.create_task(AbandonIdleSessions(cmi5, settings.sweep_seconds).run())
+
+
+class AbandonIdleSessions:
+    """Every ``every`` seconds, abandon the cmi5 sessions idle past the timeout."""
+
+    def __init__(self, cmi5: Cmi5, every: float) -> None:
+        self.cmi5, self.every = cmi5, every
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(self.every)
+            try:
+                ended = await self.cmi5.sessions.abandon.sweep(self.cmi5.timeout)
+            except Exception as exc:  # noqa: BLE001  (the database is away: try again next round)
+                log.warning("could not look for idle cmi5 sessions: %s", exc)
+                continue
+            if ended:
+                log.info("abandoned %d idle cmi5 sessions", ended)
 
 
 def app_from_environment() -> Application:
@@ -190,7 +254,7 @@ class Application:
             await self.ops(scope, receive, send)
 
 
-def _xapi_app(base_path: str, state: State, max_body_bytes: int) -> Starlette:
+def _xapi_app(base_path: str, state: State, server: ServerSettings) -> Starlette:
     """The xAPI resources, sharing ``state`` (stores, settings) with the operations app."""
 
     async def lrs_error(request: Request, exc: LRSError) -> Response:
@@ -234,7 +298,8 @@ def _xapi_app(base_path: str, state: State, max_body_bytes: int) -> Starlette:
         },
     )
     app.state = state  # one state: the lifespan of the operations app opens the stores for both
-    app.add_middleware(XapiMiddleware, state=state, base_path=base_path, max_body_bytes=max_body_bytes)
+    app.add_middleware(XapiMiddleware, state=state, base_path=base_path, max_body_bytes=server.max_body_bytes,
+                       versions=frozenset(XapiVersion(v) for v in server.versions()))  # fmt: skip
     app.add_middleware(MetricsMiddleware, base_path=base_path)
     return app
 

@@ -64,15 +64,41 @@ _PREFLIGHT = [
 ]
 
 
-def parse_version(value: str | None) -> XapiVersion:
-    if value is None:
-        raise BadRequest("the X-Experience-API-Version header is required (1.0.3 or 2.0.0)")
+ALL_VERSIONS = frozenset(XapiVersion)
+
+
+def spoken(enabled: frozenset[XapiVersion]) -> str:
+    """The enabled versions as an error message names them: ``1.0.3 (any 1.0.x) or 2.0.0``."""
+    names = {XapiVersion.V1: "1.0.3 (any 1.0.x)", XapiVersion.V2: "2.0.0 (any 2.0.x)"}
+    return " or ".join(names[v] for v in sorted(enabled))
+
+
+def recognise(value: str) -> XapiVersion | None:
+    """The version a header value names (1.0, 1.0.x → 1.0.3; 2.0, 2.0.x → 2.0.0), else ``None``."""
     value = value.strip()
     if _V1.fullmatch(value):
         return XapiVersion.V1
     if _V2.fullmatch(value):
         return XapiVersion.V2
-    raise BadRequest(f"X-Experience-API-Version {value!r} is not supported; use 1.0.x or 2.0.x")
+    return None
+
+
+def parse_version(value: str | None, enabled: frozenset[XapiVersion] = ALL_VERSIONS) -> XapiVersion:
+    """The version of a request's header, refused (400 naming the versions this LRS speaks) when
+    missing, unknown or not among ``enabled`` (``LRS_XAPI_VERSIONS``), as xAPI's Versioning says."""
+    if value is None:
+        raise BadRequest(f"the X-Experience-API-Version header is required: {spoken(enabled)}")
+    version = recognise(value)
+    if version is None:
+        raise BadRequest(
+            f"X-Experience-API-Version {value.strip()!r} is not supported; this LRS speaks {spoken(enabled)}"
+        )
+    if version not in enabled:
+        raise BadRequest(
+            f"X-Experience-API-Version {value.strip()!r} is not enabled on this LRS; it speaks"
+            f" {spoken(enabled)} (LRS_XAPI_VERSIONS)"
+        )
+    return version
 
 
 class ResponseHeaders:
@@ -131,13 +157,16 @@ class XapiMiddleware:
         state: State,
         base_path: str,
         max_body_bytes: int,
-        default_version: XapiVersion = XapiVersion.V1,
+        versions: frozenset[XapiVersion] = ALL_VERSIONS,
     ) -> None:
         self.app = app
         self.state = state  # the application's state: ``stores`` and ``authenticator`` once started
         self.base = base_path.rstrip("/")
         self.max_body = max_body_bytes
-        self.default_version = default_version
+        self.versions = versions
+        self.default_version = XapiVersion.V1 if XapiVersion.V1 in versions else XapiVersion.V2
+        """What answers to requests without a (usable) version header carry: 1.0.3 when enabled
+        (the 1.0.3 conformance suite requires 1.0.x there), else 2.0.0 (the 2.0 suite's)."""
 
     def _resource(self, scope: Scope) -> str | None:
         """The xAPI resource a request is for (``/statements``…), ``None`` outside the xAPI base."""
@@ -183,15 +212,14 @@ class XapiMiddleware:
         headers = Headers(scope=scope)
         state = scope.setdefault("state", {})
         sent_version = headers.get(VERSION_HEADER)
-        try:  # every answer speaks the client's version when it named a valid one
-            out.version = parse_version(sent_version)
-        except BadRequest:
-            pass
+        named = recognise(sent_version) if sent_version is not None else None
+        if named in self.versions:  # every answer speaks the client's version when it may
+            out.version = named
         _check_method(resource, scope["method"])
-        if resource == "/about":  # About needs no version header, nor credentials
-            state["version"] = out.version if sent_version is not None else None
+        if resource == "/about":  # About needs no version header, nor credentials (nor refuses one)
+            state["version"] = named
         else:
-            state["version"] = parse_version(sent_version)
+            state["version"] = parse_version(sent_version, self.versions)
             state["principal"] = await self._authenticate(headers)
         if _declared_length(headers.get("content-length")) > self.max_body:
             raise PayloadTooLarge(f"request body exceeds {self.max_body} bytes")

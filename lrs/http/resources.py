@@ -14,8 +14,6 @@ from lrs.xapi.models import XapiVersion
 from .params import query_params
 from .responses import json_response
 
-VERSIONS = ["1.0.3", "2.0.0"]
-
 
 def _require_read(request: Request) -> None:
     if not allows(request.state.principal.scopes, Need.RESOURCES_READ):
@@ -42,9 +40,14 @@ async def get_agent(request: Request) -> Response:
 
 
 async def get_about(request: Request) -> Response:
-    """The versions this LRS speaks. A client that announces xAPI 1.0.x is told only of 1.0.3:
-    to a 1.0.x client the About resource may list 1.0.x versions alone (xAPI 1.0.3 §2.8), and a
-    dual-version LRS must not confuse it; everyone else learns of 2.0.0 as well."""
+    """The versions this LRS speaks (``LRS_XAPI_VERSIONS``). A client that announces xAPI 1.0.x
+    is told only of 1.0.3 when 1.0.3 is enabled: to a 1.0.x client the About resource may list
+    1.0.x versions alone (xAPI 1.0.3 §2.8), and a dual-version LRS must not confuse it; everyone
+    else learns of every enabled version."""
     query_params(request, ())
-    versions = ["1.0.3"] if request.state.version is XapiVersion.V1 else VERSIONS
+    enabled = request.app.state.settings.versions()
+    if request.state.version is XapiVersion.V1 and XapiVersion.V1.value in enabled:
+        versions = [XapiVersion.V1.value]
+    else:
+        versions = list(enabled)
     return json_response({"version": versions, "extensions": {"urn:x-lrs-analytics:version": __version__}})

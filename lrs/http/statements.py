@@ -22,7 +22,7 @@ from lrs.xapi.jsontext import parse_bounded
 from lrs.xapi.statements import StatementError, parse_json, read_statements
 
 from .middleware import CONSISTENT_THROUGH
-from .multipart import MultipartError, build_multipart, parse_multipart
+from .multipart import MultipartError, build_multipart, parse_multipart, sniffed_multipart
 from .params import Params, query_params
 from .responses import JSON_TYPE, http_date, json_response, no_content, raw_json_response
 
@@ -51,16 +51,22 @@ def _media_type(request: Request) -> str:
 async def _read_statement_body(request: Request) -> tuple[Any, dict[str, AttachmentPart] | None]:
     """The statements of a PUT/POST body, and the raw attachment parts of a multipart one."""
     media_type = _media_type(request)
-    if media_type not in (JSON_TYPE, "multipart/mixed"):
-        raise BadRequest(
-            f"Content-Type must be application/json or multipart/mixed, not {media_type or 'missing'!r}"
-        )
+    content_type = request.headers.get("content-type", "")
     body = await read_body(request)
+    if media_type not in (JSON_TYPE, "multipart/mixed"):
+        # Leniency (README, "Leniencies"): a body that is unmistakably multipart/mixed is one,
+        # whatever its declared type (@xapi/xapi 3.x under Node.js sends application/octet-stream).
+        content_type = sniffed_multipart(body) or ""
+        if not content_type:
+            raise BadRequest(
+                f"Content-Type must be application/json or multipart/mixed, not {media_type or 'missing'!r}"
+            )
+        media_type = "multipart/mixed"
     max_depth = request.app.state.settings.max_json_depth
     try:
         if media_type == JSON_TYPE:
             return parse_json(body, max_depth), None
-        parts = parse_multipart(body, request.headers["content-type"])
+        parts = parse_multipart(body, content_type)
     except (StatementError, MultipartError) as exc:
         raise BadRequest(str(exc)) from None
     first, *rest = parts

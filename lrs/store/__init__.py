@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
+from lrs.cmi5.ports import Cmi5Store
+
 from .ports import CredentialStore, DocumentStore, Outbox, StatementStore
 
 MONGODB_SCHEMES = ("mongodb://", "mongodb+srv://")
@@ -54,3 +56,10 @@ async def open_outbox(url: str) -> Outbox:
     from .postgres.outbox import PostgresOutbox
 
     return PostgresOutbox(url)
+
+
+def cmi5_store(lms: object) -> Cmi5Store:
+    """The cmi5 port on the LMS database (a ``sinks.lms.LmsDatabase``: cmi5 lives beside the catalog)."""
+    from .postgres.cmi5 import PgCmi5Store
+
+    return PgCmi5Store(lms)  # type: ignore[arg-type]

@@ -26,6 +26,13 @@ class TooLargeError(Exception):
     413); nothing of the write was kept."""
 
 
+class StoreBusyError(Exception):
+    """A write kept conflicting with other writes until the adapter gave up (such as with a
+    transaction a killed process left open, which the database ends after its lifetime):
+    nothing of it was kept, and the same write may succeed later (``lrs import`` waits and
+    retries)."""
+
+
 class ConflictError(Exception):
     """A statement id is already stored with different content (HTTP 409)."""
 
@@ -70,6 +77,9 @@ class StatementQuery:
     limit: int = 100
     cursor: str | None = None
     snapshot: datetime | None = None
+    voided: bool = False
+    """Voided statements too (``lrs export``; GET /statements never returns them), each with its
+    ``StoredStatement.voided`` set."""
 
 
 @dataclass(slots=True)
@@ -78,6 +88,27 @@ class StatementPage:
     cursor: str | None
     """Position after the last statement of this page, when more may follow."""
     snapshot: datetime
+
+
+@dataclass(slots=True, frozen=True)
+class Rewrite:
+    """A statement kept by an erasure with the learner taken out (``lrs.xapi.erasure.redact``)."""
+
+    id: str
+    document: bytes
+    """The redacted statement as stored (JSON, UTF-8, ``stored`` included)."""
+    keys: set[str]
+    """Its lookup keys from now on (``lrs.xapi.statements.index_keys`` form)."""
+
+
+@dataclass(slots=True)
+class ErasedStatements:
+    """What ``StatementStore.erase`` removed."""
+
+    statements: int = 0
+    redacted: int = 0
+    attachments: int = 0
+    agent_names: int = 0
 
 
 SameStatement = Callable[[dict[str, Any], dict[str, Any]], bool]
@@ -103,6 +134,9 @@ class StatementStore(Protocol):
 
     async def get(self, statement_id: str) -> StoredStatement | None: ...
 
+    async def existing(self, statement_ids: list[str]) -> set[str]:
+        """Which of these (lower-case) ids are stored (``lrs import`` counts what is new)."""
+
     async def query(self, query: StatementQuery) -> StatementPage: ...
 
     async def attachments(self, sha2s: list[str]) -> list[AttachmentContent]: ...
@@ -116,6 +150,14 @@ class StatementStore(Protocol):
         """Canonical activity definitions and verb displays for the given ids."""
 
     async def agent_names(self, key: str) -> list[str]: ...
+
+    async def erase(
+        self, delete: list[str], rewrite: list[Rewrite], agent_keys: list[str]
+    ) -> ErasedStatements:
+        """Erase a learner (the deliberate exception to immutability, docs/data-rights.md):
+        delete the statements ``delete`` (ids, lower case) and the attachments no remaining
+        statement refers to, replace the documents and keys of ``rewrite``, and forget the names
+        recorded for ``agent_keys`` (identity keys). Idempotent: ids already gone count nothing."""
 
 
 # --- the outbox: what the stream pipeline reads -------------------------------------------------
@@ -224,6 +266,24 @@ Change = Write | Delete | None
 """What a document update decides: write new content, delete, or change nothing."""
 
 
+@dataclass(slots=True, frozen=True)
+class StoredDocument:
+    """A document with its whole identity as the store keys it, for ``lrs export`` and
+    ``lrs import`` between stores of this LRS: ``activity_key`` and ``agent_key`` are the index
+    keys of the scope's activity id and agent identity (``lrs.xapi.indexkeys``, ``""`` where the
+    kind has none), ``doc_id`` the full id."""
+
+    kind: DocumentKind
+    activity_key: str
+    agent_key: str
+    registration: str
+    doc_id: str
+    content: bytes
+    content_type: str
+    etag: str
+    updated: datetime
+
+
 class DocumentStore(Protocol):
     async def get(self, scope: DocumentScope, doc_id: str) -> Document | None: ...
 
@@ -239,6 +299,19 @@ class DocumentStore(Protocol):
         """
 
     async def delete_all(self, scope: DocumentScope) -> None: ...
+
+    async def erase_agents(self, agent_keys: list[str]) -> int:
+        """Delete every state and agent-profile document of these identity keys (an erasure);
+        how many there were."""
+
+    async def export(self, after: str | None, limit: int) -> tuple[list[StoredDocument], str | None]:
+        """Every document in a stable order, at most ``limit`` after the position ``after``
+        (``None``: from the first): the page and the position after it (``None`` at the end)."""
+
+    async def restore(self, documents: list[StoredDocument]) -> list[StoredDocument]:
+        """Create each document that does not exist (its identity, content, ETag and update time
+        as given). One that exists with the same content and type is left alone; one that exists
+        with other content is left alone too and returned (a conflict): nothing is overwritten."""
 
 
 # --- credentials ---------------------------------------------------------------------------------

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from lrs.auth.scopes import analytics_courses
+import orjson
+
+from lrs.auth.scopes import analytics_courses, sees_names
 from sinks.ports import CatalogStore
 from sinks.reports import ReportQuery
 
@@ -65,4 +67,22 @@ class CourseAnalytics:
             raise BadRequest(str(exc)) from None
         if allowed is not None and query.course_id not in allowed:
             raise Forbidden(f"this credential may not read course {query.course_id}'s analytics")
-        return await self._reports.course_report(query)
+        report = await self._reports.course_report(query)
+        return await self._with_names(report) if sees_names(scopes) else report
+
+    async def _with_names(self, report: bytes) -> bytes:
+        """The report with the catalog's name of each learner at risk (credentials that may see
+        names: scope ``analytics/names`` or ``all``)."""
+        data = orjson.loads(report)
+        at_risk = data.get("at_risk") if isinstance(data, dict) else None
+        ids = sorted({r["student_id"] for r in at_risk or () if r.get("student_id")})
+        if not ids:
+            return report
+        try:
+            names = await self._catalog.student_names(ids)
+        except OSError as exc:
+            raise Unavailable(f"the LMS catalog database is unavailable: {exc}") from None
+        for row in at_risk:
+            if row.get("student_id") in names:
+                row["name"] = names[row["student_id"]]
+        return orjson.dumps(data)

@@ -5,12 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import ValidationError
-
 from sinks.catalog import CatalogDocument
 from sinks.ports import CatalogStore
 
-from .errors import BadRequest, Forbidden, LRSError
+from .errors import Forbidden, LRSError, validated
 
 CATALOG_SCOPE = "all"
 
@@ -21,12 +19,7 @@ class Unavailable(LRSError):
 
 def read_document(raw: Any) -> CatalogDocument:
     """A catalog document from parsed JSON; ``BadRequest`` names the first problem and where."""
-    try:
-        return CatalogDocument.model_validate(raw)
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        where = ".".join(str(part) for part in error["loc"]) or "the document"
-        raise BadRequest(f"not a catalog document: {where}: {error['msg']}") from None
+    return validated(CatalogDocument, raw, "a catalog document")
 
 
 class LoadCatalog:

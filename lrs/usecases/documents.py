@@ -27,11 +27,12 @@ from typing import Literal
 
 import orjson
 
-from lrs.auth.credentials import Principal
+from lrs.auth.credentials import Principal, SessionGrant
 from lrs.auth.scopes import Need, allows
 from lrs.store.ports import Change, Delete, Document, DocumentKind, DocumentScope, TooLargeError, Write
 from lrs.xapi.jsontext import JsonTextError, parse_bounded
 from lrs.xapi.models import XapiVersion
+from lrs.cmi5.vocabulary import LAUNCH_DATA
 
 from .errors import BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, PreconditionFailed
 from .stores import Stores
@@ -108,9 +109,29 @@ def _need(kind: DocumentKind, write: bool) -> Need:
     return Need.PROFILE_WRITE if write else Need.PROFILE_READ
 
 
-def _require(principal: Principal, kind: DocumentKind, write: bool) -> None:
-    if not allows(principal.scopes, _need(kind, write)):
+def _require(principal: Principal, scope: DocumentScope, doc_id: str | None, write: bool) -> None:
+    if not allows(principal.scopes, _need(scope.kind, write)):
         raise Forbidden(f"this credential's scopes ({', '.join(sorted(principal.scopes))}) do not allow this")
+    if principal.grant is not None:
+        _check_grant(principal.grant, scope, doc_id, write)
+
+
+def _check_grant(grant: SessionGrant, scope: DocumentScope, doc_id: str | None, write: bool) -> None:
+    """A cmi5 session token reaches its learner's state in its registration for its AU (never
+    changing ``LMS.LaunchData``, never deleting all), the AU's activity profiles and its
+    learner's profiles (both read only)."""
+    if scope.kind is DocumentKind.STATE:
+        if scope.activity_id != grant.activity_id or scope.agent_key != grant.actor_key:
+            raise Forbidden("a cmi5 session token reaches only its AU's state for its learner")
+        if (scope.registration or "").lower() != grant.registration:
+            raise Forbidden("a cmi5 session token reaches only the state of its registration")
+        if write and (doc_id is None or doc_id == LAUNCH_DATA):
+            raise Forbidden("LMS.LaunchData is the LMS's: a cmi5 session token may read it, not change it")
+    elif scope.kind is DocumentKind.ACTIVITY_PROFILE:
+        if scope.activity_id != grant.activity_id or write:
+            raise Forbidden("a cmi5 session token may read its AU's activity profiles only")
+    elif scope.agent_key != grant.actor_key or write:
+        raise Forbidden("a cmi5 session token may read its learner's agent profiles only")
 
 
 async def _update(
@@ -124,7 +145,7 @@ async def _update(
 
 
 async def get_document(stores: Stores, principal: Principal, scope: DocumentScope, doc_id: str) -> Document:
-    _require(principal, scope.kind, write=False)
+    _require(principal, scope, doc_id, write=False)
     document = await stores.documents.get(scope, doc_id)
     if document is None:
         raise NotFound(f"no document with id {doc_id!r} here")
@@ -134,7 +155,7 @@ async def get_document(stores: Stores, principal: Principal, scope: DocumentScop
 async def document_ids(
     stores: Stores, principal: Principal, scope: DocumentScope, since: datetime | None
 ) -> tuple[list[str], datetime | None]:
-    _require(principal, scope.kind, write=False)
+    _require(principal, scope, None, write=False)
     return await stores.documents.ids(scope, since)
 
 
@@ -142,7 +163,7 @@ async def put_document(
     stores: Stores, principal: Principal, version: XapiVersion, scope: DocumentScope, doc_id: str,
     content: bytes, content_type: str | None, pre: Preconditions,
 ) -> None:  # fmt: skip
-    _require(principal, scope.kind, write=True)
+    _require(principal, scope, doc_id, write=True)
     write = Write(content, content_type or "application/octet-stream", etag_of(content))
 
     def decide(current: Document | None) -> Change:
@@ -160,7 +181,7 @@ async def post_document(
 
     JSON is read under the nesting limit ``max_depth`` (LRS_MAX_JSON_DEPTH), the stored side
     of a merge too (a PUT stores any bytes unread)."""
-    _require(principal, scope.kind, write=True)
+    _require(principal, scope, doc_id, write=True)
     if media_type(content_type) == JSON:
         try:
             parse_bounded(content, max_depth, "the posted document")
@@ -189,7 +210,7 @@ async def delete_document(
     stores: Stores, principal: Principal, version: XapiVersion, scope: DocumentScope, doc_id: str,
     pre: Preconditions,
 ) -> None:  # fmt: skip
-    _require(principal, scope.kind, write=True)
+    _require(principal, scope, doc_id, write=True)
 
     def decide(current: Document | None) -> Change:
         _check("DELETE", scope.kind, version, pre, current)
@@ -199,5 +220,5 @@ async def delete_document(
 
 
 async def delete_documents(stores: Stores, principal: Principal, scope: DocumentScope) -> None:
-    _require(principal, scope.kind, write=True)
+    _require(principal, scope, None, write=True)
     await stores.documents.delete_all(scope)

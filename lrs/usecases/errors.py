@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+M = TypeVar("M", bound=BaseModel)
+
 
 class LRSError(Exception):
     status = 500
@@ -45,3 +51,19 @@ class PreconditionFailed(LRSError):
 
 class PayloadTooLarge(LRSError):
     status = 413
+
+
+class Busy(LRSError):
+    """The store could not take the write now (it kept conflicting); the client may retry."""
+
+    status = 503
+
+
+def validated(model: type[M], raw: Any, what: str) -> M:
+    """``raw`` (parsed JSON) as ``model``; ``BadRequest`` names the first problem and where."""
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(part) for part in error["loc"]) or "the document"
+        raise BadRequest(f"not {what}: {where}: {error['msg']}") from None

@@ -11,13 +11,14 @@ from typing import Any, Literal
 import orjson
 
 from lrs.auth.credentials import Principal
-from lrs.auth.scopes import Need, allows, may_define, reads_only_own
+from lrs.auth.scopes import Need, allows, keeps_authority, may_define, reads_only_own
 from lrs.store.ports import (
     AttachmentContent,
     ConflictError,
     InvalidCursor,
     StatementPage,
     StatementQuery,
+    StoreBusyError,
     StoredStatement,
     TooLargeError,
 )
@@ -29,7 +30,7 @@ from lrs.xapi.models import XapiVersion
 from lrs.xapi.signature import signature_attachment, verify_signature
 from lrs.xapi.statements import StatementError, activities_of, prepare
 
-from .errors import BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge
+from .errors import BadRequest, Busy, Conflict, Forbidden, NotFound, PayloadTooLarge
 from .stores import Stores
 
 Format = Literal["exact", "ids", "canonical"]
@@ -171,14 +172,55 @@ async def store_statements(
     """Store validated statements atomically; returns their ids in request order.
 
     ``max_depth``: the nesting limit for JSON read from attachments (signatures)."""
+    try:
+        return await write_statements(stores, principal, version, statements, parts, max_depth=max_depth)
+    except ConflictError as exc:
+        raise Conflict(f"{exc}; statements are immutable (void it and send a new one)") from None
+    except StoreBusyError as exc:
+        raise Busy(f"{exc}; nothing was stored, send it again") from None
+
+
+async def write_statements(
+    stores: Stores,
+    principal: Principal,
+    version: XapiVersion,
+    statements: list[dict[str, Any]],
+    parts: dict[str, AttachmentPart] | None = None,
+    *,
+    max_depth: int,
+) -> list[str]:
+    """``store_statements``, but a statement id stored with other content raises the store's
+    ``ConflictError`` (which names it: ``lrs import`` reports it and stores the rest).
+
+    The LRS assigns ``authority`` (the credential's) unless the credential may keep the one a
+    statement carries (``keeps_authority``: scope ``import``)."""
     _require(principal, Need.STATEMENTS_WRITE)
+    if principal.grant is not None:  # a cmi5 session token: the LMS judges them first
+        if stores.cmi5 is None:
+            raise Forbidden("cmi5 session tokens need the LMS database")
+        write = partial(_write, stores, principal, version, parts=parts, max_depth=max_depth)
+        return await stores.cmi5.write(principal.grant, statements, write)
+    return await _write(stores, principal, version, statements, parts=parts, max_depth=max_depth)
+
+
+async def _write(
+    stores: Stores,
+    principal: Principal,
+    version: XapiVersion,
+    statements: list[dict[str, Any]],
+    *,
+    parts: dict[str, AttachmentPart] | None,
+    max_depth: int,
+) -> list[str]:
     attachments = _match_attachments(statements, parts, version, max_depth)
-    prepared = [prepare(s, principal.authority, version) for s in statements]
+    keep = keeps_authority(principal.scopes)
+    prepared = [
+        prepare(s, s["authority"] if keep and "authority" in s else principal.authority, version)
+        for s in statements
+    ]
     same = partial(same_statement, truncate_durations=version is XapiVersion.V2)
     try:
         await stores.statements.store(prepared, attachments, same, may_define(principal.scopes))
-    except ConflictError as exc:
-        raise Conflict(f"{exc}; statements are immutable (void it and send a new one)") from None
     except TooLargeError as exc:
         raise PayloadTooLarge(f"{exc}; nothing was stored") from None
     return [p.id for p in prepared]
@@ -201,6 +243,10 @@ async def get_statement(
     if reads_only_own(principal.scopes):
         authority = orjson.loads(found.document).get("authority", {})
         if ifi_key(authority) != ifi_key(principal.authority):
+            raise NotFound(f"no statement with id {statement_id}")
+    if principal.grant is not None:  # a cmi5 session token reads its registration only
+        context = orjson.loads(found.document).get("context") or {}
+        if str(context.get("registration", "")).lower() != principal.grant.registration:
             raise NotFound(f"no statement with id {statement_id}")
     return found
 
@@ -237,6 +283,8 @@ async def query_statements(stores: Stores, principal: Principal, query: Statemen
     _require(principal, Need.STATEMENTS_READ)
     if reads_only_own(principal.scopes):
         query.keys = [*query.keys, _own_key(principal)]
+    if principal.grant is not None:  # a cmi5 session token reads its registration only
+        query.keys = [*query.keys, lookup_key("r:" + principal.grant.registration)]
     try:
         return await stores.statements.query(query)
     except InvalidCursor:

@@ -4,9 +4,20 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
 from datetime import datetime
+from typing import Any, Protocol
 
+from lrs.auth.credentials import SessionGrant
 from lrs.store.ports import CredentialStore, DocumentStore, StatementStore
+
+
+class SessionWriter(Protocol):
+    async def write(
+        self, grant: SessionGrant, statements: list[dict[str, Any]],
+        store: Callable[[list[dict[str, Any]]], Awaitable[list[str]]],
+    ) -> list[str]:  # fmt: skip
+        """Judge statements sent with a session token, store them with ``store``, follow up."""
 
 
 @dataclass
@@ -14,6 +25,8 @@ class Stores:
     statements: StatementStore
     documents: DocumentStore
     credentials: CredentialStore
+    cmi5: SessionWriter | None = None
+    """Statements sent with cmi5 session tokens go through it (``lrs.usecases.cmi5.SessionWrites``)."""
     _consistent: tuple[float, datetime] | None = field(default=None, repr=False)
 
     async def consistent_through(self, max_age: float = 0.0) -> datetime:

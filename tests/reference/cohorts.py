@@ -388,3 +388,197 @@ def build(choices: Choices, base: int) -> Cohort:
             "object": {"objectType": "StatementRef", "id": target["id"]},
         })  # fmt: skip
     return cohort
+
+
+# --- cmi5 courses ----------------------------------------------------------------------------------
+
+WAIVED = "https://w3id.org/xapi/adl/verbs/waived"
+SATISFIED = "https://w3id.org/xapi/adl/verbs/satisfied"
+ABANDONED = "https://w3id.org/xapi/adl/verbs/abandoned"
+MOVE_ONS = ["Completed", "Passed", "CompletedAndPassed", "CompletedOrPassed", "NotApplicable"]
+
+
+class Cmi5Builder(Builder):
+    """A cmi5 course imported into the catalog (cmi5 runtime §9, §13.1.4): the course, blocks as
+    modules, AUs as lessons with their moveOn (one directly under the course), and a second course of
+    NotApplicable AUs only. Learners run AU sessions (launched by the LMS, initialized, completed /
+    passed / failed, terminated or abandoned), the LMS waives AUs and sends satisfied about blocks
+    and the course."""
+
+    def cmi5_catalog(self) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        b = self.base
+        iri = f"{BASE_IRI}/cmi5/{b}"
+        course = {"id": b * 10 + 1, "title": "cmi5", "iri": f"{iri}/course", "modules": [], "lessons": []}
+        aus = iter(MOVE_ONS[:4] * 2)
+        for m in (1, 2):
+            block = {"id": b * 100 + m, "title": f"B{m}", "position": m, "iri": f"{iri}/block/{m}", "lessons": [],
+                     "quizzes": []}  # fmt: skip
+            for n in (1, 2):
+                block["lessons"].append({"id": (b * 100 + m) * 10 + n, "title": f"AU{m}.{n}", "kind": "cmi5",
+                                         "iri": f"{iri}/au/{m}/{n}", "move_on": next(aus)})  # fmt: skip
+            course["modules"].append(block)
+        block["lessons"].append({"id": (b * 100 + 2) * 10 + 3, "title": "AU2.3", "kind": "cmi5",
+                                 "iri": f"{iri}/au/2/3", "move_on": "NotApplicable"})  # fmt: skip
+        course["lessons"].append({"id": b * 1000 + 1, "title": "AU0", "kind": "cmi5", "iri": f"{iri}/au/0",
+                                  "move_on": self.c.pick(MOVE_ONS[:4])})  # fmt: skip
+        optional = {"id": b * 10 + 2, "title": "cmi5 optional", "iri": f"{iri}/optional", "lessons": [
+            {"id": b * 1000 + 2, "title": "AU-NA", "kind": "cmi5", "iri": f"{iri}/optional/au",
+             "move_on": "NotApplicable"}]}  # fmt: skip
+        students = [
+            {"id": b * 100 + s, "name": f"S{s}", "identities": [{"mbox": self.mbox(s)}]}
+            for s in range(1, self.c.integer(7, 9) + 1)
+        ]
+        return {"courses": [course, optional], "students": students}, students
+
+    def cmi5(self, actor: str, verb: str, iri: str, at: datetime, registration: str, session: str | None,
+             course_iri: str, *, result: dict | None = None, moveon: bool = False) -> dict[str, Any]:  # fmt: skip
+        context = self.cmi5_context(course_iri, session or self.uuid(), registration, moveon=moveon)
+        if session is None:  # the LMS's own statements (waived, satisfied) carry no AU session
+            del context["extensions"]
+        return self.say(actor, verb, iri, at, context=context, result=result)
+
+    def au_attempt(self, actor: str, course: dict, au: dict, at: datetime, registration: str,
+                   outcomes: list[str]) -> datetime:  # fmt: skip
+        """One AU session: launched, initialized, the outcomes in order (completed / passed /
+        failed), then terminated or abandoned (by the LMS)."""
+        session, began = self.uuid(), at
+        self.cmi5(actor, "launched", au["iri"], at, registration, session, course["iri"])
+        at += timedelta(seconds=self.c.integer(1, 20))
+        self.cmi5(actor, "initialized", au["iri"], at, registration, session, course["iri"])
+        for outcome in outcomes:
+            at += timedelta(seconds=self.c.integer(20, 900))
+            result: dict[str, Any] = {"duration": self.duration((at - began).total_seconds())}
+            if outcome == "completed":
+                result["completion"] = True
+            else:
+                result |= {
+                    "success": outcome == "passed",
+                    "score": {"scaled": 0.9 if outcome == "passed" else 0.3},
+                }
+            made = self.cmi5(actor, outcome, au["iri"], at, registration, session, course["iri"], result=result,
+                             moveon=True)  # fmt: skip
+            if outcome != "failed":
+                self.voidable.append(made)
+        at += timedelta(seconds=self.c.integer(1, 60))
+        total = {"duration": self.duration((at - began).total_seconds() + self.c.integer(0, 9) / 10)}
+        if self.c.chance(80):
+            self.cmi5(actor, "terminated", au["iri"], at, registration, session, course["iri"], result=total)
+        else:
+            self.cmi5(actor, ABANDONED, au["iri"], at + timedelta(minutes=30), registration, session,
+                      course["iri"], result=total)  # fmt: skip
+        return at
+
+    def lms(self, actor: str, verb: str, iri: str, at: datetime, registration: str, course: dict) -> None:
+        made = self.cmi5(actor, verb, iri, at, registration, None, course["iri"],
+                         moveon=verb in (WAIVED, SATISFIED),
+                         result={"completion": True, "success": True} if verb == WAIVED else None)  # fmt: skip
+        if verb == WAIVED:
+            self.voidable.append(made)
+
+    def scripted(self, actors: list[str], course: dict, optional: dict, at: datetime) -> dict[str, Any]:
+        """The shapes every cmi5 cohort has (whatever the random learners do); returns the statement
+        to void (the second learner's passed of the CompletedAndPassed AU)."""
+        aus = {au["move_on"]: au for block in course["modules"] for au in block["lessons"][:2]}
+        na = course["modules"][1]["lessons"][2]
+        first, second, third = actors[:3]
+        reg = self.uuid()
+        # 1: Completed, Passed (failed, then passed in a second session), CompletedAndPassed across two
+        # sessions, CompletedOrPassed by passing, the NotApplicable AU only launched; AU0 waived; the
+        # LMS says satisfied about the blocks and the course
+        at = self.au_attempt(first, course, aus["Completed"], at, reg, ["completed"])
+        at = self.au_attempt(first, course, aus["Passed"], at + timedelta(hours=1), reg, ["failed"])
+        at = self.au_attempt(first, course, aus["Passed"], at + timedelta(days=1), reg, ["passed"])
+        at = self.au_attempt(
+            first, course, aus["CompletedAndPassed"], at + timedelta(hours=2), reg, ["completed"]
+        )
+        at = self.au_attempt(
+            first, course, aus["CompletedAndPassed"], at + timedelta(days=2), reg, ["passed"]
+        )
+        at = self.au_attempt(
+            first, course, aus["CompletedOrPassed"], at + timedelta(hours=3), reg, ["passed"]
+        )
+        self.cmi5(first, "launched", na["iri"], at + timedelta(minutes=5), reg, self.uuid(), course["iri"])
+        self.lms(first, WAIVED, course["lessons"][0]["iri"], at + timedelta(minutes=9), reg, course)
+        for iri in [block["iri"] for block in course["modules"]] + [course["iri"]]:
+            self.lms(first, SATISFIED, iri, at + timedelta(minutes=10), reg, course)
+        # 2: CompletedAndPassed passed then completed in one session (the later counts); ordinary
+        # completion rules on an AU (not cmi5 defined) complete nothing; satisfied about the course
+        reg, mark = self.uuid(), len(self.voidable)
+        at = self.au_attempt(second, course, aus["CompletedAndPassed"], at + timedelta(hours=5), reg,
+                             ["passed", "completed"])  # fmt: skip
+        to_void = self.voidable[mark]
+        self.say(
+            second,
+            "completed",
+            aus["Completed"]["iri"],
+            at + timedelta(minutes=1),
+            result={"completion": True},
+        )
+        self.say(
+            second,
+            "experienced",
+            aus["Passed"]["iri"],
+            at + timedelta(minutes=2),
+            result={"completion": True},
+        )
+        self.lms(second, SATISFIED, course["iri"], at + timedelta(minutes=3), reg, course)
+        # 3: an AU never finished (launched, initialized, abandoned), a waived AU, the optional course
+        reg = self.uuid()
+        at = self.au_attempt(third, course, aus["Completed"], at + timedelta(hours=1), reg, [])
+        self.lms(third, WAIVED, aus["Passed"]["iri"], at + timedelta(hours=1), reg, course)
+        self.cmi5(third, "launched", optional["lessons"][0]["iri"], at + timedelta(hours=2), self.uuid(),
+                  self.uuid(), optional["iri"])  # fmt: skip
+        return to_void
+
+    def random_learner(self, actor: str, course: dict, optional: dict, at: datetime) -> None:
+        reg = self.uuid()
+        aus = [au for block in course["modules"] for au in block["lessons"]] + course["lessons"]
+        for _ in range(self.c.integer(3, 10)):
+            au = self.c.pick(aus)
+            at += timedelta(minutes=self.c.integer(5, 2000))
+            if self.c.chance(10):
+                self.lms(actor, WAIVED, au["iri"], at, reg, course)
+                continue
+            outcomes = [
+                o for o in ("completed", self.c.pick(["passed", "failed", "failed"])) if self.c.chance(55)
+            ]
+            if self.c.chance(30):
+                outcomes.reverse()
+            at = self.au_attempt(actor, course, au, at, reg, outcomes)
+            if self.c.chance(15):
+                self.lms(actor, SATISFIED, self.c.pick([b["iri"] for b in course["modules"]] + [course["iri"]]),
+                         at + timedelta(seconds=1), reg, course)  # fmt: skip
+        if self.c.chance(40):
+            self.cmi5(actor, "launched", optional["lessons"][0]["iri"], at + timedelta(hours=1), self.uuid(),
+                      self.uuid(), optional["iri"])  # fmt: skip
+
+
+def build_cmi5(choices: Choices, base: int) -> Cohort:
+    """A cmi5 cohort: the scripted learners, then random ones; shuffled, some re-sent, some of the
+    completed / passed / waived statements of the random learners voided, and the scripted one."""
+    builder = Cmi5Builder(choices, base)
+    catalog, students = builder.cmi5_catalog()
+    course, optional = catalog["courses"]
+    cohort = Cohort(base, catalog, courses=[course["id"], optional["id"]])
+    actors = [s["identities"][0]["mbox"] for s in students]
+    must_void = builder.scripted(actors, course, optional, START)
+    kept = {s["id"] for s in builder.made}  # the first learners' statements: voided only as chosen
+    for actor in actors[3:]:
+        builder.random_learner(actor, course, optional, START + timedelta(hours=choices.integer(0, 24 * 5)))
+    made = builder.made
+    order = list(range(len(made)))
+    for i in range(len(order) - 1, 0, -1):
+        j = choices.integer(0, i)
+        order[i], order[j] = order[j], order[i]
+    cohort.statements = [made[i] for i in order]
+    cohort.resent = [made[i] for i in range(len(made)) if choices.chance(8)]
+    voided = [must_void] + [s for s in builder.voidable if s["id"] not in kept and choices.chance(35)]
+    for target in voided:
+        builder.count += 1
+        cohort.voids.append({
+            "id": str(uuid.uuid5(NAMESPACE, f"{base}:void:{builder.count}")),
+            "actor": {"objectType": "Agent", "mbox": "mailto:admin@school.example"},
+            "verb": {"id": ADL + "voided", "display": {"en-US": "voided"}},
+            "object": {"objectType": "StatementRef", "id": target["id"]},
+        })  # fmt: skip
+    return cohort

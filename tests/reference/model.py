@@ -22,6 +22,11 @@ VOIDED = ADL + "voided"
 ANSWERED = ADL + "answered"
 PASSED, FAILED = ADL + "passed", ADL + "failed"
 CMI5_SESSION = "https://w3id.org/xapi/cmi5/context/extensions/sessionid"
+CMI5_CATEGORY = "https://w3id.org/xapi/cmi5/context/categories/cmi5"
+SATISFIED = "https://w3id.org/xapi/adl/verbs/satisfied"
+WAIVED = "https://w3id.org/xapi/adl/verbs/waived"
+OUTCOME_VERBS = {ADL + "completed": "completed", PASSED: "passed", WAIVED: "waived"}
+"""cmi5 "cmi5 courses": the verbs of cmi5 defined statements that record an AU's outcome."""
 VIDEO_SESSION = "https://w3id.org/xapi/video/extensions/session-id"
 VIDEO_PROGRESS = "https://w3id.org/xapi/video/extensions/progress"
 VIDEO_SEGMENTS = "https://w3id.org/xapi/video/extensions/played-segments"
@@ -94,6 +99,8 @@ class Catalog:
         self.quiz_module: dict[int, int | None] = {}
         self.module_course: dict[int, int] = {}
         self.pass_mark: dict[int, float] = {}
+        self.move_on: dict[int, str] = {}
+        """cmi5 AUs: lesson → moveOn (ordinary lessons are absent)."""
         self.students: dict[str, int] = {}
         self.homepage = student_homepage.rstrip("/")
         self.templates = [self._pattern(t) for t in templates.split(";") if t.strip()]
@@ -116,6 +123,8 @@ class Catalog:
                 for lesson in lessons:
                     self.required[cid].append(("lesson", lesson["id"]))
                     self.lesson_course[lesson["id"]], self.lesson_module[lesson["id"]] = cid, mid
+                    if lesson.get("move_on") is not None:
+                        self.move_on[lesson["id"]] = lesson["move_on"]
                     if mid is not None:
                         self.module_items[mid].append(("lesson", lesson["id"]))
                     if lesson.get("iri"):
@@ -203,6 +212,8 @@ class Fact:
     score_all: float | None = None
     """The score of any statement (``bi_events.score_percent``); ``score`` is an attempt's."""
     counted_seconds: float = 0.0
+    outcome: str | None = None
+    """cmi5 courses: what a cmi5 defined statement about a lesson records (completed, passed, waived)."""
 
     @property
     def day(self) -> date:
@@ -257,12 +268,16 @@ def fact_of(s: dict[str, Any], catalog: Catalog) -> Fact:
     context_ext = context.get("extensions") or {}
     verb = s["verb"]["id"]
     progress = extensions.get(VIDEO_PROGRESS)
+    cmi5 = any(c["id"] == CMI5_CATEGORY for c in activities.get("category", []))
     completes = (
         verb in COMPLETING_VERBS
         or result.get("completion") is True
         or (isinstance(progress, (int, float)) and progress >= 0.9)
     )
+    if cmi5 and verb == SATISFIED:  # the LMS's satisfied completes nothing by itself
+        completes = False
     kind = own.kind()
+    is_au = kind == "lesson" and own.lesson in catalog.move_on
     score = score_percent(result)
     attempt = kind == "quiz" and (verb in (PASSED, FAILED) or "success" in result or score is not None)
     passed = None
@@ -277,12 +292,13 @@ def fact_of(s: dict[str, Any], catalog: Catalog) -> Fact:
     return Fact(
         id=s["id"], learner="mbox:" + s["actor"]["mbox"], student=catalog.student(s["actor"]),
         at=instant(s["timestamp"]), place=place, kind=kind, verb=verb, duration=seconds_of(result.get("duration")),
-        completes=completes, completes_lesson=kind == "lesson" and completes,
+        completes=completes, completes_lesson=kind == "lesson" and completes and not is_au,
         completes_course=kind == "course" and completes, attempt=attempt, passed=passed,
         score=score if attempt else None, item_response=verb == ANSWERED and kind == "",
         correct=result.get("success") is True, response=result.get("response"), session=session,
         view_session=context_ext.get(VIDEO_SESSION) or session or "statement:" + s["id"],
         segments=segments_of(extensions.get(VIDEO_SEGMENTS)), activity=obj["id"], score_all=score,
+        outcome=OUTCOME_VERBS.get(verb) if cmi5 and kind == "lesson" else None,
     )  # fmt: skip
 
 
@@ -308,18 +324,53 @@ def _percent(done: int, total: int) -> Decimal:
     return (Decimal(100 * done) / Decimal(total)).quantize(Decimal("0.01"), ROUND_HALF_UP)
 
 
+def au_satisfied(move_on: str, facts: list[Fact], lesson: int, start: datetime) -> datetime | None:
+    """cmi5 courses: when an AU became satisfied, walking one learner's statements in one course
+    in time order until its moveOn holds (waived always does); NotApplicable: from the start."""
+    if move_on == "NotApplicable":
+        return start
+    seen: set[str] = set()
+    for f in sorted((f for f in facts if f.outcome and f.place.lesson == lesson), key=lambda f: f.at):
+        seen.add(f.outcome)
+        holds = {
+            "Completed": "completed" in seen,
+            "Passed": "passed" in seen,
+            "CompletedOrPassed": bool(seen & {"completed", "passed"}),
+            "CompletedAndPassed": {"completed", "passed"} <= seen,
+        }[move_on]
+        if holds or "waived" in seen:
+            return f.at
+    return None
+
+
+def lessons_done(facts: list[Fact], catalog: Catalog, course: int) -> dict[int, datetime]:
+    """Lesson (catalog or template) → completion time, for one learner's facts in one course: an
+    ordinary lesson's first statement completing it, a cmi5 AU's satisfaction."""
+    done: dict[int, datetime] = {}
+    for f in facts:
+        if f.completes_lesson and f.place.lesson not in catalog.move_on:
+            done[f.place.lesson] = min(done.get(f.place.lesson, f.at), f.at)
+    if facts:
+        start = min(f.at for f in facts)
+        for kind, lesson in catalog.required.get(course, []):
+            if kind == "lesson" and lesson in catalog.move_on:
+                at = au_satisfied(catalog.move_on[lesson], facts, lesson, start)
+                if at is not None:
+                    done[lesson] = at
+    return done
+
+
 def item_completions(facts: list[Fact], catalog: Catalog, course: int) -> dict[tuple[str, int], datetime]:
     """Required item → completion time, for one learner's facts in one course."""
-    done: dict[tuple[str, int], datetime] = {}
+    done: dict[tuple[str, int], datetime] = {
+        ("lesson", lesson): at for lesson, at in lessons_done(facts, catalog, course).items()
+    }
     for f in facts:
-        key = None
-        if f.completes_lesson:
-            key = ("lesson", f.place.lesson)
-        elif f.attempt and f.passed:
+        if f.attempt and f.passed:
             key = ("quiz", f.place.quiz)
-        if key is not None and key in catalog.required.get(course, []):
             done[key] = min(done.get(key, f.at), f.at)
-    return done
+    required = catalog.required.get(course, [])
+    return {key: at for key, at in done.items() if key in required}
 
 
 @dataclass
@@ -387,17 +438,24 @@ def enrollments(facts: list[Fact], catalog: Catalog) -> dict[tuple[int, int], En
     return {key: enrollment_of(*key, group, catalog) for key, group in by_enrollment(facts).items()}
 
 
-def lesson_progress(facts: list[Fact]) -> dict[tuple[int, int, int], tuple[bool, datetime | None, int]]:
+def lesson_progress(
+    facts: list[Fact], catalog: Catalog
+) -> dict[tuple[int, int, int], tuple[bool, datetime | None, int]]:
     """(student, course, lesson) → (is_completed, completed_at, time_spent_seconds)."""
-    rows: dict[tuple[int, int, int], list[Fact]] = defaultdict(list)
+    out = {}
     for (student, course), group in by_enrollment(facts).items():
+        done = lessons_done(group, catalog, course)
+        rows: dict[int, list[Fact]] = defaultdict(list)
         for f in group:
             if f.place.lesson is not None:
-                rows[(student, course, f.place.lesson)].append(f)
-    out = {}
-    for key, group in rows.items():
-        done = [f.at for f in group if f.completes_lesson]
-        out[key] = (bool(done), min(done) if done else None, int(sum(f.counted_seconds for f in group)))
+                rows[f.place.lesson].append(f)
+        for lesson, members in rows.items():
+            at = done.get(lesson)
+            out[(student, course, lesson)] = (
+                at is not None,
+                at,
+                int(sum(f.counted_seconds for f in members)),
+            )
     return out
 
 
@@ -468,7 +526,7 @@ def learner_activity(facts: list[Fact], catalog: Catalog) -> dict[tuple[int, str
             "active_days": len({f.day for f in group}),
             "events": len(group),
             "time_spent_seconds": sum(f.counted_seconds for f in group),
-            "lessons_completed": len({f.place.lesson for f in group if f.completes_lesson}),
+            "lessons_completed": len(lessons_done(group, catalog, course)),
             "quiz_attempts": sum(1 for f in group if f.attempt),
             "quizzes_passed": len({f.place.quiz for f in group if f.attempt and f.passed}),
             "items_required": len(required),

@@ -13,12 +13,23 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from bson import ObjectId
+from bson.errors import InvalidId
 from motor.motor_asyncio import AsyncIOMotorDatabase
 from pymongo.errors import DocumentTooLarge, DuplicateKeyError, OperationFailure
 
 from lrs.xapi.indexkeys import index_key
 
-from ..ports import Change, Delete, Document, DocumentScope, TooLargeError
+from ..ports import (
+    Change,
+    Delete,
+    Document,
+    DocumentKind,
+    DocumentScope,
+    InvalidCursor,
+    StoredDocument,
+    TooLargeError,
+)
 from .schema import DOCUMENTS, MONGODB_RECORD_LIMIT, text, too_large
 
 
@@ -98,3 +109,48 @@ class MongoDocumentStore:
 
     async def delete_all(self, scope: DocumentScope) -> None:
         await self._documents.delete_many(_scope_filter(scope))
+
+    async def erase_agents(self, agent_keys: list[str]) -> int:
+        found = await self._documents.delete_many({
+            "agent": {"$in": [index_key(text(k)) for k in agent_keys]},
+            "kind": {"$in": [int(DocumentKind.STATE), int(DocumentKind.AGENT_PROFILE)]},
+        })  # fmt: skip
+        return found.deleted_count
+
+    # --- export and restore (``lrs export`` / ``lrs import``) --------------------------------------
+
+    async def export(self, after: str | None, limit: int) -> tuple[list[StoredDocument], str | None]:
+        where: dict[str, Any] = {}
+        if after is not None:
+            try:
+                where = {"_id": {"$gt": ObjectId(after)}}
+            except (InvalidId, TypeError):
+                raise InvalidCursor(after) from None
+        rows = await self._documents.find(where).sort("_id", 1).limit(limit + 1).to_list(None)
+        more = len(rows) > limit
+        rows = rows[:limit]
+        documents = [
+            StoredDocument(DocumentKind(r["kind"]), r["activity"], r["agent"], r["registration"], r["doc_id"],
+                           r["content"], r["content_type"], r["etag"], r["updated"])
+            for r in rows
+        ]  # fmt: skip
+        return documents, (str(rows[-1]["_id"]) if more and rows else None)
+
+    async def restore(self, documents: list[StoredDocument]) -> list[StoredDocument]:
+        conflicts = []
+        for d in documents:
+            identity = {"kind": int(d.kind), "activity": text(d.activity_key), "agent": text(d.agent_key),
+                        "registration": text(d.registration), "doc_key": index_key(text(d.doc_id))}  # fmt: skip
+            fields = {"doc_id": text(d.doc_id), "content": d.content, "content_type": text(d.content_type),
+                      "etag": text(d.etag), "updated": d.updated, "rev": 1}  # fmt: skip
+            try:
+                await self._documents.insert_one({**identity, **fields})
+            except DuplicateKeyError:
+                row = await self._documents.find_one(identity)
+                if row is not None and (row["content"], row["content_type"]) != (d.content, d.content_type):
+                    conflicts.append(d)
+            except (DocumentTooLarge, OperationFailure) as exc:
+                if too_large(exc):
+                    raise TooLargeError(MONGODB_RECORD_LIMIT.format("the document")) from None
+                raise
+        return conflicts

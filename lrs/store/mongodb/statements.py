@@ -55,7 +55,16 @@ from ..batch import (
     voided_in_batch,
 )
 from ..coalesce import Submission
-from ..ports import AttachmentContent, StatementPage, StatementQuery, StoredStatement, TooLargeError
+from ..ports import (
+    AttachmentContent,
+    ErasedStatements,
+    Rewrite,
+    StatementPage,
+    StatementQuery,
+    StoreBusyError,
+    StoredStatement,
+    TooLargeError,
+)
 from .schema import (
     ACTIVITIES,
     AGENTS,
@@ -202,8 +211,10 @@ class MongoStatementStore(CoalescedStatementWrites):
             except (_StaleReservation, PyMongoError, DocumentTooLarge) as exc:
                 if too_large(exc):  # the transaction was aborted: nothing of it was kept
                     raise TooLargeError(MONGODB_RECORD_LIMIT.format("a statement or attachment")) from None
-                if not _retryable(exc) or attempt == _MAX_ATTEMPTS:
+                if not _retryable(exc):
                     raise
+                if attempt == _MAX_ATTEMPTS:
+                    raise StoreBusyError(f"statement write conflicted {attempt} times: {exc}") from exc
                 log.debug("statement write conflicted or was slow (%r); attempt %d", exc, attempt)
 
     async def _store_group(
@@ -340,9 +351,15 @@ class MongoStatementStore(CoalescedStatementWrites):
             return None
         return StoredStatement(d["_id"], d["doc"], d["stored"], LIVE not in d["keys"])
 
+    async def existing(self, statement_ids: list[str]) -> set[str]:
+        found = self._statements.find({"_id": {"$in": [text(i) for i in statement_ids]}}, {"_id": 1})
+        return {d["_id"] async for d in found}
+
     async def query(self, query: StatementQuery) -> StatementPage:
         snapshot = query.snapshot or (await self._clock.read())[0]
-        keys = sorted({text(k) for k in query.keys}, key=lambda k: (_SELECTIVITY.get(k[:1], 9), k)) + [LIVE]
+        keys = sorted({text(k) for k in query.keys}, key=lambda k: (_SELECTIVITY.get(k[:1], 9), k))
+        if not query.voided:
+            keys.append(LIVE)
         stored: dict[str, datetime] = {"$lte": snapshot}
         seq: dict[str, int] = {}
         if query.until is not None:
@@ -363,23 +380,26 @@ class MongoStatementStore(CoalescedStatementWrites):
         if seq:
             rest["seq"] = seq
         direction = 1 if query.ascending else -1
-        # Two $match stages: MongoDB merges them into one query; servers with a simpler planner
-        # (the SecantusDB stand-in) still look up the first, single-key stage in the index.
+        project = {"doc": 1, "stored": 1, "seq": 1, **({"keys": 1} if query.voided else {})}
+        if keys:
+            # Two $match stages: MongoDB merges them into one query; servers with a simpler planner
+            # (the SecantusDB stand-in) still look up the first, single-key stage in the index.
+            stages = [{"$match": {"keys": keys[0]}}, {"$match": rest},
+                      {"$sort": {"stored": direction, "seq": direction}}]  # fmt: skip
+        else:  # every statement, voided ones too (an export): store order is seq order
+            stages = [{"$match": rest}, {"$sort": {"seq": direction}}]
         rows = await self._statements.aggregate(
-            [
-                {"$match": {"keys": keys[0]}},
-                {"$match": rest},
-                {"$sort": {"stored": direction, "seq": direction}},
-                {"$limit": query.limit + 1},
-                {"$project": {"doc": 1, "stored": 1, "seq": 1}},
-            ]
+            [*stages, {"$limit": query.limit + 1}, {"$project": project}]
         ).to_list(None)
         more = len(rows) > query.limit
         rows = rows[: query.limit]
         cursor = encode_cursor(rows[-1]["stored"], rows[-1]["seq"]) if more else None
         return StatementPage(
-            [StoredStatement(r["_id"], r["doc"], r["stored"], False) for r in rows], cursor, snapshot
-        )
+            [StoredStatement(r["_id"], r["doc"], r["stored"], query.voided and LIVE not in r["keys"])
+             for r in rows],
+            cursor,
+            snapshot,
+        )  # fmt: skip
 
     async def attachments(self, sha2s: list[str]) -> list[AttachmentContent]:
         found = self._attachments.find({"_id": {"$in": [text(s) for s in sha2s]}})
@@ -401,6 +421,50 @@ class MongoStatementStore(CoalescedStatementWrites):
     async def agent_names(self, key: str) -> list[str]:
         d = await self._agents.find_one({"_id": index_key(text(key))})
         return [] if d is None else list(d["names"])
+
+    # --- erasure (docs/data-rights.md) -----------------------------------------------------------
+
+    async def erase(
+        self, delete: list[str], rewrite: list[Rewrite], agent_keys: list[str]
+    ) -> ErasedStatements:
+        """Redactions first, then deletions, attachments and names: each step idempotent, so an
+        interrupted erasure is completed by running it again. Attachments are kept as long as any
+        statement's document names their hash (a scan of the documents: erasures are rare)."""
+        erased = ErasedStatements()
+        for r in rewrite:
+            current = await self._statements.find_one({"_id": text(r.id)}, {"keys": 1})
+            if current is None:
+                continue
+            keys = sorted(r.keys) + ([LIVE] if LIVE in current["keys"] else [])
+            await self._statements.update_one(
+                {"_id": text(r.id)}, {"$set": {"doc": r.document, "keys": keys}}
+            )
+            erased.redacted += 1
+        ids = [text(i) for i in delete]
+        sha2s: set[str] = set()
+        async for d in self._statements.find({"_id": {"$in": ids}}, {"doc": 1}):
+            attachments = orjson.loads(d["doc"]).get("attachments")
+            if isinstance(attachments, list):
+                sha2s |= {
+                    a["sha2"] for a in attachments if isinstance(a, dict) and isinstance(a.get("sha2"), str)
+                }
+        erased.statements = (await self._statements.delete_many({"_id": {"$in": ids}})).deleted_count
+        if sha2s:
+            still = set()
+            async for d in self._statements.find({}, {"doc": 1}):
+                if any(s.encode() in d["doc"] for s in sha2s):
+                    still |= {s for s in sha2s if s.encode() in d["doc"]}
+            gone = sorted(sha2s - still)
+            if gone:
+                erased.attachments = (
+                    await self._attachments.delete_many({"_id": {"$in": gone}})
+                ).deleted_count
+        if agent_keys:
+            erased.agent_names = (
+                await self._agents.delete_many({"_id": {"$in": [index_key(text(k)) for k in agent_keys]}})
+            ).deleted_count
+        self._seen = type(self._seen)()  # names cached as recorded are recorded again if they come back
+        return erased
 
 
 async def _by_id(collection: AsyncIOMotorCollection, field: str, ids: list[str]) -> dict[str, Any]:

@@ -50,10 +50,21 @@ async def create_pool(
     ``custom_plans``: plan every execution with its parameters. Statement queries need it (a
     generic plan cannot know whether a lookup key matches ten rows or a million); the write path
     does not, and re-planning its statements each time would cost more than running them.
+    These connections also plan pages as index walks only (see migration 0003): a page of
+    ``limit`` rows walks one key's index in stored order and probes the others, which a merge or
+    hash join (or parallel workers, whose start-up alone costs more than such a page) cannot
+    stop early on when the planner misjudges how the keys overlap, with joins in the order the
+    query writes them (the key walks first, then the statements they reach).
     """
     settings = {"application_name": application_name, "jit": "off"}
     if custom_plans:
         settings["plan_cache_mode"] = "force_custom_plan"
+        settings["enable_mergejoin"] = "off"
+        settings["enable_hashjoin"] = "off"
+        settings["max_parallel_workers_per_gather"] = "0"
+        settings["enable_bitmapscan"] = "off"
+        settings["enable_sort"] = "off"
+        settings["join_collapse_limit"] = "1"
     return await asyncpg.create_pool(
         dsn,
         min_size=min_size,

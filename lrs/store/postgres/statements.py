@@ -1,8 +1,10 @@
-"""``StatementStore`` on PostgreSQL: JSONB documents plus one GIN-indexed array of lookup keys.
+"""``StatementStore`` on PostgreSQL: JSONB documents, their lookup keys, and a key table.
 
-Every filter of GET /statements is a containment test on ``keys`` (``keys @> ARRAY[...]``),
-so one inverted index answers any combination of agent, verb, activity and registration, and
-``(stored, seq)`` orders results and positions cursors. ``stored`` is the database's
+Every filter of GET /statements is a set of lookup keys a statement must all have (``keys``).
+``lrs_statement_keys`` (migration 0003) holds one row per statement and key value with the
+statement's ``(stored, seq)``, indexed in that order per key, so a page of any filter walks an
+index in stored order and stops after ``limit`` rows (``_query_sql``); ``(stored, seq)`` orders
+results and positions cursors. ``stored`` is the database's
 transaction time, which makes consistent-through exact: no statement can appear later with a
 ``stored`` earlier than the oldest open LRS transaction.
 """
@@ -32,7 +34,14 @@ from ..batch import (
     voided_in_batch,
 )
 from ..coalesce import Submission
-from ..ports import AttachmentContent, StatementPage, StatementQuery, StoredStatement
+from ..ports import (
+    AttachmentContent,
+    ErasedStatements,
+    Rewrite,
+    StatementPage,
+    StatementQuery,
+    StoredStatement,
+)
 from .pool import APPLICATION_NAME
 
 # One round trip before inserting a group: the transaction time (becomes ``stored``), which of
@@ -50,15 +59,30 @@ SELECT now() AS now,
 # no key can contain (IRIs, mailto and UUIDs exclude control characters; account names are
 # JSON-escaped inside their key).
 _KEY_SEPARATOR = "\x1f"
-_INSERT = """
-INSERT INTO lrs_statements (id, stored, document, exact, keys, ref_target, is_voiding, voided)
-SELECT id, $2, document, exact, string_to_array(keys, E'\\x1f'), ref_target, is_voiding, voided
-FROM unnest($1::uuid[], $3::jsonb[], $4::json[], $5::text[], $6::uuid[], $7::bool[], $8::bool[])
-     AS t(id, document, exact, keys, ref_target, is_voiding, voided)
+# The key rows (migration 0003) of the statements an INSERT returns (seq, stored, keys): one per
+# statement and key value, its kinds or-ed. The same rows as the migration's (lrs_key_hash,
+# lrs_key_kind written out); the adapter adds them in the INSERT itself, which costs a fraction
+# of a trigger doing it (a statement-level trigger costs about 0.3 ms per INSERT).
+_KEY_ROWS = """
+INSERT INTO lrs_statement_keys (hash, stored, seq, kinds)
+SELECT ('x' || left(md5(substr(k, 3)), 16))::bit(64)::bigint, i.stored, i.seq,
+       bit_or(CASE left(k, 2) WHEN 'a:' THEN 1 WHEN 'A:' THEN 2 WHEN 'v:' THEN 4 WHEN 'o:' THEN 8
+              WHEN 'O:' THEN 16 WHEN 'r:' THEN 32 WHEN 'u:' THEN 64 ELSE 16384 END)::smallint
+FROM inserted i, unnest(i.keys) AS k
+GROUP BY i.seq, i.stored, 1
 """
+_INSERT = f"""
+WITH inserted AS (
+    INSERT INTO lrs_statements (id, stored, document, exact, keys, ref_target, is_voiding, voided)
+    SELECT id, $2, document, exact, string_to_array(keys, E'\\x1f'), ref_target, is_voiding, voided
+    FROM unnest($1::uuid[], $3::jsonb[], $4::json[], $5::text[], $6::uuid[], $7::bool[], $8::bool[])
+         AS t(id, document, exact, keys, ref_target, is_voiding, voided)
+    RETURNING seq, stored, keys
+)
+{_KEY_ROWS}"""
 # The plain path: stored (and a missing timestamp) set from the transaction time, and nothing
 # inserted at all if any id exists already or is the target of a stored statement.
-_INSERT_PLAIN = """
+_INSERT_PLAIN = f"""
 WITH stamp AS (
     SELECT to_jsonb(to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')) AS at
 ), blocked AS (  -- per id, so any plan is two index probes per id (see _PREFLIGHT on planners)
@@ -69,13 +93,13 @@ WITH stamp AS (
     INSERT INTO lrs_statements (id, stored, document, keys)
     SELECT t.id, now(),
            t.document || jsonb_build_object('stored', stamp.at)
-               || CASE WHEN t.document ? 'timestamp' THEN '{}'::jsonb
+               || CASE WHEN t.document ? 'timestamp' THEN '{{}}'::jsonb
                        ELSE jsonb_build_object('timestamp', stamp.at) END,
            string_to_array(t.keys, E'\\x1f')
     FROM unnest($1::uuid[], $2::jsonb[], $3::text[]) AS t(id, document, keys), stamp
     WHERE NOT EXISTS (SELECT FROM blocked)
-    RETURNING 1
-)
+    RETURNING seq, stored, keys
+), indexed AS ({_KEY_ROWS})
 SELECT count(*) FROM inserted
 """
 _NUL = b"\\u0000"  # how orjson writes U+0000, which jsonb refuses
@@ -96,6 +120,84 @@ def _keyed(pairs: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
 def _encode_canonical(value: Any) -> bytes:
     """A canonical definition or display as jsonb accepts it (keys sorted, so equal ones compare equal)."""
     return _document_columns(orjson.dumps(value, option=orjson.OPT_SORT_KEYS))[0]
+
+
+_COLUMNS = "s.id::text, s.document, s.exact, s.stored, s.seq, s.voided"
+
+# Kinds of lookup key that few statements share (an agent, an activity as object, a
+# registration) and kinds that a large part of the store may share (a verb, a context activity
+# such as a course, the authority's identity): see ``_query_sql``.
+_NARROW_KINDS = ("r:", "a:", "o:", "A:")
+
+
+def _query_sql(query: StatementQuery, snapshot: datetime) -> tuple[str, list[Any], bool]:
+    """The SELECT for one page of ``query``, its arguments, and whether it wants merge joins
+    (see migration 0003 on the access paths; the query pool plans without them otherwise).
+
+    Without keys the page walks ``lrs_statements_stored``. With keys it walks
+    ``lrs_statement_keys`` in (stored, seq) order: one alias per walked key, all bound to the
+    same (stored, seq) and merge-joined when there are several (each index is read only over the
+    time the others cover, and the walk stops after ``limit`` matches). The walked keys are the
+    narrow ones of the query (agent, activity, registration), or its broad ones when it has no
+    narrow key. Broad keys beside a narrow one are not walked: each row the narrow walks produce
+    is probed for them, one index-only lookup each (merging a verb's million entries with an
+    agent's thousand would read the verb's over the agent's whole time span). ``OFFSET 0``
+    keeps a probe a per-row subplan, and it names the first and the last walked alias so that
+    it runs on the merged rows, not on one walk's. The joins run in the order written (the
+    query pool's ``join_collapse_limit`` is 1): the walks, then the statements of the rows that
+    pass. ``keys @>`` re-checks every key, so a hash collision never returns a wrong statement.
+    Every alias carries the stored bounds (the planner does not carry inequalities across a
+    join).
+    """
+    args: list[Any] = [snapshot]
+
+    def arg(value: Any) -> str:
+        args.append(value)
+        return f"${len(args)}"
+
+    keys = sorted(set(query.keys))
+    walked = [k for k in keys if k[:2] in _NARROW_KINDS] or keys
+    aliases = [f"k{i}" for i in range(len(walked))] or ["s"]
+    bounds = ["{a}.stored <= $1"]  # (stored, seq) conditions, applied to every alias
+    if query.since is not None:
+        bounds.append(f"{{a}}.stored > {arg(query.since)}")
+    if query.until is not None:
+        bounds.append(f"{{a}}.stored <= {arg(query.until)}")
+    if query.cursor:
+        stored_at, seq = parse_cursor(query.cursor)
+        cmp = ">" if query.ascending else "<"
+        bounds.append(f"({{a}}.stored, {{a}}.seq) {cmp} ({arg(stored_at)}, {arg(seq)})")
+    where = [bound.format(a=alias) for alias in aliases for bound in bounds]
+    joins = []
+    for alias, key in zip(aliases, walked, strict=False):
+        k = arg(key)
+        where.append(f"{alias}.hash = lrs_key_hash(substr({k}, 3))")
+        where.append(f"{alias}.kinds & lrs_key_kind({k}) <> 0")
+        if alias != "k0":
+            joins.append(
+                f"JOIN lrs_statement_keys {alias} ON {alias}.stored = k0.stored AND {alias}.seq = k0.seq"
+            )
+    for key in keys:
+        if key not in walked:
+            k = arg(key)
+            where.append(
+                f"EXISTS (SELECT FROM lrs_statement_keys b WHERE b.stored = {aliases[-1]}.stored AND b.seq = k0.seq"
+                f" AND b.hash = lrs_key_hash(substr({k}, 3)) AND b.kinds & lrs_key_kind({k}) <> 0 OFFSET 0)"
+            )
+    if keys:
+        joins.append("JOIN lrs_statements s ON s.seq = k0.seq AND s.stored = k0.stored")
+        where.append(f"s.keys @> {arg(keys)}::text[]")
+        source = "lrs_statement_keys k0"
+    else:
+        source = "lrs_statements s"
+    if not query.voided:
+        where.append("NOT s.voided")
+    order = "ASC" if query.ascending else "DESC"
+    sql = (
+        f"SELECT {_COLUMNS} FROM {source} {' '.join(joins)} WHERE {' AND '.join(where)}"
+        f" ORDER BY {aliases[0]}.stored {order}, {aliases[0]}.seq {order} LIMIT {arg(query.limit + 1)}"
+    )
+    return sql, args, len(walked) > 1
 
 
 class PostgresStatementStore(CoalescedStatementWrites):
@@ -274,36 +376,26 @@ class PostgresStatementStore(CoalescedStatementWrites):
             return None
         return StoredStatement(row["id"], row["exact"] or row["document"], row["stored"], row["voided"])
 
+    async def existing(self, statement_ids: list[str]) -> set[str]:
+        rows = await self._pool.fetch(
+            "SELECT id::text FROM lrs_statements WHERE id = ANY($1::uuid[])", statement_ids
+        )
+        return {r["id"] for r in rows}
+
     async def query(self, query: StatementQuery) -> StatementPage:
         snapshot = query.snapshot or await self._query_pool.fetchval("SELECT now()")
-        where = ["NOT voided", "stored <= $1"]
-        args: list[Any] = [snapshot]
-
-        def arg(value: Any) -> str:
-            args.append(value)
-            return f"${len(args)}"
-
-        if query.keys:
-            where.append(f"keys @> {arg(sorted(set(query.keys)))}::text[]")
-        if query.since is not None:
-            where.append(f"stored > {arg(query.since)}")
-        if query.until is not None:
-            where.append(f"stored <= {arg(query.until)}")
-        if query.cursor:
-            stored_at, seq = parse_cursor(query.cursor)
-            cmp = ">" if query.ascending else "<"
-            where.append(f"(stored, seq) {cmp} ({arg(stored_at)}, {arg(seq)})")
-        order = "ASC" if query.ascending else "DESC"
-        sql = (
-            f"SELECT id::text, document, exact, stored, seq FROM lrs_statements WHERE {' AND '.join(where)}"
-            f" ORDER BY stored {order}, seq {order} LIMIT {arg(query.limit + 1)}"
-        )
-        rows = await self._query_pool.fetch(sql, *args)
+        sql, args, merge = _query_sql(query, snapshot)
+        if merge:
+            async with self._query_pool.acquire() as conn, conn.transaction():
+                await conn.execute("SET LOCAL enable_mergejoin = on")
+                rows = await conn.fetch(sql, *args)
+        else:
+            rows = await self._query_pool.fetch(sql, *args)
         more = len(rows) > query.limit
         rows = rows[: query.limit]
         cursor = encode_cursor(rows[-1]["stored"], rows[-1]["seq"]) if more else None
         return StatementPage(
-            [StoredStatement(r["id"], r["exact"] or r["document"], r["stored"], False) for r in rows],
+            [StoredStatement(r["id"], r["exact"] or r["document"], r["stored"], r["voided"]) for r in rows],
             cursor,
             snapshot,
         )
@@ -341,3 +433,43 @@ class PostgresStatementStore(CoalescedStatementWrites):
     async def agent_names(self, key: str) -> list[str]:
         names = await self._pool.fetchval("SELECT names FROM lrs_agents WHERE key = $1", index_key(key))
         return list(names or [])
+
+    # --- erasure (docs/data-rights.md) -----------------------------------------------------------
+
+    async def erase(
+        self, delete: list[str], rewrite: list[Rewrite], agent_keys: list[str]
+    ) -> ErasedStatements:
+        """One transaction: the statements, their attachments no statement still refers to, the
+        redactions and the recorded names (``lrs_statement_keys`` follows by its triggers)."""
+        erased = ErasedStatements()
+        async with self._pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(
+                "DELETE FROM lrs_statements WHERE id = ANY($1::uuid[]) RETURNING ARRAY(SELECT a ->> 'sha2'"
+                " FROM jsonb_array_elements(CASE WHEN jsonb_typeof(document -> 'attachments') = 'array'"
+                " THEN document -> 'attachments' ELSE '[]' END) a) AS sha2s",
+                delete,
+            )
+            erased.statements = len(rows)
+            for r in rewrite:
+                document, exact = _document_columns(r.document)
+                done = await conn.execute(
+                    "UPDATE lrs_statements SET document = $2, exact = $3, keys = $4 WHERE id = $1::uuid",
+                    r.id, document, exact, sorted(r.keys),
+                )  # fmt: skip
+                erased.redacted += int(done.split()[-1])
+            sha2s = sorted({s for row in rows for s in row["sha2s"] if s})
+            if sha2s:
+                gone = await conn.execute(
+                    "DELETE FROM lrs_attachments a WHERE a.sha2 = ANY($1::text[]) AND NOT EXISTS ("
+                    " SELECT FROM lrs_statements s WHERE s.document -> 'attachments'"
+                    " @> jsonb_build_array(jsonb_build_object('sha2', a.sha2)))",
+                    sha2s,
+                )
+                erased.attachments = int(gone.split()[-1])
+            if agent_keys:
+                gone = await conn.execute(
+                    "DELETE FROM lrs_agents WHERE key = ANY($1::text[])", [index_key(k) for k in agent_keys]
+                )
+                erased.agent_names = int(gone.split()[-1])
+        self._seen = type(self._seen)()  # names cached as recorded are recorded again if they come back
+        return erased
