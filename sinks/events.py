@@ -103,3 +103,6 @@ class LearningEvent:
     """The viewing session its video segments count in (once per session)."""
     statement: dict[str, Any] | None = field(default=None, repr=False, compare=False)
     """The stored statement itself, kept only for sinks that store it whole."""
+    source: dict[str, Any] | None = field(default=None, repr=False, compare=False)
+    """The statement as stored when ``statement`` holds pseudonyms (``LRS_ANALYTICS_PSEUDONYMS``):
+    forwarding delivers what was stored, the analytics sinks see only pseudonyms."""

@@ -368,7 +368,7 @@ class ForwardSink(IgnoresCatalog):
             }
         rows = []
         for op in fresh:
-            statement = op.statement
+            statement = op.source or op.statement  # what was stored, never the analytics' pseudonyms
             if statement is None:
                 continue
             if isinstance(op, Retraction):

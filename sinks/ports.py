@@ -23,6 +23,8 @@ class Retraction:
     """Position of the voiding statement."""
     statement: dict[str, Any] | None = field(default=None, compare=False)
     """The voiding statement itself, kept only for sinks that need statements whole (forwarding)."""
+    source: dict[str, Any] | None = field(default=None, compare=False)
+    """The voiding statement as stored when ``statement`` holds pseudonyms."""
 
 
 Operation = LearningEvent | Retraction

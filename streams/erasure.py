@@ -58,7 +58,7 @@ class ErasedLearners:
         if self.pseudonyms:
             event.learner_key = pseudonymous_key(self.secret, event.learner_key)
             if event.statement is not None:
-                event.statement = pseudonymise(event.statement, self.secret)
+                event.source, event.statement = event.statement, pseudonymise(event.statement, self.secret)
         return event
 
     def pseudonymous_statement(self, statement: dict[str, Any] | None) -> dict[str, Any] | None:

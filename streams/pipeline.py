@@ -209,11 +209,13 @@ class Pipeline:
                 if statement is None:  # an erased learner's, still in flight
                     continue
                 if item.target is not None:
+                    kept = statement if keep else None
                     batch.operations.append(
                         Retraction(
                             item.target,
                             item.position,
-                            self.erased.pseudonymous_statement(statement) if keep else None,
+                            self.erased.pseudonymous_statement(kept),
+                            source=kept if self.erased.pseudonyms else None,
                         )
                     )
                 elif not item.voided:  # voided before it was read: it never counts

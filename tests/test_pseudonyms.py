@@ -24,6 +24,8 @@ from lrs.xapi.erasure import pseudonymise
 from .model_check import assert_stack_equals_model
 from .pipeline_stack import PipelineStack
 from .reference.cohorts import SeededChoices, build
+from .test_forwarding import SECRET as HOOK_SECRET
+from .test_forwarding import Webhook, lrs_command, wait_for
 from .test_erasure_e2e import Learner, clickhouse_traces, credential, mongo_traces, wait_completed, without
 
 pytestmark = pytest.mark.timeout(1200)
@@ -47,7 +49,7 @@ def stack(pg_dsn: str, mongo_dsn: str, tmp_path_factory: pytest.TempPathFactory)
     os.environ.update(env)
     try:
         built = PipelineStack(
-            pg_dsn, Path(tmp_path_factory.mktemp("pseudonyms")), sinks="clickhouse,progress,mongodb"
+            pg_dsn, Path(tmp_path_factory.mktemp("pseudonyms")), sinks="clickhouse,progress,mongodb,forward"
         )
         built.mongo = (mongo_dsn, env["LRS_SINK_MONGO_DATABASE"])
         yield built
@@ -176,3 +178,21 @@ def test_names_reach_only_credentials_that_may_see_them(scopes: set[str], names:
         CourseAnalytics(Catalog(), Reports()).report(frozenset(scopes), "1", None, None, None)
     )
     assert [r.get("name") for r in orjson.loads(report)["at_risk"]] == names
+
+
+def test_forwarding_delivers_the_statements_as_stored_not_their_pseudonyms(stack: PipelineStack):
+    """Forwarding moves statements between LRSs: with pseudonyms on for the analytics sinks, a
+    webhook still receives each statement as it was stored (the actor's own mailbox)."""
+    hook = Webhook()
+    try:
+        lrs_command(stack, "forward", "add", "pseudonyms-hook", "--webhook", hook.url, "--secret", HOOK_SECRET,
+                    "--verb", "http://adlnet.gov/expapi/verbs/experienced")  # fmt: skip
+        actor = {"objectType": "Agent", "mbox": f"mailto:{uuid.uuid4().hex}@forward.example", "name": "Fran"}
+        sent = {"id": str(uuid.uuid4()), "actor": actor, "verb": {"id": "http://adlnet.gov/expapi/verbs/experienced"},
+                "object": {"id": "https://forward.example/activity"}}  # fmt: skip
+        stack.post([sent])
+        wait_for(lambda: sent["id"] in hook.statements(), "the webhook delivery")
+        delivered = hook.statements()[sent["id"]]
+        assert delivered["actor"] == actor and delivered["object"]["id"] == sent["object"]["id"]
+    finally:
+        hook.down()
