@@ -103,7 +103,7 @@ class MongoOutbox:
         return {d["_id"]: orjson.dumps(orjson.loads(d["doc"])["actor"]) async for d in found}
 
     async def now(self) -> datetime:
-        return (await self._clock.read())[0]
+        return await self._clock.now()
 
     async def newest(self) -> tuple[datetime, int] | None:
         row = await self._statements.find_one({}, {"stored": 1, "seq": 1}, sort=[("seq", -1)])

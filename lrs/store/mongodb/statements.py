@@ -171,12 +171,28 @@ class Clock:
             except PyMongoError as exc:  # the write itself is settled; the entry lapses after LEASE
                 log.warning("could not clear in-flight writer %s: %s", token, exc)
 
-    async def read(self) -> tuple[datetime, datetime]:
-        """(the database's time now, consistent through)."""
+    async def now(self) -> datetime:
+        """The database's time now (a read only: query snapshots, relay epochs)."""
         (found,) = await self._counters.aggregate(
-            [{"$match": {"_id": STATEMENTS}}, {"$project": {"now": {"$toLong": "$$NOW"}, "inflight": 1}}]
+            [{"$match": {"_id": STATEMENTS}}, {"$project": {"now": {"$toLong": "$$NOW"}}}]
         ).to_list(1)
-        now: int = found["now"]
+        return _instant(found["now"])
+
+    async def read(self) -> tuple[datetime, datetime]:
+        """(the database's time now, consistent through).
+
+        The read advances the counter's time as a reservation does, on the same document: every
+        reservation after it gets a ``stored`` at or past the instant it returns, whatever the
+        server's clock said when that reservation was evaluated (a ``$$NOW`` taken before a wait
+        on the document could otherwise fall behind an instant already declared consistent, and
+        its statement would never be relayed)."""
+        found = await self._counters.find_one_and_update(
+            {"_id": STATEMENTS},
+            [{"$set": {"ms": {"$max": ["$ms", {"$toLong": "$$NOW"}]}}}],
+            projection={"ms": 1, "inflight": 1},
+            return_document=ReturnDocument.AFTER,
+        )
+        now: int = found["ms"]
         oldest = min((e["ms"] for e in found["inflight"] if e["ms"] > now - _LEASE_MS), default=now)
         return _instant(now), _instant(oldest - 1)
 
@@ -356,7 +372,7 @@ class MongoStatementStore(CoalescedStatementWrites):
         return {d["_id"] async for d in found}
 
     async def query(self, query: StatementQuery) -> StatementPage:
-        snapshot = query.snapshot or (await self._clock.read())[0]
+        snapshot = query.snapshot or await self._clock.now()
         keys = sorted({text(k) for k in query.keys}, key=lambda k: (_SELECTIVITY.get(k[:1], 9), k))
         if not query.voided:
             keys.append(LIVE)
