@@ -105,7 +105,7 @@ class LmsStatements:
             await self._stores.statements.store(prepared, [], same_statement, False)
 
 
-def _launch(au: AuRecord, session: SessionRecord, course: CourseRecord, url: str) -> records.Launch:
+def _launch(au: AuRecord, session: SessionRecord, url: str) -> records.Launch:
     return records.Launch(
         actor=session.actor, registration=session.registration, session_id=session.session_id,
         au_iri=au.activity_id, publisher_id=au.publisher_id, url=url, launch_mode=session.launch_mode,
@@ -264,7 +264,7 @@ class Launch:
                 launch_mode=request.launch_mode, launch_url=url, launched_at=now, last_at=now,
                 return_url=request.return_url, fetch_expires=now + self._fetch_ttl,
             )  # fmt: skip
-            launch = _launch(au, session, course, url)
+            launch = _launch(au, session, url)
             launch_url = launch.url_with(f"{base}/xapi/", f"{base}/cmi5/fetch/{fetch_key}")
             session = replace(session, launch_url=launch_url)
             await reg.add_session(session, _digest(fetch_key))
@@ -390,7 +390,7 @@ class SessionWrites:
                     continue
                 try:
                     session = rules.check(statement, session)
-                except RuleViolation as exc:
+                except rules.RuleViolation as exc:
                     raise Forbidden(f"rejected by the LMS: {exc}") from None
             written = await store(statements)
             ended = "terminated" if session.terminated else None
@@ -401,9 +401,6 @@ class SessionWrites:
                 await reg.save_status(au.lesson_id, new_status)
                 await self._satisfaction.settle(reg, course, grant.session_id)
         return written
-
-
-RuleViolation = rules.RuleViolation
 
 
 # --- abandoned, waived ----------------------------------------------------------------------------
@@ -418,7 +415,7 @@ class AbandonSessions:
 
     async def end(self, reg: Registration, session: SessionRecord, au: AuRecord) -> None:
         seconds = (session.last_at - session.launched_at).total_seconds()
-        launch = _launch(au, session, CourseRecord(session.course_id, "", "", "", (), {}), session.launch_url)
+        launch = _launch(au, session, session.launch_url)
         statement = records.abandoned(launch, seconds=seconds, at=_now())
         statement["id"] = str(uuid.uuid5(_NAMESPACE, f"{session.session_id}|abandoned"))
         await self._statements.store([statement])
