@@ -206,6 +206,21 @@ class _stores:
         await self.backend.close()
 
 
+class _tenants(_stores):
+    """``async with _tenants(dsn) as admin``: the tenant registry's use cases (``TenantAdmin``)."""
+
+    async def __aenter__(self):
+        from lrs.store import open_stores
+        from lrs.usecases.tenants import TenantAdmin
+
+        await super().__aenter__()
+
+        async def open_tenant(name: str):
+            return await open_stores(self.dsn, pool_min=0, pool_max=2, tenant=name)
+
+        return TenantAdmin(self.backend.tenants, open_tenant)
+
+
 @main.command()
 @click.option(
     "--data-dir", type=click.Path(path_type=Path), default=None, help="data directory (default ./.lrs-data)"
@@ -398,21 +413,25 @@ def credentials() -> None:
               show_default=True, help="xAPI scope; repeat for several")  # fmt: skip
 @click.option("--key", default=None, help="key to use (default: random)")
 @click.option("--secret", default=None, help="secret to use (default: random)")
+@click.option("--tenant", default="default", show_default=True, help="the tenant whose data it reaches")
 @_DATA_DIR
 def credentials_create(
-    name: str, scopes: tuple[str, ...], key: str | None, secret: str | None, data_dir
+    name: str, scopes: tuple[str, ...], key: str | None, secret: str | None, tenant: str, data_dir
 ) -> None:
     """Create a credential and print its key and secret (the secret is not stored in clear)."""
     from lrs.auth.credentials import new_credential
 
     try:
         credential, secret = new_credential(
-            name, list(scopes), AuthSettings().authority_homepage, key=key, secret=secret
+            name, list(scopes), AuthSettings().authority_homepage, key=key, secret=secret, tenant=tenant
         )
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--scope") from None
 
     async def run(dsn: str) -> None:
+        async with _tenants(dsn) as tenants:
+            if not [t for t in await tenants.all() if t.name == tenant]:
+                raise click.ClickException(f"no tenant {tenant!r} (lrs tenants create {tenant})")
         async with _stores(dsn) as stores:
             if await stores.credentials.find(credential.key) is not None:
                 raise click.ClickException(f"a credential with key {credential.key!r} exists")
@@ -420,7 +439,8 @@ def credentials_create(
 
     with _places(data_dir) as places:
         asyncio.run(run(places.store))
-    click.echo(f"key:    {credential.key}\nsecret: {secret}\nscopes: {' '.join(sorted(credential.scopes))}")
+    click.echo(f"key:    {credential.key}\nsecret: {secret}\nscopes: {' '.join(sorted(credential.scopes))}"
+               f"\ntenant: {credential.tenant}")  # fmt: skip
 
 
 @credentials.command("list")
@@ -436,7 +456,7 @@ def credentials_list(data_dir) -> None:
         found = asyncio.run(run(places.store))
     for c in found:
         state = f"revoked {c.revoked:%Y-%m-%d %H:%M}" if c.revoked else "active"
-        click.echo(f"{c.key}\t{c.name}\t{' '.join(sorted(c.scopes))}\t{state}")
+        click.echo(f"{c.key}\t{c.name}\t{' '.join(sorted(c.scopes))}\t{state}\ttenant {c.tenant}")
 
 
 @credentials.command("revoke")
@@ -453,6 +473,99 @@ def credentials_revoke(key: str, data_dir) -> None:
         if not asyncio.run(run(places.store)):
             raise click.ClickException(f"no active credential with key {key!r}")
     click.echo(f"revoked {key}")
+
+
+@main.group()
+def tenants() -> None:
+    """Create, list, limit, disable and enable tenants (docs/tenants.md)."""
+
+
+_LIMITS = [
+    click.option("--statements-per-second", type=click.IntRange(1), default=None,
+                 help="most statements its credentials may store per second (default: LRS_TENANT_STATEMENTS_PER_SECOND)"),
+    click.option("--storage-mb", type=click.IntRange(1), default=None,
+                 help="megabytes its data may take before writes get 429 (default: LRS_TENANT_STORAGE_MB)"),
+]  # fmt: skip
+
+
+def _limit_options(command):
+    for option in reversed(_LIMITS):
+        command = option(command)
+    return command
+
+
+def _run_tenants(data_dir: Path | None, action):
+    """Run ``action(TenantAdmin)``; a refusal (bad name, unknown tenant) ends the command."""
+    from lrs.usecases.errors import LRSError
+
+    async def run(dsn: str):
+        async with _tenants(dsn) as admin:
+            return await action(admin)
+
+    with _places(data_dir) as places:
+        try:
+            return asyncio.run(run(places.store))
+        except LRSError as exc:
+            raise click.ClickException(exc.message) from None
+
+
+def _megabytes(storage_mb: int | None) -> int | None:
+    return storage_mb * 2**20 if storage_mb is not None else None
+
+
+@tenants.command("create")
+@click.argument("name")
+@_limit_options
+@_DATA_DIR
+def tenants_create(name: str, statements_per_second: int | None, storage_mb: int | None, data_dir) -> None:
+    """Create a tenant (and its empty namespace in the store)."""
+    _run_tenants(data_dir, lambda admin: admin.create(name, statements_per_second, _megabytes(storage_mb)))
+    click.echo(f"created tenant {name}; give it credentials: lrs credentials create --tenant {name} --name …")
+
+
+@tenants.command("list")
+@_DATA_DIR
+def tenants_list(data_dir) -> None:
+    """List tenants: name, state, limits, bytes their data takes."""
+
+    async def listing(admin):
+        return [(t, await admin.usage(t.name)) for t in await admin.all()]
+
+    for t, used in _run_tenants(data_dir, listing):
+        state = f"disabled {t.disabled:%Y-%m-%d %H:%M}" if t.disabled else "active"
+        rate = f"{t.statements_per_second}/s" if t.statements_per_second else "default rate"
+        storage = f"{t.storage_bytes // 2**20} MB" if t.storage_bytes else "default storage"
+        click.echo(f"{t.name}\t{state}\t{rate}\t{storage}\t{used:,} bytes used")
+
+
+@tenants.command("limit")
+@click.argument("name")
+@_limit_options
+@_DATA_DIR
+def tenants_limit(name: str, statements_per_second: int | None, storage_mb: int | None, data_dir) -> None:
+    """Set a tenant's limits (an option left out returns to the deployment's default)."""
+    _run_tenants(
+        data_dir, lambda admin: admin.set_limits(name, statements_per_second, _megabytes(storage_mb))
+    )
+    click.echo(f"limits of {name} set (running servers apply them within 5 s)")
+
+
+@tenants.command("disable")
+@click.argument("name")
+@_DATA_DIR
+def tenants_disable(name: str, data_dir) -> None:
+    """Disable a tenant: its credentials are refused (403) within 5 s; its data stays."""
+    _run_tenants(data_dir, lambda admin: admin.set_disabled(name, True))
+    click.echo(f"disabled {name}")
+
+
+@tenants.command("enable")
+@click.argument("name")
+@_DATA_DIR
+def tenants_enable(name: str, data_dir) -> None:
+    """Enable a disabled tenant again."""
+    _run_tenants(data_dir, lambda admin: admin.set_disabled(name, False))
+    click.echo(f"enabled {name}")
 
 
 @main.command()

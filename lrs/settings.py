@@ -163,3 +163,25 @@ class Cmi5Settings(BaseSettings):
     """How often the server looks for sessions to abandon."""
     max_package_bytes: int = Field(default=100 * 2**20, gt=0)
     """The largest course package (zip, uncompressed) an import accepts."""
+
+
+class TenantSettings(BaseSettings):
+    """Tenants (docs/tenants.md): default limits and the connections each tenant's stores hold."""
+
+    model_config = SettingsConfigDict(env_prefix="LRS_TENANT_", extra="ignore")
+
+    statements_per_second: int | None = Field(default=None, gt=0)
+    """Statements a tenant's credentials may store per second, for tenants without their own
+    limit (``lrs tenants create|limit --statements-per-second``); unset: unlimited."""
+    storage_mb: int | None = Field(default=None, gt=0)
+    """Megabytes a tenant's namespace may take before writes are refused with 429, for tenants
+    without their own limit; unset: unlimited."""
+    pool_max: int = Field(default=4, ge=2)
+    """Most database connections a server process holds for one tenant (other than the default
+    tenant, which uses LRS_POOL_MAX); idle ones close after 30 s."""
+    refresh_seconds: float = Field(default=5.0, ge=0)
+    """How long a server reuses what it read of a tenant (disabled, limits) and of its storage use."""
+
+    @property
+    def storage_bytes(self) -> int | None:
+        return self.storage_mb * 2**20 if self.storage_mb is not None else None

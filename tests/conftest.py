@@ -34,6 +34,10 @@ from .mongo_server import mongo_url
 ADMIN = ("test-admin", "test-admin-secret")
 V1, V2 = "1.0.3", "2.0.0"
 MAX_PAGE = 50
+TENANT = os.environ.get("LRS_TEST_TENANT", "default")
+"""The tenant the LRS suite runs as (docs/tenants.md): with ``LRS_TEST_TENANT=acme`` the test
+credentials (``ADMIN`` included) belong to tenant ``acme``, created for the run, and ``on_store``
+reads that tenant's namespace — the whole xAPI suite then checks one tenant's LRS."""
 
 
 def free_port() -> int:
@@ -82,9 +86,16 @@ def on_store(store_url: str) -> Callable[[Callable[[Stores], Awaitable[T]]], T]:
     def run(work: Callable[[Stores], Awaitable[T]]) -> T:
         async def main() -> T:
             backend: Backend = await open_stores(store_url, pool_min=1, pool_max=1)
+            data = (
+                await open_stores(store_url, pool_min=1, pool_max=1, tenant=TENANT)
+                if TENANT != "default"
+                else backend
+            )
             try:
-                return await work(Stores(backend.statements, backend.documents, backend.credentials))
+                return await work(Stores(data.statements, data.documents, backend.credentials))
             finally:
+                if data is not backend:
+                    await data.close()
                 await backend.close()
 
         return asyncio.run(main())
@@ -127,7 +138,36 @@ def server(store_url: str, request: pytest.FixtureRequest) -> Iterator[RunningSe
         AuthSettings(admin_key=ADMIN[0], admin_secret=ADMIN[1]),
     )
     with RunningServer(app, free_port()) as running:
+        if TENANT != "default":
+            asyncio.run(_admin_of_tenant(store_url, TENANT))
         yield running
+
+
+async def _admin_of_tenant(store_url: str, tenant: str) -> None:
+    """Create ``tenant`` (if new) and make the ``ADMIN`` credential one of its."""
+    from lrs.auth.credentials import new_credential
+    from lrs.usecases.tenants import TenantAdmin
+
+    backend = await open_stores(store_url, pool_min=1, pool_max=1)
+
+    async def open_tenant(name: str):
+        return await open_stores(store_url, pool_min=0, pool_max=2, tenant=name)
+
+    try:
+        admin = TenantAdmin(backend.tenants, open_tenant)
+        if tenant not in {t.name for t in await admin.all()}:
+            await admin.create(tenant)
+        credential, _ = new_credential(
+            "test admin",
+            ["all"],
+            AuthSettings().authority_homepage,
+            key=ADMIN[0],
+            secret=ADMIN[1],
+            tenant=tenant,
+        )
+        await backend.credentials.save(credential)
+    finally:
+        await backend.close()
 
 
 @pytest.fixture(scope="session")
@@ -255,7 +295,7 @@ def make_credential(on_store, server: RunningServer):
     from lrs.auth.credentials import new_credential
 
     def make(scopes: list[str], name: str = "test client") -> tuple[str, str]:
-        credential, secret = new_credential(name, scopes, AuthSettings().authority_homepage)
+        credential, secret = new_credential(name, scopes, AuthSettings().authority_homepage, tenant=TENANT)
         on_store(lambda stores: stores.credentials.save(credential))
         return credential.key, secret
 

@@ -167,7 +167,7 @@ def test_credentials_create_list_revoke(data_dir: Path):
 
     listed = run_lrs("credentials", "list", data_dir=data_dir)
     row = next(line.split("\t") for line in listed.stdout.splitlines() if line.startswith(key))
-    assert row[1:] == ["Course player", "state statements/write", "active"]
+    assert row[1:] == ["Course player", "state statements/write", "active", "tenant default"]
     assert secret not in listed.stdout
 
     bad = run_lrs("credentials", "create", "--name", "x", "--scope", "everything", data_dir=data_dir)
@@ -191,6 +191,51 @@ def test_credentials_create_list_revoke(data_dir: Path):
         assert server.stop() == 0
     again = run_lrs("credentials", "revoke", key, data_dir=data_dir)
     assert again.returncode != 0 and "no active credential" in again.stderr
+
+
+def test_tenants_create_list_limit_disable_and_their_credentials(data_dir: Path):
+    """`lrs tenants` and `lrs credentials create --tenant`: a tenant's credential stores and reads
+    in its own namespace (the default tenant's admin does not see it), a disabled tenant is
+    refused by the running server, and bad names or unknown tenants are refused by the command."""
+    created = run_lrs("tenants", "create", "acme", "--statements-per-second", "500", data_dir=data_dir)
+    assert created.returncode == 0, created.stderr
+    again = run_lrs("tenants", "create", "acme", data_dir=data_dir)
+    assert again.returncode != 0 and "exists" in again.stderr
+    bad = run_lrs("tenants", "create", "Bad-Name", data_dir=data_dir)
+    assert bad.returncode != 0 and "tenant name" in bad.stderr
+    orphan = run_lrs("credentials", "create", "--name", "x", "--tenant", "nosuch", data_dir=data_dir)
+    assert orphan.returncode != 0 and "no tenant 'nosuch'" in orphan.stderr
+    made = run_lrs("credentials", "create", "--name", "Acme player", "--scope", "all", "--tenant", "acme",
+                   data_dir=data_dir)  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    fields = dict(line.split(":", 1) for line in made.stdout.splitlines())
+    acme = (fields["key"].strip(), fields["secret"].strip())
+    assert fields["tenant"].strip() == "acme"
+    listed = run_lrs("tenants", "list", data_dir=data_dir).stdout.splitlines()
+    rows = {line.split("\t")[0]: line.split("\t") for line in listed}
+    assert set(rows) == {"default", "acme"}
+    assert rows["acme"][1:3] == ["active", "500/s"]
+
+    server = Up(data_dir, LRS_PIPELINE="false", LRS_TENANT_REFRESH_SECONDS="0", **ADMIN_ENV)
+    try:
+        headers = {"X-Experience-API-Version": "1.0.3"}
+        url = server.base + "/xapi/statements"
+        posted = httpx.post(url, json=statement(), auth=acme, headers=headers)
+        assert posted.status_code == 200, posted.text
+        (mine,) = posted.json()
+        seen = httpx.get(url, params={"statementId": mine}, auth=acme, headers=headers)
+        assert seen.status_code == 200 and seen.json()["id"] == mine
+        admin = (ADMIN_ENV["LRS_ADMIN_KEY"], ADMIN_ENV["LRS_ADMIN_SECRET"])
+        assert httpx.get(url, params={"statementId": mine}, auth=admin, headers=headers).status_code == 404
+        assert run_lrs("tenants", "disable", "acme", data_dir=data_dir).returncode == 0
+        refused = httpx.get(url, auth=acme, headers=headers)
+        assert refused.status_code == 403 and "disabled" in refused.text
+        assert run_lrs("tenants", "enable", "acme", data_dir=data_dir).returncode == 0
+        assert httpx.get(url, auth=acme, headers=headers).status_code == 200
+    finally:
+        assert server.stop() == 0
+    default = run_lrs("tenants", "disable", "default", data_dir=data_dir)
+    assert default.returncode != 0 and "cannot be disabled" in default.stderr
 
 
 def test_up_on_mongodb_runs_the_whole_pipeline_and_manages_credentials(data_dir: Path, tmp_path: Path):

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
-from lrs.store.ports import Credential, CredentialStore
+from lrs.store.ports import DEFAULT_TENANT, Credential, CredentialStore
 
 from .scopes import check_scopes
 
@@ -76,8 +76,10 @@ def new_credential(
     *,
     key: str | None = None,
     secret: str | None = None,
+    tenant: str = DEFAULT_TENANT,
 ) -> tuple[Credential, str]:
-    """A new credential and its secret (shown once; only the hash is stored)."""
+    """A new credential and its secret (shown once; only the hash is stored); it reaches the
+    statements and documents of ``tenant``."""
     key = key or secrets.token_hex(10)
     secret = secret or secrets.token_urlsafe(24)
     if (problem := credential_problem(key, secret)) is not None:
@@ -94,6 +96,7 @@ def new_credential(
         name=name,
         authority=authority,
         created=datetime.now(timezone.utc),
+        tenant=tenant,
     )
     return credential, secret
 
@@ -113,13 +116,14 @@ class SessionGrant:
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """Who is calling: the credential's key, scopes and authority Agent (and, for a cmi5 session
-    token, the session it is limited to)."""
+    """Who is calling: the credential's key, scopes, authority Agent and tenant (and, for a cmi5
+    session token, the session it is limited to)."""
 
     key: str
     scopes: frozenset[str]
     authority: dict[str, Any]
     grant: SessionGrant | None = None
+    tenant: str = DEFAULT_TENANT
 
 
 class SessionTokens(Protocol):
@@ -208,7 +212,7 @@ class Authenticator:
         verified = await asyncio.to_thread(check_secret, secret, stored)
         if not (ok and verified):
             raise AuthenticationError("unknown key or wrong secret")
-        return Principal(credential.key, credential.scopes, credential.authority)
+        return Principal(credential.key, credential.scopes, credential.authority, tenant=credential.tenant)
 
 
 _DUMMY_HASH = hash_secret(secrets.token_hex(8))

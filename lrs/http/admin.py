@@ -12,6 +12,7 @@ from lrs.usecases.erasure import EraseLearner, check_access, read_request
 from lrs.usecases.errors import LRSError
 from lrs.xapi.jsontext import JsonTextError, parse_bounded
 
+from .tenants import lms_principal
 from .responses import error_response
 
 REALM = {"WWW-Authenticate": 'Basic realm="xAPI"'}
@@ -26,9 +27,7 @@ def admin_router(erase: EraseLearner, max_json_depth: int) -> APIRouter:
         ``"dry_run": true`` to count only. Answers the erasure record (counts per store, sinks
         still pending). Needs a credential with scope ``admin``."""
         try:
-            principal = await request.app.state.authenticator.authenticate(
-                request.headers.get("authorization")
-            )
+            principal = await lms_principal(request)
             check_access(principal.scopes)  # before the body is read
             body = read_request(parse_bounded(await request.body(), max_json_depth, "the erasure request"))
             report = await erase.with_stores(request.app.state.stores)(principal.scopes, principal.key, body)
@@ -44,9 +43,7 @@ def admin_router(erase: EraseLearner, max_json_depth: int) -> APIRouter:
     async def erasure(request: Request, erasure_id: str) -> Response:
         """An erasure record (no personal data): counts per store, sinks still pending."""
         try:
-            principal = await request.app.state.authenticator.authenticate(
-                request.headers.get("authorization")
-            )
+            principal = await lms_principal(request)
             report = await erase.with_stores(request.app.state.stores).status(principal.scopes, erasure_id)
         except AuthenticationError as exc:
             return error_response(401, str(exc), REALM)

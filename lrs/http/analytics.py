@@ -29,6 +29,7 @@ from lrs.usecases.analytics import CourseAnalytics, ReportsUnavailable
 from lrs.usecases.errors import LRSError
 from sinks.reports import ReportQuery
 
+from .tenants import lms_principal
 from .responses import error_response
 
 REALM = {"WWW-Authenticate": 'Basic realm="xAPI"'}
@@ -58,7 +59,7 @@ class WorkerReports:
 
 
 async def _principal(request: Request) -> Principal:
-    return await request.app.state.authenticator.authenticate(request.headers.get("authorization"))
+    return await lms_principal(request)
 
 
 def analytics_router(analytics: CourseAnalytics) -> APIRouter:

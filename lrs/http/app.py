@@ -26,7 +26,14 @@ from lrs.http.admin import admin_router
 from lrs.http.analytics import WorkerReports, analytics_router
 from lrs.http.catalog import catalog_router
 from lrs.http.cmi5 import Cmi5Routes
-from lrs.settings import AnalyticsSettings, AuthSettings, Cmi5Settings, ServerSettings, StoreSettings
+from lrs.settings import (
+    AnalyticsSettings,
+    AuthSettings,
+    Cmi5Settings,
+    ServerSettings,
+    StoreSettings,
+    TenantSettings,
+)
 from lrs.store import cmi5_store, open_stores
 from lrs.usecases.analytics import CourseAnalytics
 from lrs.usecases.catalog import LoadCatalog
@@ -34,6 +41,7 @@ from lrs.usecases.cmi5 import Cmi5
 from lrs.usecases.erasure import EraseLearner
 from lrs.usecases.errors import LRSError
 from lrs.usecases.stores import Stores
+from lrs.usecases.tenants import DefaultLimits, Tenancy
 from lrs.xapi.models import XapiVersion
 from lrs.xapi.statements import StatementError
 from sinks.erasures import LmsErasures
@@ -44,7 +52,7 @@ from sinks.ports import CatalogStore
 from . import documents, operations, resources, statements
 from .last_resort import LastResort, internal_error_handler
 from .metrics import MetricsMiddleware
-from .middleware import XapiMiddleware
+from .middleware import XapiMiddleware, refusal_headers
 from .responses import error_response
 
 log = logging.getLogger(__name__)
@@ -107,6 +115,7 @@ def create_app(
     analytics: AnalyticsSettings | None = None,
     lms_dsn: str | None = None,
     cmi5: Cmi5Settings | None = None,
+    tenants: TenantSettings | None = None,
 ) -> FastAPI:
     """The application on the statement store at ``dsn``; the LMS database (catalog uploads,
     the instructor page's course list) is ``lms_dsn``, else where ``lrs.databases.lms_url``
@@ -123,7 +132,7 @@ def create_app(
     ops = FastAPI(
         title="xAPI Learning Record Store: operations",
         version=__version__,
-        lifespan=Lifespan(dsn, store, auth, lms, cmi5),
+        lifespan=Lifespan(dsn, store, auth, lms, cmi5, tenants or TenantSettings()),
         docs_url="/docs",
         openapi_url="/openapi.json",
     )
@@ -159,25 +168,41 @@ class Lifespan:
     ``backend``), watches credential changes, ensures the admin credential; closes all at the end."""
 
     def __init__(
-        self, dsn: str, store: StoreSettings, auth: AuthSettings, lms: CatalogStore, cmi5: Cmi5Settings
-    ) -> None:
+        self, dsn: str, store: StoreSettings, auth: AuthSettings, lms: CatalogStore, cmi5: Cmi5Settings,
+        tenants: TenantSettings,
+    ) -> None:  # fmt: skip
         self.dsn, self.store, self.auth, self.lms, self.cmi5 = dsn, store, auth, lms, cmi5
+        self.tenants = tenants
 
     @asynccontextmanager
     async def __call__(self, app: FastAPI) -> AsyncIterator[None]:
         backend = await open_stores(self.dsn, pool_min=self.store.pool_min, pool_max=self.store.pool_max)
+        tenancy: Tenancy | None = None
+        sweeper = None
         try:
             stores = Stores(backend.statements, backend.documents, backend.credentials)
             authenticator = Authenticator(stores.credentials, self.auth.credential_cache_seconds)
             await backend.watch_credentials(authenticator.clear)
             await ensure_admin(stores, self.auth)
             app.state.stores, app.state.authenticator, app.state.backend = stores, authenticator, backend
+            app.state.tenancy = tenancy = Tenancy(
+                stores,
+                backend.tenants,
+                OpenTenantStores(self.dsn, self.tenants),
+                DefaultLimits(
+                    self.tenants.statements_per_second,
+                    self.tenants.storage_bytes,
+                    self.tenants.refresh_seconds,
+                ),
+            )
             sweeper = self._cmi5(app, stores, authenticator)
             tune_garbage_collection()
             yield
         finally:
             if sweeper is not None:
                 sweeper.cancel()
+            if tenancy is not None:
+                await tenancy.close()
             await self.lms.close()
             await backend.close()
 
@@ -196,6 +221,17 @@ class Lifespan:
         stores.cmi5 = cmi5.writes
         authenticator.sessions = cmi5.tokens
         return asyncio.create_task(AbandonIdleSessions(cmi5, settings.sweep_seconds).run())
+
+
+class OpenTenantStores:
+    """Opens a tenant's stores in its namespace on the deployment's store (``Tenancy`` calls it
+    once per tenant and process)."""
+
+    def __init__(self, url: str, settings: TenantSettings) -> None:
+        self.url, self.settings = url, settings
+
+    async def __call__(self, tenant: str):
+        return await open_stores(self.url, pool_min=0, pool_max=self.settings.pool_max, tenant=tenant)
 
 
 class AbandonIdleSessions:
@@ -258,7 +294,7 @@ def _xapi_app(base_path: str, state: State, server: ServerSettings) -> Starlette
     """The xAPI resources, sharing ``state`` (stores, settings) with the operations app."""
 
     async def lrs_error(request: Request, exc: LRSError) -> Response:
-        return error_response(exc.status, exc.message)
+        return error_response(exc.status, exc.message, refusal_headers(exc))
 
     async def statement_error(request: Request, exc: StatementError) -> Response:
         return error_response(400, str(exc))

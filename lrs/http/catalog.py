@@ -12,6 +12,7 @@ from lrs.usecases.catalog import LoadCatalog
 from lrs.usecases.errors import LRSError
 from lrs.xapi.jsontext import JsonTextError, parse_bounded
 
+from .tenants import lms_principal
 from .responses import error_response
 
 REALM = {"WWW-Authenticate": 'Basic realm="xAPI"'}
@@ -25,9 +26,7 @@ def catalog_router(load: LoadCatalog, max_json_depth: int) -> APIRouter:
         """Merge a catalog document (courses, modules, lessons, quizzes, students) into the LMS
         tables the pipeline maps statements with. Needs a credential with scope ``all``."""
         try:
-            principal = await request.app.state.authenticator.authenticate(
-                request.headers.get("authorization")
-            )
+            principal = await lms_principal(request)
             raw = parse_bounded(await request.body(), max_json_depth, "the catalog document")
             counts = await load(principal.scopes, raw)
         except AuthenticationError as exc:

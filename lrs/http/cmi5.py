@@ -17,6 +17,7 @@ from lrs.usecases.cmi5 import Cmi5
 from lrs.usecases.errors import BadRequest, Forbidden, LRSError, NotFound, Unauthorized
 from lrs.xapi.jsontext import JsonTextError, parse_bounded
 
+from .tenants import lms_principal
 from .responses import error_response
 
 
@@ -35,7 +36,7 @@ def _json(value: Any, status: int = 200) -> Response:
 
 async def _principal(request: Request) -> Principal:
     try:
-        principal = await request.app.state.authenticator.authenticate(request.headers.get("authorization"))
+        principal = await lms_principal(request)
     except AuthenticationError as exc:
         raise Unauthorized(str(exc)) from None
     if principal.grant is not None:

@@ -55,7 +55,7 @@ def endpoint(resource: Resource):
         method = request.method
         params = query_params(request, resource.allowed(method))
         scope = resource.scope(params)
-        stores, principal, version = request.app.state.stores, request.state.principal, request.state.version
+        stores, principal, version = request.state.stores, request.state.principal, request.state.version
         # only State has multi-document DELETE; profiles need their id to delete one
         id_required = method in ("PUT", "POST") or (
             method == "DELETE" and resource.kind is not DocumentKind.STATE

@@ -17,8 +17,16 @@ from starlette.datastructures import Headers, State
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lrs.auth.credentials import AuthenticationError, Authenticator
-from lrs.usecases.errors import BadRequest, LRSError, MethodNotAllowed, PayloadTooLarge, Unauthorized
+from lrs.usecases.errors import (
+    BadRequest,
+    LRSError,
+    MethodNotAllowed,
+    PayloadTooLarge,
+    TooManyRequests,
+    Unauthorized,
+)
 from lrs.usecases.stores import Stores
+from lrs.usecases.tenants import Tenancy
 from lrs.xapi.formats import format_timestamp
 from lrs.xapi.models import XapiVersion
 
@@ -112,6 +120,8 @@ class ResponseHeaders:
         self._send, self._state = send, state
         self.version, self.cors, self.statements = version, cors, statements
         self.started = False
+        self.stores: Stores | None = None
+        """The caller's tenant's stores, once authenticated (else the default tenant's)."""
 
     async def __call__(self, message: Message) -> None:
         if message["type"] == "http.response.start":
@@ -124,7 +134,7 @@ class ResponseHeaders:
         if self.cors:
             headers.extend(_CORS)
         if self.statements and CONSISTENT_THROUGH.encode() not in {name.lower() for name, _ in headers}:
-            stores: Stores = self._state.stores
+            stores: Stores = self.stores or self._state.stores
             moment = await stores.consistent_through(max_age=0.05)
             headers.append((CONSISTENT_THROUGH.encode(), format_timestamp(moment).encode()))
         return headers
@@ -141,11 +151,14 @@ def _check_method(resource: str, method: str) -> None:
         raise MethodNotAllowed(f"{method} is not an xAPI method of {resource}", allowed)
 
 
-def _refusal_headers(exc: LRSError) -> dict[str, str] | None:
+def refusal_headers(exc: LRSError) -> dict[str, str] | None:
+    """The headers a refusal carries besides its JSON body."""
     if exc.status == 401:
         return {"WWW-Authenticate": 'Basic realm="xAPI"'}
     if isinstance(exc, MethodNotAllowed):
         return {"Allow": ", ".join(exc.allowed)}
+    if isinstance(exc, TooManyRequests):
+        return {"Retry-After": str(exc.retry_after)}
     return None
 
 
@@ -189,7 +202,7 @@ class XapiMiddleware:
             scope, receive = await self._admit(scope, receive, resource, out)
             await self.app(scope, receive, out)
         except LRSError as exc:
-            await error_response(exc.status, exc.message, _refusal_headers(exc))(scope, receive, out)
+            await error_response(exc.status, exc.message, refusal_headers(exc))(scope, receive, out)
         except Exception:
             if out.started:  # too late to answer: the last resort logs it and ends the response
                 raise
@@ -220,10 +233,19 @@ class XapiMiddleware:
             state["version"] = named
         else:
             state["version"] = parse_version(sent_version, self.versions)
-            state["principal"] = await self._authenticate(headers)
+            state["principal"] = principal = await self._authenticate(headers)
+            state["stores"] = out.stores = await self._tenancy.stores(principal)
+            if scope["method"] in ("PUT", "POST"):
+                await self._tenancy.admit_write(principal)
         if _declared_length(headers.get("content-length")) > self.max_body:
             raise PayloadTooLarge(f"request body exceeds {self.max_body} bytes")
         return scope, receive
+
+    @property
+    def _tenancy(self) -> Tenancy:
+        """Where the caller's tenant's stores come from (``lrs.usecases.tenants``): the one place
+        a request is bound to its tenant."""
+        return self.state.tenancy
 
     async def _authenticate(self, headers: Headers):
         authenticator: Authenticator = self.state.authenticator

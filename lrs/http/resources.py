@@ -24,7 +24,7 @@ async def get_activity(request: Request) -> Response:
     params = query_params(request, ("activityId",))
     activity_id = params.iri("activityId", required=True)
     _require_read(request)
-    definition = await request.app.state.stores.statements.activity_definition(activity_id)
+    definition = await request.state.stores.statements.activity_definition(activity_id)
     activity = {"objectType": "Activity", "id": activity_id}
     if definition:
         activity["definition"] = definition
@@ -35,7 +35,7 @@ async def get_agent(request: Request) -> Response:
     params = query_params(request, ("agent",))
     agent = params.agent("agent", required=True)
     _require_read(request)
-    names = await request.app.state.stores.statements.agent_names(ifi_key(agent) or "")
+    names = await request.state.stores.statements.agent_names(ifi_key(agent) or "")
     return json_response(person(agent, names))
 
 

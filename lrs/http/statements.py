@@ -112,11 +112,17 @@ async def post_statements(request: Request) -> Response:
         statements = read_statements(data, request.state.version)
     except StatementError as exc:
         raise BadRequest(str(exc)) from None
-    ids = await usecase.store_statements(
-        request.app.state.stores, request.state.principal, request.state.version, statements, parts,
+    return json_response(await _store(request, statements, parts))
+
+
+async def _store(request: Request, statements: list[dict[str, Any]], parts) -> list[str]:
+    """Store statements in the caller's tenant, within its rate (``lrs.usecases.tenants``)."""
+    principal = request.state.principal
+    await request.app.state.tenancy.admit_statements(principal, len(statements))
+    return await usecase.store_statements(
+        request.state.stores, principal, request.state.version, statements, parts,
         max_depth=request.app.state.settings.max_json_depth,
     )  # fmt: skip
-    return json_response(ids)
 
 
 async def put_statement(request: Request) -> Response:
@@ -135,11 +141,7 @@ async def put_statement(request: Request) -> Response:
         raise BadRequest(
             f"statement id {statement['id']} differs from the statementId parameter {statement_id}"
         )
-    statement = {**statement, "id": statement_id}
-    await usecase.store_statements(
-        request.app.state.stores, request.state.principal, request.state.version, [statement], parts,
-        max_depth=request.app.state.settings.max_json_depth,
-    )  # fmt: skip
+    await _store(request, [{**statement, "id": statement_id}], parts)
     return no_content()
 
 
@@ -195,7 +197,7 @@ def _decode_more(token: str, max_depth: int) -> tuple[StatementQuery, str, bool]
 async def _respond(
     request: Request, documents: list[bytes], fmt: str, attachments: bool, wrap, headers: dict[str, str]
 ) -> Response:
-    stores = request.app.state.stores
+    stores = request.state.stores
     languages = parse_accept_language(request.headers.get("accept-language"))
     rendered = await usecase.render(stores, documents, fmt, languages)
     body = wrap(rendered)
@@ -209,7 +211,7 @@ async def _respond(
 
 
 async def get_statements(request: Request) -> Response:
-    stores = request.app.state.stores
+    stores = request.state.stores
     principal = request.state.principal
     pairs = request.query_params.multi_items()
     max_depth = request.app.state.settings.max_json_depth

@@ -8,7 +8,7 @@ from typing import Protocol
 
 from lrs.cmi5.ports import Cmi5Store
 
-from .ports import CredentialStore, DocumentStore, Outbox, StatementStore
+from .ports import DEFAULT_TENANT, CredentialStore, DocumentStore, Outbox, StatementStore, TenantStore
 
 MONGODB_SCHEMES = ("mongodb://", "mongodb+srv://")
 
@@ -20,6 +20,8 @@ class Backend(Protocol):
     statements: StatementStore
     documents: DocumentStore
     credentials: CredentialStore
+    tenants: TenantStore
+    """The tenant registry (read in the default tenant's stores only)."""
     outbox: Outbox
 
     async def ping(self) -> None:
@@ -35,16 +37,21 @@ def is_mongodb(url: str) -> bool:
     return url.startswith(MONGODB_SCHEMES)
 
 
-async def open_stores(url: str, *, pool_min: int = 2, pool_max: int = 10) -> Backend:
+async def open_stores(
+    url: str, *, pool_min: int = 2, pool_max: int = 10, tenant: str | None = None
+) -> Backend:
     """Open the stores at ``url``: MongoDB for ``mongodb://`` and ``mongodb+srv://`` URLs,
-    PostgreSQL for anything else (a DSN)."""
+    PostgreSQL for anything else (a DSN). ``tenant``: the stores of that tenant, in its own
+    namespace (a schema, a database: docs/tenants.md); none, or the default tenant: the URL's."""
+    if tenant == DEFAULT_TENANT:
+        tenant = None
     if is_mongodb(url):
         from .mongodb import open_stores as open_mongodb
 
-        return await open_mongodb(url, pool_min=pool_min, pool_max=pool_max)
+        return await open_mongodb(url, pool_min=pool_min, pool_max=pool_max, tenant=tenant)
     from .postgres import open_stores as open_postgres
 
-    return await open_postgres(url, pool_min=pool_min, pool_max=pool_max)
+    return await open_postgres(url, pool_min=pool_min, pool_max=pool_max, tenant=tenant)
 
 
 async def open_outbox(url: str) -> Outbox:

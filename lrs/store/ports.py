@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import IntEnum
+import re
 from typing import Any, Protocol
 
 from lrs.xapi.statements import PreparedStatement
@@ -326,6 +327,8 @@ class Credential:
     authority: dict[str, Any]
     created: datetime
     revoked: datetime | None = None
+    tenant: str = "default"
+    """The tenant whose statements, documents and attachments this credential reaches."""
 
 
 class CredentialStore(Protocol):
@@ -337,3 +340,47 @@ class CredentialStore(Protocol):
     async def all(self) -> list[Credential]: ...
 
     async def revoke(self, key: str) -> bool: ...
+
+
+# --- tenants -------------------------------------------------------------------------------------
+
+DEFAULT_TENANT = "default"
+"""The tenant of every credential made without one: an installation from before tenants is it."""
+
+_TENANT_NAME = re.compile(r"[a-z][a-z0-9_]{0,29}")
+
+
+def tenant_problem(name: str) -> str | None:
+    """Why ``name`` cannot name a tenant, or ``None`` when it can (it becomes part of a schema or
+    database name, so it is kept to lowercase letters, digits and '_')."""
+    if not _TENANT_NAME.fullmatch(name):
+        return "a tenant name is 1-30 characters: a lowercase letter, then lowercase letters, digits or '_'"
+    return None
+
+
+@dataclass(slots=True, frozen=True)
+class Tenant:
+    """An organisation on a shared deployment: its own statements, documents and attachments
+    (a namespace of its own in the store), reached only with its credentials."""
+
+    name: str
+    created: datetime
+    disabled: datetime | None = None
+    statements_per_second: int | None = None
+    """Most statements its credentials may store per second (``None``: the deployment's default)."""
+    storage_bytes: int | None = None
+    """Most bytes its namespace may take before writes are refused (``None``: the default)."""
+
+
+class TenantStore(Protocol):
+    """The registry of tenants, kept beside the credentials (in the default tenant's namespace)."""
+
+    async def find(self, name: str) -> Tenant | None: ...
+
+    async def all(self) -> list[Tenant]: ...
+
+    async def save(self, tenant: Tenant) -> None:
+        """Create the tenant, or update its state and limits."""
+
+    async def usage(self, name: str) -> int:
+        """Bytes the tenant's namespace takes (tables and indexes, or collections and indexes)."""

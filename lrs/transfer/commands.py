@@ -16,6 +16,7 @@ import orjson
 
 from lrs.databases import embedded_postgres, store_url
 from lrs.settings import AuthSettings, ServerSettings, StoreSettings
+from lrs.store.ports import DEFAULT_TENANT
 from lrs.usecases.errors import LRSError
 from lrs.usecases.transfer import ExportFilter, Importer, ImportReport, export_records, header
 from lrs.usecases.transfer import import_principal
@@ -67,20 +68,39 @@ def _filters(since, until, agent, verb, activity, registration, no_voided) -> Ex
 
 
 class _Stores:
-    """``async with _Stores(url) as (stores, backend)``: the store, small pool."""
+    """``async with _Stores(url, tenant) as (stores, backend)``: a tenant's stores (the default
+    tenant's without one; docs/tenants.md), small pools. Credentials are always the deployment's."""
 
-    def __init__(self, url: str) -> None:
-        self.url = url
+    def __init__(self, url: str, tenant: str = DEFAULT_TENANT) -> None:
+        self.url, self.tenant = url, tenant
+        self.backend: Any = None
+        self.data: Any = None
 
     async def __aenter__(self):
         from lrs.store import open_stores
         from lrs.usecases.stores import Stores
 
-        self.backend = await open_stores(self.url, pool_min=1, pool_max=4)
-        return Stores(self.backend.statements, self.backend.documents, self.backend.credentials), self.backend
+        self.backend = self.data = await open_stores(self.url, pool_min=1, pool_max=4)
+        if self.tenant != DEFAULT_TENANT:
+            found = await self.backend.tenants.find(self.tenant)
+            if found is None or found.disabled is not None:
+                await self.backend.close()
+                raise TransferError(f"no enabled tenant {self.tenant!r} (lrs tenants list)")
+            self.data = await open_stores(self.url, pool_min=1, pool_max=4, tenant=self.tenant)
+        return Stores(self.data.statements, self.data.documents, self.backend.credentials), self.data
 
     async def __aexit__(self, *exc: object) -> None:
+        if self.data is not self.backend:
+            await self.data.close()
         await self.backend.close()
+
+
+async def credential_tenant(url: str, key: str) -> str:
+    """The tenant of credential ``key`` (the default tenant's if there is no such credential:
+    the import then refuses it by name)."""
+    async with _Stores(url) as (stores, _):
+        credential = await stores.credentials.find(key)
+    return credential.tenant if credential is not None else DEFAULT_TENANT
 
 
 @contextmanager
@@ -114,9 +134,10 @@ def _store_url(data_dir: Path | None) -> Iterator[str]:
 @click.option("--page-size", type=click.IntRange(1, 100_000), default=1000, show_default=True)
 @click.option("--checkpoint-seconds", type=click.FloatRange(0), default=1.0, show_default=True,
               help="how often the position is made durable (a resumed export redoes at most this)")  # fmt: skip
+@click.option("--tenant", default=DEFAULT_TENANT, show_default=True, help="the tenant whose data to export")
 @_DATA_DIR
 def export(output: Path, since, until, agent, verb, activity, registration, no_voided, documents: bool,
-           compress: bool | None, overwrite: bool, page_size: int, checkpoint_seconds: float,
+           compress: bool | None, overwrite: bool, page_size: int, checkpoint_seconds: float, tenant: str,
            data_dir) -> None:  # fmt: skip
     """Export statements (with their attachments) and optionally documents to NDJSON.
 
@@ -130,7 +151,7 @@ def export(output: Path, since, until, agent, verb, activity, registration, no_v
     async def run(url: str) -> int:
         from tqdm import tqdm
 
-        async with _Stores(url) as (stores, backend):
+        async with _Stores(url, tenant) as (stores, backend):
             position = writer.start(
                 header(filters, documents, datetime.now(timezone.utc)), overwrite=overwrite
             )
@@ -181,7 +202,8 @@ def export(output: Path, since, until, agent, verb, activity, registration, no_v
 def import_(file: Path | None, source_url: str | None, auth: str | None, as_key: str | None, keep_authority: bool,
             state: Path | None, batch: int, page_size: int, since, until, agent, verb, activity, registration,
             no_voided, data_dir) -> None:  # fmt: skip
-    """Import an export file (plain or gzip NDJSON) or another LRS's statements (--from).
+    """Import an export file (plain or gzip NDJSON) or another LRS's statements (--from) into
+    the tenant of the --as credential.
 
     Idempotent: what is stored already with the same content is skipped, an id stored with other
     content is reported and never overwritten. Resumable: run it again after an interruption."""
@@ -209,7 +231,8 @@ def import_(file: Path | None, source_url: str | None, auth: str | None, as_key:
     async def run(url: str) -> ImportReport:
         from tqdm import tqdm
 
-        async with _Stores(url) as (stores, _):
+        # statements go to the tenant of the credential they are stored as
+        async with _Stores(url, await credential_tenant(url, as_key)) as (stores, _):
             principal = await import_principal(stores, as_key, keep_authority=keep_authority)
             with tqdm(unit="stmt", desc="importing", smoothing=0.1) as bar:
                 importer = Importer(

@@ -53,6 +53,17 @@ class PayloadTooLarge(LRSError):
     status = 413
 
 
+class TooManyRequests(LRSError):
+    """A limit of the caller's tenant (statements per second, storage); ``retry_after``: seconds
+    after which the request may succeed (the Retry-After header)."""
+
+    status = 429
+
+    def __init__(self, message: str, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class Busy(LRSError):
     """The store could not take the write now (it kept conflicting); the client may retry."""
 

@@ -239,7 +239,8 @@ MAX_PROBLEMS = 100
 async def import_principal(stores: Stores, key: str, *, keep_authority: bool) -> Principal:
     """The principal an import writes as: the credential ``key`` (its authority goes on the
     statements), or with ``keep_authority`` the source's authority stays, which needs a credential
-    with scope ``import`` (see ``lrs.auth.scopes.keeps_authority``)."""
+    with scope ``import`` (see ``lrs.auth.scopes.keeps_authority``). ``stores`` must be the
+    credential's tenant's (``lrs.transfer.commands`` opens them)."""
     credential = await stores.credentials.find(key)
     if credential is None or credential.revoked is not None:
         raise NotFound(f"no active credential with key {key!r}")
@@ -252,7 +253,7 @@ async def import_principal(stores: Stores, key: str, *, keep_authority: bool) ->
         scopes = (scopes - {"import"}) | {"statements/write"}
     if not allows(scopes, Need.STATEMENTS_WRITE):
         raise Forbidden(f"credential {key!r} may not write statements (scopes: {', '.join(sorted(scopes))})")
-    return Principal(credential.key, frozenset(scopes), credential.authority)
+    return Principal(credential.key, frozenset(scopes), credential.authority, tenant=credential.tenant)
 
 
 @dataclass(slots=True)

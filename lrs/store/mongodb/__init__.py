@@ -21,6 +21,7 @@ from .documents import MongoDocumentStore
 from .outbox import MongoOutbox
 from .schema import CREDENTIALS, ensure_schema
 from .statements import MongoStatementStore
+from .tenants import MongoTenantStore, tenant_database
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,7 @@ class MongoStores:
     statements: MongoStatementStore
     documents: MongoDocumentStore
     credentials: MongoCredentialStore
+    tenants: MongoTenantStore
     outbox: MongoOutbox
     client: AsyncIOMotorClient
     db: AsyncIOMotorDatabase
@@ -77,10 +79,15 @@ class MongoStores:
         self.client.close()
 
 
-async def open_stores(url: str, *, pool_min: int = 2, pool_max: int = 10) -> MongoStores:
-    """Connect, create the indexes, and build the adapters."""
+async def open_stores(
+    url: str, *, pool_min: int = 2, pool_max: int = 10, tenant: str | None = None
+) -> MongoStores:
+    """Connect, create the indexes, and build the adapters; ``tenant``: that tenant's (its own
+    database, ``tenants.tenant_database``)."""
     client = AsyncIOMotorClient(url, tz_aware=True, minPoolSize=pool_min, maxPoolSize=pool_max, appname="lrs")
     db = client.get_default_database(DEFAULT_DATABASE)
+    if tenant:
+        db = client[tenant_database(db.name, tenant)]
     try:
         await ensure_schema(db)
     except BaseException:
@@ -90,6 +97,7 @@ async def open_stores(url: str, *, pool_min: int = 2, pool_max: int = 10) -> Mon
         MongoStatementStore(client, db),
         MongoDocumentStore(db),
         MongoCredentialStore(db),
+        MongoTenantStore(db),
         MongoOutbox(db),
         client,
         db,

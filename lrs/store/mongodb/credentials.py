@@ -10,7 +10,7 @@ from typing import Any
 
 from motor.motor_asyncio import AsyncIOMotorDatabase
 
-from ..ports import Credential
+from ..ports import DEFAULT_TENANT, Credential
 from .schema import CREDENTIALS, text
 
 
@@ -23,6 +23,7 @@ def _credential(row: dict[str, Any]) -> Credential:
         authority=row["authority"],
         created=row["created"],
         revoked=row.get("revoked"),
+        tenant=row.get("tenant", DEFAULT_TENANT),
     )
 
 
@@ -44,6 +45,7 @@ class MongoCredentialStore:
                     "name": credential.name,
                     "authority": credential.authority,
                     "revoked": None,
+                    "tenant": credential.tenant,
                 },
                 "$setOnInsert": {"created": credential.created},
             },

@@ -10,8 +10,9 @@ import asyncpg
 from .credentials import PostgresCredentialStore
 from .documents import PostgresDocumentStore
 from .outbox import PostgresOutbox
-from .pool import create_pool, migrate
+from .pool import create_pool, migrate, quote_identifier
 from .statements import PostgresStatementStore
+from .tenants import PostgresTenantStore, tenant_schema
 
 
 @dataclass
@@ -22,6 +23,7 @@ class PostgresStores:
     statements: PostgresStatementStore
     documents: PostgresDocumentStore
     credentials: PostgresCredentialStore
+    tenants: PostgresTenantStore
     outbox: PostgresOutbox
     pool: asyncpg.Pool
     query_pool: asyncpg.Pool
@@ -46,16 +48,26 @@ class PostgresStores:
         await self.pool.close()
 
 
-async def open_stores(dsn: str, *, pool_min: int = 2, pool_max: int = 10) -> PostgresStores:
+async def open_stores(
+    dsn: str, *, pool_min: int = 2, pool_max: int = 10, tenant: str | None = None
+) -> PostgresStores:
     """Connect, apply pending migrations, and build the adapters.
 
     Statement queries get their own pool with custom plans (see ``create_pool``); everything
-    else shares the main pool.
+    else shares the main pool. ``tenant``: the stores of that tenant (its schema, created and
+    migrated if need be; its pools close idle connections soon, as a deployment may have many).
     """
-    pool = await create_pool(dsn, min_size=pool_min, max_size=pool_max)
+    schema = tenant_schema(tenant) if tenant else None
+    if schema is not None:
+        await _create_schema(dsn, schema)
+    idle = 300.0 if schema is None else 30.0
+    pool = await create_pool(dsn, min_size=pool_min, max_size=pool_max, schema=schema, idle_seconds=idle)
     try:
         await migrate(pool)
-        query_pool = await create_pool(dsn, min_size=1, max_size=max(2, pool_max // 2), custom_plans=True)
+        query_pool = await create_pool(
+            dsn, min_size=min(pool_min, 1), max_size=max(2, pool_max // 2), custom_plans=True, schema=schema,
+            idle_seconds=idle,
+        )  # fmt: skip
     except BaseException:
         await pool.close()
         raise
@@ -63,11 +75,22 @@ async def open_stores(dsn: str, *, pool_min: int = 2, pool_max: int = 10) -> Pos
         PostgresStatementStore(pool, query_pool),
         PostgresDocumentStore(pool),
         PostgresCredentialStore(pool),
+        PostgresTenantStore(pool),
         PostgresOutbox(dsn),
         pool,
         query_pool,
         dsn,
     )
+
+
+async def _create_schema(dsn: str, schema: str) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_identifier(schema)}")
+    except asyncpg.UniqueViolationError:
+        pass  # created concurrently by another server
+    finally:
+        await conn.close()
 
 
 __all__ = [

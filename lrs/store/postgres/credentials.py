@@ -7,7 +7,7 @@ import orjson
 
 from ..ports import Credential
 
-_COLUMNS = "key, secret_hash, scopes, name, authority, created, revoked"
+_COLUMNS = "key, secret_hash, scopes, name, authority, created, revoked, tenant"
 
 
 def _credential(row: asyncpg.Record) -> Credential:
@@ -19,6 +19,7 @@ def _credential(row: asyncpg.Record) -> Credential:
         authority=orjson.loads(row["authority"]),
         created=row["created"],
         revoked=row["revoked"],
+        tenant=row["tenant"],
     )
 
 
@@ -36,11 +37,12 @@ class PostgresCredentialStore:
     async def save(self, credential: Credential) -> None:
         async with self._pool.acquire() as conn, conn.transaction():
             await conn.execute(
-                "INSERT INTO lrs_credentials (key, secret_hash, scopes, name, authority, created)"
-                " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (key) DO UPDATE SET secret_hash = EXCLUDED.secret_hash,"
-                " scopes = EXCLUDED.scopes, name = EXCLUDED.name, authority = EXCLUDED.authority, revoked = NULL",
+                "INSERT INTO lrs_credentials (key, secret_hash, scopes, name, authority, created, tenant)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (key) DO UPDATE SET secret_hash = EXCLUDED.secret_hash,"
+                " scopes = EXCLUDED.scopes, name = EXCLUDED.name, authority = EXCLUDED.authority, revoked = NULL,"
+                " tenant = EXCLUDED.tenant",
                 credential.key, credential.secret_hash, sorted(credential.scopes), credential.name,
-                orjson.dumps(credential.authority), credential.created,
+                orjson.dumps(credential.authority), credential.created, credential.tenant,
             )  # fmt: skip
             await conn.execute(f"NOTIFY {self.CHANNEL}")
 

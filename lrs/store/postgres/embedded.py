@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 _PR_SET_PDEATHSIG = 1
 _SERVER_SETTINGS = {
     "listen_addresses": "",
-    "max_connections": "100",
+    "max_connections": "300",  # tenants: each tenant in use holds a few connections per server (docs/tenants.md)
     "shared_buffers": "128MB",
     "work_mem": "8MB",
     "maintenance_work_mem": "64MB",

@@ -41,6 +41,8 @@ async def create_pool(
     max_size: int = 10,
     custom_plans: bool = False,
     application_name: str = APPLICATION_NAME,
+    schema: str | None = None,
+    idle_seconds: float = 300.0,
 ) -> asyncpg.Pool:
     """A pool of connections that exchange JSON as bytes and announce ``APPLICATION_NAME``.
 
@@ -55,8 +57,14 @@ async def create_pool(
     hash join (or parallel workers, whose start-up alone costs more than such a page) cannot
     stop early on when the planner misjudges how the keys overlap, with joins in the order the
     query writes them (the key walks first, then the statements they reach).
+
+    ``schema``: a tenant's schema (``lrs.store.postgres.tenants``), the connections' only
+    ``search_path``: every statement they prepare names that schema's tables, so a connection of
+    one tenant cannot reach another's. ``idle_seconds``: connections unused this long are closed.
     """
     settings = {"application_name": application_name, "jit": "off"}
+    if schema is not None:
+        settings["search_path"] = quote_identifier(schema)
     if custom_plans:
         settings["plan_cache_mode"] = "force_custom_plan"
         settings["enable_mergejoin"] = "off"
@@ -72,7 +80,12 @@ async def create_pool(
         init=_init_connection,
         reset=_no_reset,
         server_settings=settings,
+        max_inactive_connection_lifetime=idle_seconds,
     )
+
+
+def quote_identifier(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
 
 
 def _migrations(package: str) -> list[tuple[int, str, str]]:
