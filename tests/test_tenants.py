@@ -19,6 +19,7 @@ import sys
 import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -432,3 +433,21 @@ def test_export_of_one_tenant_imports_into_another(
     assert marks(live) == {"alpha"} and sorted(s["id"] for s in live) == sorted(shared["ids"][:6])
     for tenant in ("beta", "default"):
         assert marks(clients[tenant].find(agent=shared["agent"])) == {tenant}
+
+
+TENANT_SUITE = ["tests/test_life_voiding.py", "tests/test_documents_state.py", "tests/test_spage_paging.py"]
+"""Modules of the LRS suite run again as a tenant here; the whole xAPI suite passes that way too
+(``LRS_TEST_TENANT=acme python -m pytest tests/test_*`` of the xAPI modules, docs/tenants.md)."""
+
+
+def test_lrs_suite_modules_pass_as_a_tenant(tmp_path) -> None:
+    """Voiding, state documents and paging, every test on both stores, with every test credential
+    of tenant ``acme`` (conftest's ``LRS_TEST_TENANT``): the LRS behaves the same in a tenant."""
+    root = Path(__file__).parent.parent
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", *TENANT_SUITE, "-q", "-p", "no:cacheprovider",
+         f"--basetemp={tmp_path / 'suite'}"],
+        cwd=root, env={**os.environ, "LRS_TEST_TENANT": "acme"}, capture_output=True, text=True, timeout=1200,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    assert " passed" in done.stdout and "failed" not in done.stdout
