@@ -102,6 +102,11 @@ async def export_relay_metrics(app: PipelineApp) -> None:
         RELAYED.set(app.pipeline.relay.published)
 
 
+BUFFERED_ENVELOPES = 64
+"""Envelopes the agent's stream may hold ahead of it (about 12,800 statements at 200 each):
+enough to keep two takes ready, few enough that memory does not depend on the backlog."""
+
+
 def create_app(pipeline: Pipeline, broker: str) -> PipelineApp:
     settings = pipeline.stream
     app = PipelineApp(
@@ -115,6 +120,9 @@ def create_app(pipeline: Pipeline, broker: str) -> PipelineApp:
         consumer_auto_offset_reset="earliest",
         producer_max_batch_size=1 << 20,
         broker_max_poll_records=1000,
+        # envelopes consumed but not yet taken by the agent: each holds up to LRS_STREAM_BATCH
+        # statements, so Faust's default (4,096) let the worker's memory grow with the backlog
+        stream_buffer_maxsize=BUFFERED_ENVELOPES,
         stream_wait_empty=False,  # a stop does not wait for takes in flight: they are consumed again
         web_enabled=True,
         web_bind=settings.worker_web_host,
