@@ -451,3 +451,42 @@ def test_lrs_suite_modules_pass_as_a_tenant(tmp_path) -> None:
     )  # fmt: skip
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     assert " passed" in done.stdout and "failed" not in done.stdout
+
+
+def test_a_tenant_whose_stores_cannot_be_opened_gets_503_and_a_later_request_opens_them(
+    store_url, clients, shared, stored
+) -> None:
+    """The database refusing a tenant's first connection (too many connections, away) is a 503
+    to retry, not a 500, and is not remembered: the next request opens the stores."""
+    from lrs.auth.credentials import Principal
+    from lrs.usecases.errors import Busy
+    from lrs.usecases.stores import Stores
+    from lrs.usecases.tenants import Tenancy
+
+    async def work():
+        backend = await open_stores(store_url, pool_min=1, pool_max=2)
+        attempts: list[str] = []
+
+        async def flaky(name: str):
+            attempts.append(name)
+            if len(attempts) == 1:
+                raise OSError("connection refused")
+            return await open_stores(store_url, pool_min=0, pool_max=2, tenant=name)
+
+        tenancy = Tenancy(
+            Stores(backend.statements, backend.documents, backend.credentials), backend.tenants, flaky
+        )
+        principal = Principal("k", frozenset({"all"}), {}, tenant="alpha")
+        try:
+            with pytest.raises(Busy, match="cannot be opened now"):
+                await tenancy.stores(principal)
+            stores = await tenancy.stores(principal)
+            found = await stores.statements.get(shared["ids"][0])
+            return attempts, orjson.loads(found.document) if found is not None else None
+        finally:
+            await tenancy.close()
+            await backend.close()
+
+    attempts, statement = run(work())
+    assert attempts == ["alpha", "alpha"]
+    assert marks([statement]) == {"alpha"}

@@ -21,7 +21,7 @@ from typing import Protocol
 from lrs.auth.credentials import Principal
 from lrs.store.ports import DEFAULT_TENANT, Tenant, TenantStore, tenant_problem
 
-from .errors import BadRequest, Conflict, Forbidden, NotFound, TooManyRequests
+from .errors import BadRequest, Busy, Conflict, Forbidden, NotFound, TooManyRequests
 from .stores import Stores
 
 
@@ -164,7 +164,10 @@ class Tenancy:
         future: asyncio.Future[Stores] = asyncio.get_running_loop().create_future()
         self._opening[name] = future
         try:
-            backend = await self._open(name)
+            try:
+                backend = await self._open(name)
+            except Exception as exc:  # the database refuses (too many connections, away): retry later
+                raise Busy(f"tenant {name!r}: its stores cannot be opened now ({exc}); retry later") from exc
             # credentials are the deployment's (one registry for all tenants), never the namespace's
             stores = Stores(backend.statements, backend.documents, self.default.credentials)  # type: ignore[arg-type]
             self._backends.append(backend)
