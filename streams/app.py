@@ -63,7 +63,7 @@ class PipelineApp(faust.App):
 async def process(stream):
     """Envelopes in → batches handed to the sink lanes; acknowledged once every sink applied them."""
     app: PipelineApp = stream.app
-    async for events in stream.noack_take(50, within=0.05):
+    async for events in stream.noack_take(TAKE_ENVELOPES, within=TAKE_SECONDS):
         batches = await app.pipeline.prepare(
             [(e.message.partition, e.value) for e in events], app.dead_letter
         )
@@ -101,6 +101,15 @@ async def export_relay_metrics(app: PipelineApp) -> None:
     if app.pipeline.relay is not None:
         RELAYED.set(app.pipeline.relay.published)
 
+
+TAKE_ENVELOPES = 50
+TAKE_SECONDS = 0.05
+"""A take is what the agent hands the sinks at once: up to ``TAKE_ENVELOPES`` envelopes, or what
+arrived within ``TAKE_SECONDS``. Each take costs every sink a write (ClickHouse an insert and
+its projections, PostgreSQL a rollup transaction) whatever its size. Measured 2026-12-07: 0.2 s
+takes halved the embedded ClickHouse's CPU under single-statement POSTs (singles +15-25 %) but
+made freshness at 1,900 statements/s worse by 0.5 s (p99 1.9 s); 0.1 s was within the noise of
+0.05 s on both."""
 
 BUFFERED_ENVELOPES = 64
 """Envelopes the agent's stream may hold ahead of it (about 12,800 statements at 200 each):
