@@ -490,3 +490,51 @@ def test_a_tenant_whose_stores_cannot_be_opened_gets_503_and_a_later_request_ope
     attempts, statement = run(work())
     assert attempts == ["alpha", "alpha"]
     assert marks([statement]) == {"alpha"}
+
+
+def test_a_namespace_left_behind_is_never_handed_to_a_new_tenant(store_url) -> None:
+    """A schema / database of a tenant that is not in the registry (an earlier tenant's data) makes
+    `create` refuse rather than give that data to whoever takes the name."""
+    from lrs.usecases.errors import Conflict
+
+    async def leave_namespace():
+        backend = await open_stores(store_url, pool_min=0, pool_max=2, tenant="leftover")  # creates it
+        await backend.close()
+
+    run(leave_namespace())
+    with pytest.raises(Conflict, match="namespace"):
+        run(_admin(store_url, lambda admin, _: admin.create("leftover")))
+
+
+def test_one_tenants_open_transaction_does_not_hold_back_anothers_consistent_instant(pg_dsn) -> None:
+    """PostgreSQL: each tenant's writers announce their own name, so a transaction left open by
+    one tenant's writer holds back that tenant's consistent-through only (and never the default
+    tenant's, which the relay reads)."""
+    import asyncpg
+
+    async def work():
+        async def create_both(admin, _):
+            for name in ("holder", "other"):
+                await admin.create(name)
+
+        await _admin(pg_dsn, create_both)
+        holder = await asyncpg.connect(pg_dsn, server_settings={"application_name": "lrs:holder"})
+        transaction = holder.transaction()
+        await transaction.start()
+        started = await holder.fetchval("SELECT now()")  # the transaction's start
+        stores = {t: await open_stores(pg_dsn, pool_min=1, pool_max=2, tenant=t) for t in ("holder", "other")}
+        default = await open_stores(pg_dsn, pool_min=1, pool_max=2)
+        try:
+            held = await stores["holder"].statements.consistent_through()
+            free = await stores["other"].statements.consistent_through()
+            relay = (await default.outbox.read(None, 1)).consistent
+        finally:
+            await transaction.rollback()
+            await holder.close()
+            for backend in (*stores.values(), default):
+                await backend.close()
+        return started, held, free, relay
+
+    started, held, free, relay = run(work())
+    assert held == started
+    assert free > started and relay > started

@@ -35,6 +35,7 @@ from lrs.settings import (
     TenantSettings,
 )
 from lrs.store import cmi5_store, open_stores
+from lrs.store.ports import DEFAULT_TENANT
 from lrs.usecases.analytics import CourseAnalytics
 from lrs.usecases.catalog import LoadCatalog
 from lrs.usecases.cmi5 import Cmi5
@@ -78,6 +79,7 @@ async def ensure_admin(stores: Stores, auth: AuthSettings) -> None:
         existing is not None
         and existing.revoked is None
         and "all" in existing.scopes
+        and existing.tenant == DEFAULT_TENANT  # the deployment's admin: never another tenant's
         and check_secret(auth.admin_secret, existing.secret_hash)
     ):
         return

@@ -384,3 +384,6 @@ class TenantStore(Protocol):
 
     async def usage(self, name: str) -> int:
         """Bytes the tenant's namespace takes (tables and indexes, or collections and indexes)."""
+
+    async def namespace_exists(self, name: str) -> bool:
+        """Whether the namespace a tenant of this name would have exists already."""

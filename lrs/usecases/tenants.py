@@ -11,6 +11,7 @@ storage), answered with 429.
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import time
 from collections.abc import Awaitable, Callable
@@ -23,6 +24,8 @@ from lrs.store.ports import DEFAULT_TENANT, Tenant, TenantStore, tenant_problem
 
 from .errors import BadRequest, Busy, Conflict, Forbidden, NotFound, TooManyRequests
 from .stores import Stores
+
+log = logging.getLogger(__name__)
 
 
 class TenantBackend(Protocol):
@@ -167,7 +170,8 @@ class Tenancy:
             try:
                 backend = await self._open(name)
             except Exception as exc:  # the database refuses (too many connections, away): retry later
-                raise Busy(f"tenant {name!r}: its stores cannot be opened now ({exc}); retry later") from exc
+                log.warning("cannot open the stores of tenant %r: %s", name, exc)
+                raise Busy(f"tenant {name!r}: its stores cannot be opened now; retry later") from exc
             # credentials are the deployment's (one registry for all tenants), never the namespace's
             stores = Stores(backend.statements, backend.documents, self.default.credentials)  # type: ignore[arg-type]
             self._backends.append(backend)
@@ -197,6 +201,8 @@ class TenantAdmin:
             raise BadRequest(f"cannot create tenant {name!r}: {problem}")
         if await self._registry.find(name) is not None:
             raise Conflict(f"tenant {name!r} exists")
+        if await self._registry.namespace_exists(name):  # left behind: never handed to a new tenant
+            raise Conflict(f"the namespace of a tenant {name!r} exists already (data of an earlier one?)")
         backend = await self._open(name)  # creates and migrates its namespace
         await backend.close()
         tenant = Tenant(name, datetime.now(timezone.utc), None, statements_per_second, storage_bytes)

@@ -64,6 +64,10 @@ class MongoTenantStore:
         stats = await db.command("dbStats")
         return int(stats.get("dataSize", 0)) + int(stats.get("indexSize", 0))
 
+    async def namespace_exists(self, name: str) -> bool:
+        wanted = tenant_database(self._db.name, name)
+        return wanted in await self._db.client.list_database_names()
+
     async def _ensure_default(self) -> None:
         """The default tenant is listed from the start, as on PostgreSQL."""
         from datetime import datetime, timezone

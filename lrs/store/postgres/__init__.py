@@ -10,7 +10,7 @@ import asyncpg
 from .credentials import PostgresCredentialStore
 from .documents import PostgresDocumentStore
 from .outbox import PostgresOutbox
-from .pool import create_pool, migrate, quote_identifier
+from .pool import APPLICATION_NAME, create_pool, migrate, quote_identifier
 from .statements import PostgresStatementStore
 from .tenants import PostgresTenantStore, tenant_schema
 
@@ -58,25 +58,28 @@ async def open_stores(
     migrated if need be; its pools close idle connections soon, as a deployment may have many).
     """
     schema = tenant_schema(tenant) if tenant else None
+    name = APPLICATION_NAME if schema is None else f"{APPLICATION_NAME}:{tenant}"  # a tenant's writers
     if schema is not None:
         await _create_schema(dsn, schema)
     idle = 300.0 if schema is None else 30.0
-    pool = await create_pool(dsn, min_size=pool_min, max_size=pool_max, schema=schema, idle_seconds=idle)
+    pool = await create_pool(
+        dsn, min_size=pool_min, max_size=pool_max, schema=schema, idle_seconds=idle, application_name=name
+    )
     try:
         await migrate(pool)
         query_pool = await create_pool(
             dsn, min_size=min(pool_min, 1), max_size=max(2, pool_max // 2), custom_plans=True, schema=schema,
-            idle_seconds=idle,
+            idle_seconds=idle, application_name=name,
         )  # fmt: skip
     except BaseException:
         await pool.close()
         raise
     return PostgresStores(
-        PostgresStatementStore(pool, query_pool),
+        PostgresStatementStore(pool, query_pool, application_name=name),
         PostgresDocumentStore(pool),
         PostgresCredentialStore(pool),
         PostgresTenantStore(pool),
-        PostgresOutbox(dsn),
+        PostgresOutbox(dsn, schema, writers=name),
         pool,
         query_pool,
         dsn,

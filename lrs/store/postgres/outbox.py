@@ -63,19 +63,25 @@ class PostgresElection:
 
 
 class PostgresOutbox:
-    def __init__(self, dsn: str) -> None:
+    """``schema`` and ``writers``: a tenant's schema and the name its writers announce (the
+    default tenant's: the connection's own schema, ``APPLICATION_NAME``)."""
+
+    def __init__(self, dsn: str, schema: str | None = None, writers: str = APPLICATION_NAME) -> None:
         self._dsn = dsn
+        self._schema, self._writers = schema, writers
         self._pool: asyncpg.Pool | None = None
 
     async def _connections(self) -> asyncpg.Pool:
         if self._pool is None:
-            self._pool = await create_pool(self._dsn, min_size=1, max_size=2, application_name=OUTBOX_NAME)
+            self._pool = await create_pool(
+                self._dsn, min_size=1, max_size=2, application_name=OUTBOX_NAME, schema=self._schema
+            )
         return self._pool
 
     async def read(self, after: tuple[datetime, int] | None, limit: int) -> OutboxRead:
         stored, seq = after or (_EPOCH, 0)
         async with (await self._connections()).acquire() as conn:
-            consistent: datetime = await conn.fetchval(_CONSISTENT, APPLICATION_NAME)
+            consistent: datetime = await conn.fetchval(_CONSISTENT, self._writers)
             rows = await conn.fetch(_READ, stored, seq, consistent, limit)
         entries = [
             OutboxEntry(

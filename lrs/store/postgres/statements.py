@@ -201,9 +201,17 @@ def _query_sql(query: StatementQuery, snapshot: datetime) -> tuple[str, list[Any
 
 
 class PostgresStatementStore(CoalescedStatementWrites):
-    def __init__(self, pool: asyncpg.Pool, query_pool: asyncpg.Pool | None = None) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        query_pool: asyncpg.Pool | None = None,
+        application_name: str = APPLICATION_NAME,
+    ) -> None:
         self._pool = pool
         self._query_pool = query_pool or pool  # GET /statements queries (custom plans)
+        self._application_name = application_name
+        """The name this store's writers announce (a tenant's own: its consistent instant waits
+        for its writers only)."""
         super().__init__()
 
     # --- writing ---------------------------------------------------------------------------------
@@ -410,7 +418,7 @@ class PostgresStatementStore(CoalescedStatementWrites):
         return await self._pool.fetchval(
             "SELECT coalesce(min(xact_start), now()) FROM pg_stat_activity"
             " WHERE datname = current_database() AND application_name = $1 AND xact_start IS NOT NULL",
-            APPLICATION_NAME,
+            self._application_name,
         )
 
     async def activity_definition(self, activity_id: str) -> dict[str, Any] | None:

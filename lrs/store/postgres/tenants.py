@@ -54,3 +54,9 @@ class PostgresTenantStore:
             " WHERE n.nspname = coalesce($1, current_schema()) AND c.relkind IN ('r', 'm')",
             schema,
         )  # fmt: skip
+
+    async def namespace_exists(self, name: str) -> bool:
+        schema = tenant_schema(name)
+        if schema is None:
+            return True
+        return bool(await self._pool.fetchval("SELECT 1 FROM pg_namespace WHERE nspname = $1", schema))
