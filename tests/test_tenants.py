@@ -22,6 +22,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import orjson
 import pytest
@@ -538,3 +539,45 @@ def test_one_tenants_open_transaction_does_not_hold_back_anothers_consistent_ins
     started, held, free, relay = run(work())
     assert held == started
     assert free > started and relay > started
+
+
+def test_an_installation_from_before_tenants_is_the_default_tenant_without_reingest(pg_dsn) -> None:
+    """PostgreSQL store of the layout before 0004 with a credential and a statement: opening it
+    applies 0004 only; the credential is the default tenant's and reaches the statement."""
+    from .pipeline_stack import create_database
+    from .test_pg_key_paths import layout_before
+
+    statement_id = str(uuid.uuid4())
+
+    async def work():
+        dsn = await create_database(pg_dsn, "lrs_before_tenants")
+        await layout_before(dsn, 4)
+        credential, secret = new_credential("old client", ["all"], "urn:test")
+        conn = await asyncpg.connect(dsn)
+        try:
+            await conn.execute(
+                "INSERT INTO lrs_credentials (key, secret_hash, scopes, name, authority, created)"
+                " VALUES ($1, $2, $3, $4, $5::jsonb, now())",
+                credential.key, credential.secret_hash, ["all"], "old client", orjson.dumps(credential.authority).decode(),
+            )  # fmt: skip
+            await conn.execute(
+                "INSERT INTO lrs_statements (id, stored, document, keys) VALUES ($1, now(), $2::jsonb, '{}')",
+                statement_id, orjson.dumps({"id": statement_id, "mark": "before"}).decode(),
+            )  # fmt: skip
+        finally:
+            await conn.close()
+        backend = await open_stores(dsn, pool_min=1, pool_max=2)
+        try:
+            found = await backend.credentials.find(credential.key)
+            tenants = [t.name for t in await backend.tenants.all()]
+            stored = await backend.statements.get(statement_id)
+            applied = await backend.pool.fetch("SELECT name FROM lrs_schema_migrations ORDER BY version")
+        finally:
+            await backend.close()
+        return found, tenants, stored, [r["name"] for r in applied]
+
+    found, tenants, stored, applied = run(work())
+    assert applied[-1] == "0004_tenants.sql"
+    assert found is not None and found.tenant == "default"
+    assert tenants == ["default"]
+    assert stored is not None and orjson.loads(stored.document)["mark"] == "before"
