@@ -305,6 +305,31 @@ def test_every_statement_answer_carries_the_consistent_through_header(clients) -
         assert "X-Experience-API-Consistent-Through" in client.get("/statements", params={"limit": 1}).headers
 
 
+def test_a_request_refused_before_its_tenant_is_known_tells_no_tenants_instant(tenant_server) -> None:
+    """Bad credentials get 401 with a consistent-through header, as every statements answer
+    does, but it is the server's clock: no tenant's store is consulted for a caller without one
+    (the response headers are built with no stores at all)."""
+    from lrs.http.middleware import ResponseHeaders
+    from lrs.xapi.formats import parse_timestamp
+    from lrs.xapi.models import XapiVersion
+
+    before = datetime.now(timezone.utc)
+    with httpx.Client(base_url=tenant_server, auth=("nobody", "wrong"), timeout=30) as http:
+        refused = http.get("/xapi/statements", headers={"X-Experience-API-Version": "1.0.3"})
+    assert refused.status_code == 401
+    assert parse_timestamp(refused.headers["X-Experience-API-Consistent-Through"]) >= before
+
+    sent: list[dict] = []
+
+    async def send(message) -> None:
+        sent.append(message)
+
+    out = ResponseHeaders(send, version=XapiVersion.V1, cors=False, statements=True)  # no stores
+    asyncio.run(out({"type": "http.response.start", "status": 401, "headers": []}))
+    header = dict(sent[0]["headers"])[b"x-experience-api-consistent-through"]
+    assert parse_timestamp(header.decode()) >= before
+
+
 def test_the_lms_endpoints_refuse_other_tenants(clients, tenant_server) -> None:
     """Catalog, analytics, cmi5 and erasure serve the default tenant only: another tenant's
     credential is refused (403 naming why), never shown the default tenant's data."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
+from datetime import datetime, timezone
 from urllib.parse import parse_qsl, urlencode
 
 from starlette.datastructures import Headers, State
@@ -112,16 +113,16 @@ def parse_version(value: str | None, enabled: frozenset[XapiVersion] = ALL_VERSI
 class ResponseHeaders:
     """``send`` for one xAPI request: the start of the response gets the version header (the
     client's version when it named a valid one), CORS headers for cross-origin requests, and on
-    /statements the consistent-through header (errors included)."""
+    /statements the consistent-through header (errors included): the caller's tenant's, or for a
+    request refused before its tenant is known (bad credentials, a disabled tenant) the server's
+    clock, which tells nothing about any tenant's store."""
 
-    def __init__(
-        self, send: Send, state: State, *, version: XapiVersion, cors: bool, statements: bool
-    ) -> None:
-        self._send, self._state = send, state
+    def __init__(self, send: Send, *, version: XapiVersion, cors: bool, statements: bool) -> None:
+        self._send = send
         self.version, self.cors, self.statements = version, cors, statements
         self.started = False
         self.stores: Stores | None = None
-        """The caller's tenant's stores, once authenticated (else the default tenant's)."""
+        """The caller's tenant's stores, once authenticated."""
 
     async def __call__(self, message: Message) -> None:
         if message["type"] == "http.response.start":
@@ -134,8 +135,10 @@ class ResponseHeaders:
         if self.cors:
             headers.extend(_CORS)
         if self.statements and CONSISTENT_THROUGH.encode() not in {name.lower() for name, _ in headers}:
-            stores: Stores = self.stores or self._state.stores
-            moment = await stores.consistent_through(max_age=0.05)
+            if self.stores is None:  # refused before its tenant was known: no tenant's instant to tell
+                moment = datetime.now(timezone.utc)
+            else:
+                moment = await self.stores.consistent_through(max_age=0.05)
             headers.append((CONSISTENT_THROUGH.encode(), format_timestamp(moment).encode()))
         return headers
 
@@ -193,7 +196,7 @@ class XapiMiddleware:
         if resource is None:
             await self.app(scope, receive, send)
             return
-        out = ResponseHeaders(send, self.state, version=self.default_version, cors=_cross_origin(scope),
+        out = ResponseHeaders(send, version=self.default_version, cors=_cross_origin(scope),
                               statements=resource == "/statements")  # fmt: skip
         try:
             if scope["method"] == "OPTIONS":
