@@ -275,10 +275,13 @@ class ClickHouseSink:
     # --- applying --------------------------------------------------------------------------------
 
     def _insert(self, table: str, columns: Sequence[str], rows: Sequence[tuple]) -> None:
-        """Rows as JSONCompactEachRow, serialised by orjson: ClickHouse parses them natively,
-        several times cheaper for this process than clickhouse-connect's Python encoder."""
+        """Rows as JSONCompactColumns (one JSON array per column), serialised by orjson in one
+        call: ClickHouse parses it natively, and this process spends about a microsecond a row
+        (a call per row cost ten; clickhouse-connect's Python encoder more still)."""
+        if not rows:
+            return
         self._client.raw_insert(
-            table, list(columns), b"\n".join(map(orjson.dumps, rows)), fmt="JSONCompactEachRow",
+            table, list(columns), orjson.dumps(list(zip(*rows, strict=True))), fmt="JSONCompactColumns",
             settings={"date_time_input_format": "best_effort"},
         )  # fmt: skip
 

@@ -33,6 +33,7 @@ nothing.
 
 from __future__ import annotations
 
+import operator
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -111,12 +112,26 @@ class _Fact:
         )  # fmt: skip
 
     def row(self) -> tuple:
-        return tuple(getattr(self, column) for column in FACT_COLUMNS)
+        """The values of ``FACT_COLUMNS``, in their order."""
+        return _FACT_ROW(self)
+
+
+_FACT_ROW = operator.attrgetter(*FACT_COLUMNS)
+
+
+def _arrays(rows: list[tuple], width: int) -> list[list[Any]]:
+    """Rows as one list per column (the arguments of ``unnest``)."""
+    return [list(column) for column in zip(*rows, strict=True)] if rows else [[] for _ in range(width)]
+
+
+def _int_array(values: list[int]) -> str:
+    """An integer array as PostgreSQL's text form (``unnest`` cannot take an array of arrays)."""
+    return "{" + ",".join(map(str, values)) + "}"
 
 
 def _columns(facts: list[_Fact]) -> list[list[Any]]:
     """Facts as one list per column (for ``unnest``)."""
-    return [list(column) for column in zip(*[f.row() for f in facts], strict=True)]
+    return _arrays([f.row() for f in facts], len(FACT_COLUMNS))
 
 
 _UNNEST = ", ".join(f"${i + 1}::{t}[]" for i, t in enumerate(FACT_TYPES))
@@ -295,16 +310,7 @@ class ProgressSink(IgnoresCatalog):
         changes = _Changes.of(batches)
         swapped = False
         async with self._pool.acquire() as conn, conn.transaction():
-            touched: list[tuple[str, int]] = []  # (statement, enrollment) really added or removed
-            if changes.facts:
-                touched += await self._insert_facts(conn, changes.facts)
-            if changes.retracted:
-                touched += await self._retract(conn, changes.retracted)
-            affected: dict[int, str] = {}
-            for statement, enrollment in touched:
-                affected[enrollment] = max(affected.get(enrollment, ""), changes.cause[statement])
-            if affected:
-                await self._recompute(conn, affected, pruned=bool(changes.retracted))
+            await self._apply_changes(conn, changes)
             await self._record(conn, self.name, batches)
             if self._replay is not None:
                 await self._rebuild(conn, changes)
@@ -314,6 +320,20 @@ class ProgressSink(IgnoresCatalog):
                     swapped = True
         if swapped:
             self._replay = None
+
+    async def _apply_changes(self, conn, changes: _Changes) -> None:
+        """Insert the new facts, retract the retracted ones, recompute the enrollments either
+        really changed."""
+        touched: list[tuple[str, int]] = []  # (statement, enrollment) really added or removed
+        if changes.facts:
+            touched += await self._insert_facts(conn, changes.facts)
+        if changes.retracted:
+            touched += await self._retract(conn, changes.retracted)
+        affected: dict[int, str] = {}
+        for statement, enrollment in touched:
+            affected[enrollment] = max(affected.get(enrollment, ""), changes.cause[statement])
+        if affected:
+            await self._recompute(conn, affected, pruned=bool(changes.retracted))
 
     async def erase(self, task: ErasureTask) -> dict[str, int]:
         """Erase a learner (docs/data-rights.md): their enrollments whole (facts, progress, lesson
@@ -461,35 +481,45 @@ class ProgressSink(IgnoresCatalog):
                     (enrollment, lesson, student, done_at is not None, done_at, int(r["seconds"] or 0))
                 )
             announced += _transitions(enrollment, student, course, old, new, affected[enrollment])
-        await conn.executemany(
-            "UPDATE lms.enrollments SET status = $2, completion_percentage = $3, completed_at = $4, started_at = $5,"
-            " last_accessed_at = $6, enrolled_at = coalesce($5, enrolled_at), updated_at = now() WHERE id = $1",
-            [(e, s.status, s.completion_percentage, s.completed_at, s.started_at, s.last_accessed_at)
-             for e, s, _, _ in saved],
+        # each write is one statement over arrays (unnest): one execution for the whole batch
+        await conn.execute(
+            "UPDATE lms.enrollments e SET status = u.status, completion_percentage = u.percentage,"
+            " completed_at = u.completed_at, started_at = u.started_at, last_accessed_at = u.last_accessed_at,"
+            " enrolled_at = coalesce(u.started_at, e.enrolled_at), updated_at = now()"
+            " FROM unnest($1::int[], $2::text[], $3::numeric[], $4::timestamptz[], $5::timestamptz[],"
+            " $6::timestamptz[]) AS u(id, status, percentage, completed_at, started_at, last_accessed_at)"
+            " WHERE e.id = u.id",
+            *_arrays([(e, s.status, s.completion_percentage, s.completed_at, s.started_at, s.last_accessed_at)
+                      for e, s, _, _ in saved], 6),
         )  # fmt: skip
-        await conn.executemany(
+        await conn.execute(
             "INSERT INTO lms.progress (enrollment_id, completed_modules, completed_lessons, total_modules,"
             " total_lessons, completed_quizzes, quiz_scores, time_spent_minutes, current_module_id,"
-            " current_lesson_id, last_accessed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+            " current_lesson_id, last_accessed_at)"
+            " SELECT u.e, u.m::int[], u.l::int[], u.tm, u.tl, u.q::int[], u.s::jsonb, u.t, u.cm, u.cl, u.a"
+            " FROM unnest($1::int[], $2::text[], $3::text[], $4::int[], $5::int[], $6::text[], $7::text[],"
+            " $8::int[], $9::int[], $10::int[], $11::timestamptz[]) AS u(e, m, l, tm, tl, q, s, t, cm, cl, a)"
             " ON CONFLICT (enrollment_id) DO UPDATE SET completed_modules = EXCLUDED.completed_modules,"
             " completed_lessons = EXCLUDED.completed_lessons, total_modules = EXCLUDED.total_modules,"
             " total_lessons = EXCLUDED.total_lessons, completed_quizzes = EXCLUDED.completed_quizzes,"
             " quiz_scores = EXCLUDED.quiz_scores, time_spent_minutes = EXCLUDED.time_spent_minutes,"
             " current_module_id = EXCLUDED.current_module_id, current_lesson_id = EXCLUDED.current_lesson_id,"
             " last_accessed_at = EXCLUDED.last_accessed_at, updated_at = now()",
-            [(e, s.completed_modules, s.completed_lessons, modules, lesson_count, s.completed_quizzes,
-              orjson.dumps(s.quiz_scores), s.time_spent_minutes, s.current_module_id, s.current_lesson_id,
-              s.last_accessed_at) for e, s, modules, lesson_count in saved],
+            *_arrays([(e, _int_array(s.completed_modules), _int_array(s.completed_lessons), modules, lesson_count,
+                       _int_array(s.completed_quizzes), orjson.dumps(s.quiz_scores).decode(), s.time_spent_minutes,
+                       s.current_module_id, s.current_lesson_id, s.last_accessed_at)
+                      for e, s, modules, lesson_count in saved], 11),
         )  # fmt: skip
         if lesson_rows:
-            await conn.executemany(
+            await conn.execute(
                 "INSERT INTO lms.lesson_progress AS l (enrollment_id, lesson_id, student_id, is_completed,"
-                " completed_at, time_spent_seconds) VALUES ($1, $2, $3, $4, $5, $6)"
+                " completed_at, time_spent_seconds)"
+                " SELECT * FROM unnest($1::int[], $2::int[], $3::int[], $4::bool[], $5::timestamptz[], $6::int[])"
                 " ON CONFLICT (enrollment_id, lesson_id) DO UPDATE SET is_completed = EXCLUDED.is_completed,"
                 " completed_at = EXCLUDED.completed_at, time_spent_seconds = EXCLUDED.time_spent_seconds,"
                 " updated_at = now() WHERE (l.is_completed, l.completed_at, l.time_spent_seconds)"
                 " IS DISTINCT FROM (EXCLUDED.is_completed, EXCLUDED.completed_at, EXCLUDED.time_spent_seconds)",
-                lesson_rows,
+                *_arrays(lesson_rows, 6),
             )  # fmt: skip
         if pruned:  # a lesson whose every fact was voided has no progress row any more
             await conn.execute(
@@ -500,10 +530,10 @@ class ProgressSink(IgnoresCatalog):
             )  # fmt: skip
         await self._sync_attempts(conn, enrollments)
         if announced:
-            await conn.executemany(
-                "INSERT INTO lms.domain_events (id, type, enrollment_id, payload) VALUES ($1, $2, $3, $4)"
-                " ON CONFLICT (id) DO NOTHING",
-                announced,
+            await conn.execute(
+                "INSERT INTO lms.domain_events (id, type, enrollment_id, payload)"
+                " SELECT * FROM unnest($1::uuid[], $2::text[], $3::int[], $4::jsonb[]) ON CONFLICT (id) DO NOTHING",
+                *_arrays(announced, 4),
             )
 
     @staticmethod

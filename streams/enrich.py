@@ -33,6 +33,9 @@ import re
 from datetime import datetime, timezone
 from typing import Any
 
+import msgspec
+import orjson
+
 from lrs.xapi.agents import ifi_key
 from lrs.xapi.formats import duration_seconds, parse_timestamp
 from lrs.xapi.profiles import (
@@ -85,6 +88,75 @@ nothing)."""
 VIDEO_WATCHED = 0.9
 """Video ``progress`` from which a statement completes the video it is about."""
 
+
+class _Verb(msgspec.Struct):
+    id: str
+
+
+class _Definition(msgspec.Struct):
+    type: str = ""
+
+
+class _Object(msgspec.Struct):
+    id: str | None = None
+    objectType: str = "Activity"  # noqa: N815 - the xAPI property
+    definition: _Definition | None = None
+
+
+class _Score(msgspec.Struct):
+    scaled: Any = None
+    raw: Any = None
+    min: Any = None
+    max: Any = None
+
+
+class _Result(msgspec.Struct):
+    success: bool | None = None
+    completion: bool | None = None
+    response: str | None = None
+    duration: str | None = None
+    score: _Score | None = None
+    extensions: dict[str, Any] | None = None
+
+
+class _Context(msgspec.Struct):
+    registration: str | None = None
+    platform: str | None = None
+    contextActivities: dict[str, Any] | None = None  # noqa: N815 - the xAPI property
+    extensions: dict[str, Any] | None = None
+
+
+class StatementView(msgspec.Struct):
+    """The parts of a stored statement the enrichment reads, decoded straight from its JSON
+    (everything else is skipped, not built: several times cheaper than decoding the whole
+    statement into dicts). Agents and context activities stay mappings, read by the identity
+    and location rules as everywhere else."""
+
+    id: str
+    actor: dict[str, Any]
+    verb: _Verb
+    object: _Object
+    stored: str
+    timestamp: str | None = None
+    result: _Result | None = None
+    context: _Context | None = None
+
+
+_VIEW = msgspec.json.Decoder(StatementView)
+_NO_RESULT, _NO_SCORE, _NO_CONTEXT = _Result(), _Score(), _Context()
+
+
+def statement_view(statement: bytes | dict[str, Any]) -> StatementView:
+    """A stored statement (its JSON, or decoded) as the enrichment reads it; ``ValueError`` for
+    one no LRS would have stored."""
+    try:
+        if isinstance(statement, dict):
+            return msgspec.convert(statement, StatementView)
+        return _VIEW.decode(statement)
+    except msgspec.MsgspecError as exc:
+        raise ValueError(f"not a stored statement: {exc}") from None
+
+
 _SEGMENT = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*\[\.\]\s*([0-9]+(?:\.[0-9]+)?)\s*")
 
 
@@ -100,6 +172,8 @@ def instant(value: str) -> datetime | None:
 
 
 def _number(value: Any) -> float | None:
+    if value is None:
+        return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         try:
             return float(value) if isinstance(value, str) and value.strip() else None
@@ -156,9 +230,9 @@ def completing(verb: str, completion: bool | None, progress: float | None) -> bo
     return verb in COMPLETING or completion is True or (progress is not None and progress >= VIDEO_WATCHED)
 
 
-def cmi5_defined(context: dict[str, Any]) -> bool:
+def cmi5_defined(activities: dict[str, Any]) -> bool:
     """A cmi5 defined statement: its ``context.contextActivities.category`` holds the cmi5 category."""
-    categories = (context.get("contextActivities") or {}).get("category") or []
+    categories = activities.get("category") or []
     if isinstance(categories, dict):  # a single activity (xAPI 1.0.3 allows it; the LRS may keep it)
         categories = [categories]
     return any(isinstance(c, dict) and c.get("id") == CMI5_CATEGORY for c in categories)
@@ -185,53 +259,58 @@ def outcome(verb: str, success: bool | None, percent: float | None, pass_mark: f
 
 
 def flatten(
-    statement: dict[str, Any], position: str, locator: Locator, keep_statement: bool = False
+    statement: bytes | dict[str, Any], position: str, locator: Locator, keep_statement: bool = False
 ) -> LearningEvent:
-    """Flatten a stored statement and decide its rules. Raises ``KeyError``/``TypeError``/
-    ``ValueError`` only for a statement no LRS would have stored (the worker dead-letters those).
-    ``keep_statement``: the event also holds the statement (memory the worker spends only when a
-    sink needs it)."""
-    actor = statement["actor"]
-    obj = statement["object"]
-    result = statement.get("result") or {}
-    score = result.get("score") or {}
-    context = statement.get("context") or {}
-    result_ext = result.get("extensions") or {}
-    context_ext = context.get("extensions") or {}
-    is_activity = obj.get("objectType", "Activity") == "Activity"
-    definition = (obj.get("definition") or {}) if is_activity else {}
-    own = locator.locate(obj["id"]) if is_activity else UNKNOWN
-    location = locator.within_context(statement, own)
-    timestamp = instant(statement.get("timestamp") or statement["stored"])
-    stored = instant(statement["stored"])
+    """Flatten a stored statement (its JSON, or decoded) and decide its rules. Raises
+    ``KeyError``/``TypeError``/``ValueError`` only for a statement no LRS would have stored (the
+    worker dead-letters those). ``keep_statement``: the event also holds the statement (memory
+    the worker spends only when a sink needs it)."""
+    view = statement_view(statement)
+    actor, obj = view.actor, view.object
+    result = view.result or _NO_RESULT
+    score = result.score or _NO_SCORE
+    context = view.context or _NO_CONTEXT
+    activities = context.contextActivities or {}
+    result_ext = result.extensions or {}
+    context_ext = context.extensions or {}
+    is_activity = obj.objectType == "Activity"
+    if is_activity and obj.id is None:
+        raise ValueError("an activity without an id")
+    own = locator.locate(obj.id) if is_activity else UNKNOWN
+    location = locator.within_context(activities, own)
+    timestamp = instant(view.timestamp or view.stored)
+    stored = instant(view.stored)
     if timestamp is None or stored is None:
         raise ValueError("statement timestamp or stored is not a timestamp")
-    verb = verb_class(statement["verb"]["id"])
-    success, completion = result.get("success"), result.get("completion")
-    scaled, raw = _number(score.get("scaled")), _number(score.get("raw"))
-    low, high = _number(score.get("min")), _number(score.get("max"))
+    verb = verb_class(view.verb.id)
+    success, completion = result.success, result.completion
+    scaled, raw = _number(score.scaled), _number(score.raw)
+    low, high = _number(score.min), _number(score.max)
     percent = score_percent(scaled, raw, low, high)
     progress = _number(result_ext.get(VIDEO_PROGRESS))
-    cmi5 = cmi5_defined(context)
+    cmi5 = cmi5_defined(activities)
     completes = completing(verb, completion, progress) and not (cmi5 and verb == "satisfied")
     kind = own.kind
     au = kind == "lesson" and locator.catalog.move_on(own.lesson_id) is not None
     attempt = is_attempt(kind, verb, success, percent)
     cmi5_session = _text(context_ext.get(CMI5_SESSION)) or None
     video_session = _text(context_ext.get(VIDEO_SESSION)) or None
+    kept = None
+    if keep_statement:
+        kept = statement if isinstance(statement, dict) else orjson.loads(statement)
     return LearningEvent(
-        statement_id=statement["id"],
+        statement_id=view.id,
         position=position,
         learner_key=learner_key(actor),
         student_id=locator.student_of(actor),
         timestamp=timestamp,
         stored=stored,
-        verb_id=statement["verb"]["id"],
+        verb_id=view.verb.id,
         verb_class=verb,
-        activity_id=obj["id"] if is_activity else "",
-        activity_type=definition.get("type", ""),
+        activity_id=obj.id if is_activity else "",
+        activity_type=obj.definition.type if is_activity and obj.definition is not None else "",
         location=location,
-        duration_seconds=duration_seconds(result["duration"]) if "duration" in result else None,
+        duration_seconds=duration_seconds(result.duration) if result.duration is not None else None,
         score_scaled=scaled,
         score_raw=raw,
         score_min=low,
@@ -239,14 +318,14 @@ def flatten(
         score_percent=percent,
         success=success,
         completion=completion,
-        response=result.get("response"),
+        response=result.response,
         video_segments=played_segments(result_ext.get(VIDEO_PLAYED_SEGMENTS)),
         video_time=_number(result_ext.get(VIDEO_TIME, result_ext.get(VIDEO_TIME_TO))),
         video_length=_number(context_ext.get(VIDEO_LENGTH)),
         progress=progress,
         session_id=cmi5_session or video_session,
-        platform=context.get("platform"),
-        registration=context.get("registration"),
+        platform=context.platform,
+        registration=context.registration,
         object_kind=kind,
         cmi5_session=cmi5_session,
         video_session=video_session,
@@ -259,6 +338,6 @@ def flatten(
         if attempt
         else None,
         item_response=verb == "answered" and kind == "",
-        view_session=video_session or cmi5_session or f"statement:{statement['id']}",
-        statement=statement if keep_statement else None,
+        view_session=video_session or cmi5_session or f"statement:{view.id}",
+        statement=kept,
     )

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
+import msgspec
 import orjson
 from aiokafka.partitioner import murmur2
 
@@ -41,13 +42,44 @@ def partition_of(learner: str, partitions: int) -> int:
     return (murmur2(learner.encode()) & 0x7FFFFFFF) % partitions
 
 
-@dataclass(slots=True)
 class Item:
-    position: str
-    learner: str
-    statement: dict[str, Any]
-    voided: bool = False
-    target: str | None = None
+    """One statement of an envelope. Read from the wire it keeps the statement's JSON (``raw``)
+    and decodes it into dicts only if asked for ``statement``: the enrichment reads the JSON
+    itself (``streams.enrich.statement_view``)."""
+
+    __slots__ = ("position", "learner", "voided", "target", "_raw", "_statement")
+
+    def __init__(
+        self, position: str, learner: str, statement: dict[str, Any] | None = None, voided: bool = False,
+        target: str | None = None, *, raw: bytes | None = None,
+    ) -> None:  # fmt: skip
+        if (statement is None) == (raw is None):
+            raise TypeError("an item has either a statement or its raw JSON")
+        self.position, self.learner, self.voided, self.target = position, learner, voided, target
+        self._raw, self._statement = raw, statement
+
+    @property
+    def statement(self) -> dict[str, Any]:
+        if self._statement is None:
+            self._statement = orjson.loads(self._raw)
+        return self._statement
+
+    @property
+    def raw(self) -> bytes:
+        """The statement's JSON."""
+        if self._raw is None:
+            self._raw = orjson.dumps(self._statement)
+        return self._raw
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Item):
+            return NotImplemented
+        return (self.position, self.learner, self.voided, self.target, self.statement) == (
+            other.position, other.learner, other.voided, other.target, other.statement
+        )  # fmt: skip
+
+    def __repr__(self) -> str:
+        return f"Item({self.position!r}, {self.learner!r}, voided={self.voided}, target={self.target!r})"
 
 
 @dataclass(slots=True)
@@ -75,8 +107,44 @@ class BadEnvelope(ValueError):
     """A message that is not a pipeline envelope (it goes to the dead-letter topic)."""
 
 
+class _WireItem(msgspec.Struct):
+    pos: str
+    learner: str
+    statement: msgspec.Raw
+    voided: bool = False
+    target: str | None = None
+
+
+class _Wire(msgspec.Struct):
+    v: int
+    through: str
+    epoch: str = ""
+    items: list[_WireItem] = []
+
+
+_WIRE = msgspec.json.Decoder(_Wire)
+
+
 def decode(raw: bytes) -> Envelope:
-    """Read an envelope; ``BadEnvelope`` names what is wrong with anything else."""
+    """Read an envelope; ``BadEnvelope`` names what is wrong with anything else. The envelope is
+    decoded without its statements, which stay JSON until something reads them."""
+    try:
+        wire = _WIRE.decode(raw)
+    except msgspec.MsgspecError:
+        return _decode_checked(raw)  # not what the relay writes: find out what is wrong
+    statements = [bytes(i.statement) for i in wire.items]
+    if wire.v != VERSION or any(s[:1] != b"{" for s in statements):
+        return _decode_checked(raw)
+    items = [
+        Item(i.pos, i.learner, None, i.voided, i.target, raw=s)
+        for i, s in zip(wire.items, statements, strict=True)
+    ]
+    return Envelope(through=wire.through, items=items, epoch=wire.epoch)
+
+
+def _decode_checked(raw: bytes) -> Envelope:
+    """The envelope read field by field: the reason for a refusal, or what the fast path's
+    stricter types did not take."""
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:

@@ -36,6 +36,8 @@ from sinks.erasures import ERASURE_CHANNEL, LmsErasures
 from sinks.events import LearningEvent
 from sinks.ports import ErasureTask, Sink
 
+from .envelope import Item
+
 log = logging.getLogger(__name__)
 
 
@@ -74,6 +76,11 @@ class ErasedLearners:
 
     def erased_student(self, student_id: int | None, stored: datetime | None) -> bool:
         return bool(self.hashes) and student_id is not None and self._erased(student_key(student_id), stored)
+
+    def screen_item(self, item: Item) -> bytes | dict[str, Any] | None:
+        """An envelope item's statement as the sinks may see it: its JSON as sent while no erasure
+        is recorded (nothing to screen, nothing decoded), else ``screen`` of the statement."""
+        return item.raw if not self.hashes else self.screen(item.statement)
 
     def screen(self, statement: dict[str, Any] | None) -> dict[str, Any] | None:
         """The statement as the sinks may see it: itself, redacted, or ``None`` (dropped)."""

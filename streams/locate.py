@@ -23,6 +23,11 @@ def _template(pattern: str) -> re.Pattern[str]:
     return re.compile(regex + r"/?(?:[?#].*)?")
 
 
+LOCATED = 1 << 16
+"""Activities whose place a locator remembers (its catalog snapshot never changes; the worker
+makes a new locator when the catalog does). Statements name the same activities over and over."""
+
+
 class Locator:
     """The mapping rules over one catalog snapshot."""
 
@@ -30,6 +35,7 @@ class Locator:
         self.catalog = catalog
         self.templates = [_template(t.strip()) for t in templates.split(";") if t.strip()]
         self.student_homepage = student_homepage.rstrip("/") if student_homepage else None
+        self._located: dict[str, Location] = {}
 
     def _from_template(self, iri: str) -> Location:
         for template in self.templates:
@@ -54,21 +60,28 @@ class Locator:
 
     def locate(self, iri: str) -> Location:
         """Where an activity itself is: the catalog's IRIs, then the templates."""
-        found = self.catalog.by_iri.get(iri)
-        return self._complete(found if found is not None else self._from_template(iri))
+        located = self._located.get(iri)
+        if located is None:
+            found = self.catalog.by_iri.get(iri)
+            located = self._complete(found if found is not None else self._from_template(iri))
+            if len(self._located) >= LOCATED:
+                self._located.clear()
+            self._located[iri] = located
+        return located
 
     def resolve(self, statement: dict[str, Any]) -> Location:
         """Where a statement sits: its object's place, completed by its context activities."""
         obj = statement["object"]
         own = self.locate(obj["id"]) if obj.get("objectType", "Activity") == "Activity" else UNKNOWN
-        return self.within_context(statement, own)
+        return self.within_context((statement.get("context") or {}).get("contextActivities") or {}, own)
 
-    def within_context(self, statement: dict[str, Any], location: Location) -> Location:
-        """``location`` completed by the statement's context activities: each ``parent``, then
-        each ``grouping`` activity, in order, fills only what is still unknown."""
-        context = (statement.get("context") or {}).get("contextActivities") or {}
+    def within_context(self, activities: dict[str, Any], location: Location) -> Location:
+        """``location`` completed by a statement's context activities
+        (``context.contextActivities``): each ``parent``, then each ``grouping`` activity, in
+        order, fills only what is still unknown."""
         for role in ("parent", "grouping"):
-            for activity in context.get(role, ()):
+            listed = activities.get(role) or ()
+            for activity in [listed] if isinstance(listed, dict) else listed:  # 1.0.3: one activity
                 if None not in (location.course_id, location.module_id, location.lesson_id, location.quiz_id):
                     return location
                 location = location.merged(self.locate(activity["id"]))

@@ -204,12 +204,15 @@ class Pipeline:
                 batch.epoch, batch.through = envelope.epoch, envelope.through
             elif envelope.epoch == batch.epoch:
                 batch.through = max(batch.through, envelope.through)
+            await asyncio.sleep(0)  # an envelope at a time: the relay and the sink lanes go on meanwhile
             for item in envelope.items:
-                statement = self.erased.screen(item.statement)
+                statement = self.erased.screen_item(item)  # JSON, or a dict if it had to be screened
                 if statement is None:  # an erased learner's, still in flight
                     continue
                 if item.target is not None:
-                    kept = statement if keep else None
+                    kept = None
+                    if keep:
+                        kept = orjson.loads(statement) if isinstance(statement, bytes) else statement
                     batch.operations.append(
                         Retraction(
                             item.target,
@@ -225,7 +228,7 @@ class Pipeline:
                             batch.operations.append(self.erased.pseudonymous(event))
                     except (KeyError, TypeError, ValueError, AttributeError) as exc:
                         reason = f"cannot flatten statement: {exc!r}"
-                        await dead_letter(orjson.dumps(item.statement), reason, partition)
+                        await dead_letter(item.raw, reason, partition)
         return list(batches.values())
 
     async def _apply_with_retry(self, sink: Sink, batches: list[Batch]) -> None:

@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable
 
 import orjson
 
-from lrs.store.ports import Outbox, OutboxEntry
+from lrs.store.ports import Outbox, OutboxEntry, OutboxRead
 from sinks import positions
 
 from .enrich import learner_key
@@ -76,6 +76,8 @@ class StatementRelay:
         self.epoch = ""
         self.published = 0
         self.leading = False
+        self._ahead: tuple[str, asyncio.Task[OutboxRead]] | None = None
+        """The next round's read, begun while the broker acknowledges this round: (from, read)."""
 
     def rewind(self) -> None:
         """Start again from the sinks' positions (after ``lrs replay`` began a rebuild)."""
@@ -103,6 +105,7 @@ class StatementRelay:
             log.warning("the relay lost its election; another worker relays now")
         finally:
             self.leading = False
+            self._forget_ahead()
             await election.release()
 
     async def _restart(self, what: str) -> None:
@@ -117,9 +120,36 @@ class StatementRelay:
         except TimeoutError:
             pass
 
+    def _read(self, after: str) -> Awaitable[OutboxRead]:
+        return self._outbox.read(positions.decode(after) if after else None, READ_LIMIT)
+
+    def _read_ahead(self, after: str) -> None:
+        task = asyncio.ensure_future(self._read(after))
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())  # a failure is read again
+        self._ahead = (after, task)
+
+    def _forget_ahead(self) -> None:
+        if self._ahead is not None:
+            self._ahead[1].cancel()
+            self._ahead = None
+
+    async def _next_read(self) -> OutboxRead:
+        """The read begun ahead if it starts where the relay is (not after a failed round or a
+        rewind), else a new one."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None and ahead[0] == self.position:
+            try:
+                return await ahead[1]
+            except Exception:  # noqa: BLE001 - read again below, and fail there if it still fails
+                log.debug("the relay's read ahead failed; reading again", exc_info=True)
+        elif ahead is not None:
+            ahead[1].cancel()
+        return await self._read(self.position)
+
     async def _round(self) -> int:
-        """Publish what became consistent since the last round; returns how many statements."""
-        read = await self._outbox.read(positions.decode(self.position) if self.position else None, READ_LIMIT)
+        """Publish what became consistent since the last round; returns how many statements. A
+        full round begins reading the next one while the broker acknowledges it."""
+        read = await self._next_read()
         items: dict[int, list[tuple[str, bytes, str]]] = defaultdict(list)  # partition → (pos, item, learner)
         for entry in read.entries:
             # a voiding statement goes to the partition of the learner whose statement it voids
@@ -132,6 +162,8 @@ class StatementRelay:
             if read.entries
             else max(self.position, positions.encode(read.consistent, 0))
         )
+        if len(read.entries) == READ_LIMIT:  # more is waiting
+            self._read_ahead(last)
         sends = []
         for partition, entries in items.items():
             for start in range(0, len(entries), self._batch):

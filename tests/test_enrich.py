@@ -253,3 +253,53 @@ def test_the_lms_satisfied_completes_nothing(iri: str):
     assert not (event.completes or event.completes_lesson or event.completes_course or event.cmi5_outcome)
     plain = flatten(statement("https://lms.example.org/course/8", verb=satisfied), POSITION, cmi5_catalog())
     assert plain.completes_course  # without the cmi5 category: §2's completing statement, as before
+
+
+def test_a_single_context_activity_locates_like_a_list_of_one():
+    """xAPI 1.0.3 allows a context activity as one object instead of an array."""
+    single, listed = (
+        statement("https://content.example/page-3", context={"contextActivities": {"parent": parent}})
+        for parent in (
+            {"id": "https://content.example/intro-video"},
+            [{"id": "https://content.example/intro-video"}],
+        )
+    )
+    assert flatten(single, POSITION, catalog()).location == Location(7, 70, 700)
+    assert flatten(single, POSITION, catalog()) == flatten(listed, POSITION, catalog())
+
+
+def test_the_statements_json_and_its_decoded_form_flatten_alike():
+    """The worker flattens the JSON the relay sent; tests and tools pass decoded statements."""
+    import orjson
+
+    video = statement(
+        result={"duration": "PT1M30S", "score": {"raw": "7", "min": 0, "max": 10}, "response": "b",
+                "extensions": {VIDEO + "/extensions/played-segments": "0[.]5[,]10[.]12.5"}},
+        context={"registration": "ec531277-b57b-4c15-8d91-d292c5b2b8f7", "platform": "web",
+                 "contextActivities": {"grouping": [{"id": "https://lms.example/courses/7"}]}},
+    )  # fmt: skip
+    decoded = flatten(video, POSITION, catalog(), keep_statement=True)
+    assert flatten(orjson.dumps(video), POSITION, catalog(), keep_statement=True) == decoded
+    assert decoded.score_percent == 70.0 and decoded.duration_seconds == 90.0 and decoded.statement == video
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [
+        {
+            "actor": {"mbox": "mailto:ada@example.org"},
+            "verb": {"id": "v"},
+            "object": {"id": "x"},
+        },  # no id, stored
+        statement(verb="http://adlnet.gov/expapi/verbs/experienced"),  # verb is not an object
+        statement(result={"success": "yes"}),
+        statement(object_id=None),
+    ],
+)
+def test_a_statement_no_lrs_would_store_is_a_value_error_both_ways(broken):
+    """What the worker dead-letters: a ValueError (or KeyError/TypeError), never another error."""
+    import orjson
+
+    for form in (broken, orjson.dumps(broken)):
+        with pytest.raises((ValueError, KeyError, TypeError)):
+            flatten(form, POSITION, catalog())
