@@ -155,6 +155,8 @@ def statement_view(statement: bytes | dict[str, Any]) -> StatementView:
         return _VIEW.decode(statement)
     except msgspec.MsgspecError as exc:
         raise ValueError(f"not a stored statement: {exc}") from None
+    except RecursionError:
+        raise ValueError("not a stored statement: nested too deep") from None
 
 
 _SEGMENT = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*\[\.\]\s*([0-9]+(?:\.[0-9]+)?)\s*")
@@ -179,7 +181,10 @@ def _number(value: Any) -> float | None:
             return float(value) if isinstance(value, str) and value.strip() else None
         except ValueError:
             return None
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError:  # an integer beyond any float: no LRS stores one
+        raise ValueError(f"number out of range: {str(value)[:40]}…") from None
 
 
 def _text(value: Any) -> str | None:

@@ -130,7 +130,7 @@ def decode(raw: bytes) -> Envelope:
     decoded without its statements, which stay JSON until something reads them."""
     try:
         wire = _WIRE.decode(raw)
-    except msgspec.MsgspecError:
+    except (msgspec.MsgspecError, RecursionError):  # RecursionError: nested too deep to skip
         return _decode_checked(raw)  # not what the relay writes: find out what is wrong
     statements = [bytes(i.statement) for i in wire.items]
     if wire.v != VERSION or any(s[:1] != b"{" for s in statements):

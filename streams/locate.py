@@ -23,9 +23,12 @@ def _template(pattern: str) -> re.Pattern[str]:
     return re.compile(regex + r"/?(?:[?#].*)?")
 
 
-LOCATED = 1 << 16
+LOCATED = 1 << 14
 """Activities whose place a locator remembers (its catalog snapshot never changes; the worker
 makes a new locator when the catalog does). Statements name the same activities over and over."""
+LOCATED_IRI = 1000
+"""IRIs longer than this are located every time, not remembered: the memory stays bounded (about
+16 MB at most) whatever activity ids clients send."""
 
 
 class Locator:
@@ -64,9 +67,10 @@ class Locator:
         if located is None:
             found = self.catalog.by_iri.get(iri)
             located = self._complete(found if found is not None else self._from_template(iri))
-            if len(self._located) >= LOCATED:
-                self._located.clear()
-            self._located[iri] = located
+            if len(iri) <= LOCATED_IRI:
+                if len(self._located) >= LOCATED:
+                    self._located.clear()
+                self._located[iri] = located
         return located
 
     def resolve(self, statement: dict[str, Any]) -> Location:

@@ -28,7 +28,7 @@ from sinks import positions
 from sinks.catalog import Catalog
 from sinks.factory import SinkSet, build_sinks
 from sinks.lms import CATALOG_CHANNEL, REWIND_CHANNEL, LmsDatabase
-from sinks.ports import Batch, Retraction, Sink
+from sinks.ports import Batch, Operation, Retraction, Sink
 from sinks.erasures import ERASURE_CHANNEL, LmsErasures
 from sinks.settings import (
     CassandraSettings,
@@ -39,7 +39,7 @@ from sinks.settings import (
 )
 
 from .enrich import flatten
-from .envelope import BadEnvelope, decode
+from .envelope import BadEnvelope, Item, decode
 from .erasure import ErasedLearners, SinkErasures
 from .lanes import Lanes
 from .locate import Locator
@@ -74,6 +74,15 @@ class SinkSettings:
     @classmethod
     def from_environment(cls) -> SinkSettings:
         return cls(ClickHouseSettings(), MongoSettings(), CassandraSettings(), ForwardSettings())
+
+
+def _as_sent(item: Item, envelope: bytes) -> bytes:
+    """What the dead-letter topic gets for a statement it cannot take: the statement's JSON, or
+    the whole envelope where that JSON cannot be written again (nested deeper than orjson goes)."""
+    try:
+        return item.raw
+    except (TypeError, ValueError):
+        return envelope
 
 
 class Pipeline:
@@ -206,30 +215,38 @@ class Pipeline:
                 batch.through = max(batch.through, envelope.through)
             await asyncio.sleep(0)  # an envelope at a time: the relay and the sink lanes go on meanwhile
             for item in envelope.items:
-                statement = self.erased.screen_item(item)  # JSON, or a dict if it had to be screened
-                if statement is None:  # an erased learner's, still in flight
+                try:
+                    operation = self._operation(item, locator, keep)
+                except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                    await dead_letter(_as_sent(item, raw), f"cannot flatten statement: {exc!r}", partition)
                     continue
-                if item.target is not None:
-                    kept = None
-                    if keep:
-                        kept = orjson.loads(statement) if isinstance(statement, bytes) else statement
-                    batch.operations.append(
-                        Retraction(
-                            item.target,
-                            item.position,
-                            self.erased.pseudonymous_statement(kept),
-                            source=kept if self.erased.pseudonyms else None,
-                        )
-                    )
-                elif not item.voided:  # voided before it was read: it never counts
-                    try:
-                        event = flatten(statement, item.position, locator, keep)
-                        if not self.erased.erased_student(event.student_id, event.stored):
-                            batch.operations.append(self.erased.pseudonymous(event))
-                    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-                        reason = f"cannot flatten statement: {exc!r}"
-                        await dead_letter(item.raw, reason, partition)
+                if operation is not None:
+                    batch.operations.append(operation)
         return list(batches.values())
+
+    def _operation(self, item: Item, locator: Locator, keep: bool) -> Operation | None:
+        """What one envelope item asks of the sinks: a retraction (a voiding), an event, or
+        nothing (an erased learner's, or voided before it was read). Raises ``KeyError``/
+        ``TypeError``/``ValueError``/``AttributeError`` for a statement no LRS would have stored."""
+        statement = self.erased.screen_item(item)  # JSON, or a dict if it had to be screened
+        if statement is None:  # an erased learner's, still in flight
+            return None
+        if item.target is not None:
+            kept = None
+            if keep:
+                kept = orjson.loads(statement) if isinstance(statement, bytes) else statement
+            return Retraction(
+                item.target,
+                item.position,
+                self.erased.pseudonymous_statement(kept),
+                source=kept if self.erased.pseudonyms else None,
+            )
+        if item.voided:  # voided before it was read: it never counts
+            return None
+        event = flatten(statement, item.position, locator, keep)
+        if self.erased.erased_student(event.student_id, event.stored):
+            return None
+        return self.erased.pseudonymous(event)
 
     async def _apply_with_retry(self, sink: Sink, batches: list[Batch]) -> None:
         delay = 0.1
