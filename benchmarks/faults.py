@@ -28,15 +28,20 @@ twice by the pipeline. Prints figures; asserts nothing.
 
     python -m benchmarks.faults                       # 5 + 3 + 3 faults, about 3 minutes
     python -m benchmarks.faults --tree-kills 10 --broker-kills 5
+
+The data directory it made is removed when it ends (``--keep`` keeps it; ``--data-dir`` names
+one that is kept).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import ctypes
 import itertools
 import os
+import shutil
 import signal
 import socket
 import statistics
@@ -360,9 +365,12 @@ def main() -> None:
     parser.add_argument("--reap-late", action=argparse.BooleanOptionalAction, default=True,
                         help="keep killed processes as zombies until after the restart (as a late PID 1)")  # fmt: skip
     parser.add_argument("--data-dir", type=Path, default=None)
+    parser.add_argument("--keep", action="store_true", help="keep the data directory the run made")
     args = parser.parse_args()
 
     root = args.data_dir or Path(tempfile.mkdtemp(prefix="lrs-faults-bench-"))
+    if args.data_dir is None and not args.keep:
+        atexit.register(shutil.rmtree, root, True)  # after the stack has stopped
     students = list(range(1, args.learners + 1))
     document = catalog(FIRST_COURSE, COURSES, students)
     reaper = Reaper(args.reap_late)

@@ -17,6 +17,9 @@ rollups). Prints figures; asserts nothing. Phases:
    = visible - POST sent. The ClickHouse aggregate's event count is checked at the end.
 3. Peak RSS (VmHWM) of the worker process, and its sink batch latencies from /metrics.
 
+The data directory it made is removed when it ends (``--keep`` keeps it; ``--data-dir`` names
+one that is kept).
+
     python -m benchmarks.pipeline --backlog-learners 400   # 91k backlog, 2,000 stmt/s for 30 s
     python -m benchmarks.pipeline --backlog-learners 100 --seconds 10
 """
@@ -25,8 +28,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -306,8 +311,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30, help="length of the freshness phase")
     parser.add_argument("--data-dir", type=Path, default=None)
     parser.add_argument("--sinks", default="clickhouse,progress", help="LRS_STREAM_SINKS of the worker")
+    parser.add_argument("--keep", action="store_true", help="keep the data directory the run made")
     args = parser.parse_args()
     data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="lrs-pipeline-bench-"))
+    if args.data_dir is None and not args.keep:
+        atexit.register(shutil.rmtree, data_dir, True)  # after the stack has stopped
     courses = 20
     backlog_doc, backlog = cohort(1, courses, range(1, args.backlog_learners + 1), seed=1)
     needed = int(args.rate * args.seconds)
