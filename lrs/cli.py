@@ -245,9 +245,10 @@ def catalog() -> None:
 
 @catalog.command("load")
 @click.argument("file", type=click.File("rb"))
+@click.option("--tenant", default="default", show_default=True, help="the tenant whose catalog it is")
 @_DATA_DIR
-def catalog_load(file, data_dir) -> None:
-    """Merge a catalog JSON document (courses, modules, lessons, quizzes, students) into the tables."""
+def catalog_load(file, tenant: str, data_dir) -> None:
+    """Merge a catalog JSON document (courses, modules, lessons, quizzes, students) into a tenant's catalog."""
     import orjson
 
     from lrs.usecases.catalog import read_document
@@ -259,15 +260,16 @@ def catalog_load(file, data_dir) -> None:
     except (orjson.JSONDecodeError, LRSError) as exc:
         raise click.ClickException(f"{file.name}: {exc}") from None
 
-    async def run(dsn: str) -> dict[str, int]:
+    async def run(store: str, dsn: str) -> dict[str, int]:
+        await _require_tenant(store, tenant)
         lms = LmsDatabase(dsn, max_size=1, application_name="lrs-catalog")
         try:
-            return await lms.save_catalog(document)
+            return await lms.save_catalog(document, tenant)
         finally:
             await lms.close()
 
     with _places(data_dir) as places:
-        counts = asyncio.run(run(places.lms))
+        counts = asyncio.run(run(places.store, places.lms))
     click.echo(", ".join(f"{n} {kind}" for kind, n in counts.items()))
 
 
@@ -429,9 +431,7 @@ def credentials_create(
         raise click.BadParameter(str(exc), param_hint="--scope") from None
 
     async def run(dsn: str) -> None:
-        async with _tenants(dsn) as tenants:
-            if not [t for t in await tenants.all() if t.name == tenant]:
-                raise click.ClickException(f"no tenant {tenant!r} (lrs tenants create {tenant})")
+        await _require_tenant(dsn, tenant)
         async with _stores(dsn) as stores:
             if await stores.credentials.find(credential.key) is not None:
                 raise click.ClickException(f"a credential with key {credential.key!r} exists")
@@ -492,6 +492,13 @@ def _limit_options(command):
     for option in reversed(_LIMITS):
         command = option(command)
     return command
+
+
+async def _require_tenant(store: str, tenant: str) -> None:
+    """End the command unless the store has this tenant."""
+    async with _tenants(store) as tenants:
+        if not [t for t in await tenants.all() if t.name == tenant]:
+            raise click.ClickException(f"no tenant {tenant!r} (lrs tenants create {tenant})")
 
 
 def _run_tenants(data_dir: Path | None, action):

@@ -429,6 +429,7 @@ class Requests:
 
 class CassandraSink(IgnoresCatalog, RebuildsInPlace):
     name = "cassandra"
+    serves_tenants = False  # the default tenant's only (docs/tenants.md)
 
     def __init__(
         self, session_factory: Callable[[], Any], settings: CassandraSettings, partitions: int = 1,

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -32,11 +32,12 @@ from typing import Any
 import clickhouse_connect
 import orjson
 
-from .catalog import Catalog
-from .events import LearningEvent
+from lrs.runtime import embedded_engine
+from lrs.store.ports import DEFAULT_TENANT
 from sinks.positions import since_position
 
-from lrs.runtime import embedded_engine
+from .catalog import Catalog
+from .events import LearningEvent
 
 from .buckets import watched_segments
 from .ports import Batch, ErasureTask, ReplayStatus, advanced, net_all
@@ -47,10 +48,10 @@ RAW_TABLES = ("learning_events", "video_segments")
 """Per-statement tables: ``LRS_RETENTION_DAYS`` is their TTL."""
 WATERMARK_COLUMNS = ("partition", "position", "epoch", "updated")
 REPLAY_COLUMNS = ("since", "epoch", "target", "phase", "updated")
-CATALOG_COLUMNS = ("course_id", "kind", "item_id", "module_id", "move_on")
+CATALOG_COLUMNS = ("tenant", "course_id", "kind", "item_id", "module_id", "move_on")
 
 EVENT_COLUMNS = (
-    "statement_id", "sign", "position", "timestamp", "stored", "learner_key", "student_id", "course_id",
+    "tenant", "statement_id", "sign", "position", "timestamp", "stored", "learner_key", "student_id", "course_id",
     "module_id", "lesson_id", "quiz_id", "verb_id", "verb_class", "activity_id", "activity_type",
     "duration_seconds", "score_scaled", "score_percent", "success", "completion", "completes", "response",
     "video_time", "video_length", "progress", "session_id", "platform", "registration", "object_kind",
@@ -58,7 +59,7 @@ EVENT_COLUMNS = (
     "cmi5_outcome",
 )  # fmt: skip
 SEGMENT_COLUMNS = (
-    "statement_id", "sign", "timestamp", "stored", "learner_key", "course_id", "lesson_id", "activity_id", "segment",
+    "tenant", "statement_id", "sign", "timestamp", "stored", "learner_key", "course_id", "lesson_id", "activity_id", "segment",
     "session_key",
 )  # fmt: skip
 
@@ -91,7 +92,7 @@ def _flag(value: bool | None) -> int | None:
 def event_row(e: LearningEvent) -> tuple:
     where = e.location
     return (
-        e.statement_id, 1, e.position, e.timestamp, e.stored, e.learner_key, e.student_id or 0,
+        e.tenant, e.statement_id, 1, e.position, e.timestamp, e.stored, e.learner_key, e.student_id or 0,
         where.course_id or 0, where.module_id or 0, where.lesson_id or 0, where.quiz_id or 0,
         e.verb_id, e.verb_class, e.activity_id, e.activity_type, e.duration_seconds or 0.0,
         e.score_scaled, e.score_percent, _flag(e.success), _flag(e.completion), int(e.completes),
@@ -107,22 +108,29 @@ def segment_rows(e: LearningEvent) -> list[tuple]:
     where = e.location
     session = e.view_session
     return [
-        (e.statement_id, 1, e.timestamp, e.stored, e.learner_key, where.course_id or 0, where.lesson_id or 0,
+        (e.tenant, e.statement_id, 1, e.timestamp, e.stored, e.learner_key, where.course_id or 0, where.lesson_id or 0,
          e.activity_id, s, session)
         for s in watched_segments(e)
     ]  # fmt: skip
 
 
-def catalog_rows(catalog: Catalog) -> list[tuple]:
-    """Every course's required items (``catalog_items``)."""
+def catalog_rows(catalog: Catalog, tenant: str = DEFAULT_TENANT) -> list[tuple]:
+    """Every course's required items (``catalog_items``) of the tenant's catalog."""
     rows = []
     for course_id in sorted(catalog.courses):
         lessons, quizzes = catalog.required_items(course_id)
         rows += [
-            (course_id, "lesson", i, catalog.lessons[i].module_id or 0, catalog.lessons[i].move_on or "")
+            (
+                tenant,
+                course_id,
+                "lesson",
+                i,
+                catalog.lessons[i].module_id or 0,
+                catalog.lessons[i].move_on or "",
+            )
             for i in lessons
         ]
-        rows += [(course_id, "quiz", i, catalog.quizzes[i].module_id or 0, "") for i in quizzes]
+        rows += [(tenant, course_id, "quiz", i, catalog.quizzes[i].module_id or 0, "") for i in quizzes]
     return rows
 
 
@@ -192,9 +200,10 @@ class _Replay:
 
 class ClickHouseSink:
     name = "clickhouse"
+    serves_tenants = True
 
     def __init__(
-        self, client_factory, partitions: int = 1, catalog: Callable[[], Catalog] | None = None,
+        self, client_factory, partitions: int = 1, catalog: Callable[[], Mapping[str, Catalog]] | None = None,
         retention: RetentionSettings | None = None,
     ) -> None:  # fmt: skip
         self._retention = retention or RetentionSettings()
@@ -259,14 +268,14 @@ class ClickHouseSink:
 
     # --- the catalog -----------------------------------------------------------------------------
 
-    async def catalog_changed(self, catalog: Catalog) -> None:
-        """Replace ``catalog_items`` with this catalog's required items (atomically)."""
-        await self._run(self._write_catalog, catalog)
+    async def catalog_changed(self, catalogs: Mapping[str, Catalog]) -> None:
+        """Replace ``catalog_items`` with every tenant's required items (atomically)."""
+        await self._run(self._write_catalog, catalogs)
 
-    def _write_catalog(self, catalog: Catalog) -> None:
+    def _write_catalog(self, catalogs: Mapping[str, Catalog]) -> None:
         self._client.command("DROP TABLE IF EXISTS catalog_items_next")
         self._client.command("CREATE TABLE catalog_items_next AS catalog_items")
-        rows = catalog_rows(catalog)
+        rows = [row for tenant, catalog in sorted(catalogs.items()) for row in catalog_rows(catalog, tenant)]
         if rows:
             self._insert("catalog_items_next", CATALOG_COLUMNS, rows)
         self._client.command("EXCHANGE TABLES catalog_items AND catalog_items_next")
@@ -285,39 +294,39 @@ class ClickHouseSink:
             settings={"date_time_input_format": "best_effort"},
         )  # fmt: skip
 
-    def _applied(self, table: str, events: list[LearningEvent]) -> set[str]:
-        """Which of these statements ``table`` already has rows of (counted, or counted and then
-        retracted: a voided statement never comes back). Asks for the statements
+    def _applied(self, table: str, events: list[LearningEvent]) -> set[tuple[str, str]]:
+        """Which of these statements (tenant, id) ``table`` already has rows of (counted, or
+        counted and then retracted: a voided statement never comes back). Asks for the statements
         stored within the events' range (the minmax index on ``stored`` skips every older part;
         no id list in the query text, whatever the batch size) and intersects."""
         if not events:
             return set()
         rows = self._client.query(
-            f"SELECT DISTINCT toString(statement_id) FROM {table}"
+            f"SELECT DISTINCT tenant, toString(statement_id) FROM {table}"
             f" WHERE stored BETWEEN {_AT % 'low'} AND {_AT % 'high'}",
             parameters={
                 "low": _micros(min(e.stored for e in events)),
                 "high": _micros(max(e.stored for e in events)),
             },
         ).result_rows
-        return {r[0] for r in rows} & {e.statement_id for e in events}
+        return {(r[0], r[1]) for r in rows} & {(e.tenant, e.statement_id) for e in events}
 
-    def _still_counted(self, table: str, ids: list[str]) -> list[str]:
+    def _still_counted(self, table: str, tenant: str, ids: list[str]) -> list[str]:
         rows = self._client.query(
-            f"SELECT toString(statement_id) FROM {table} WHERE statement_id IN %(ids)s"
+            f"SELECT toString(statement_id) FROM {table} WHERE tenant = %(tenant)s AND statement_id IN %(ids)s"
             " GROUP BY statement_id HAVING sum(sign) > 0",
-            parameters={"ids": ids},
+            parameters={"tenant": tenant, "ids": ids},
         ).result_rows
         return sorted(r[0] for r in rows)
 
-    def _retract(self, table: str, columns: tuple[str, ...], ids: list[str]) -> None:
-        applied = self._still_counted(table, ids)
+    def _retract(self, table: str, columns: tuple[str, ...], tenant: str, ids: list[str]) -> None:
+        applied = self._still_counted(table, tenant, ids)
         if not applied:
             return
         cols = ", ".join(c if c != "sign" else "toInt8(-1) AS retracting" for c in columns)
         rows = self._client.query(
-            f"SELECT {cols} FROM {table} WHERE statement_id IN %(ids)s AND sign = 1",
-            parameters={"ids": applied},
+            f"SELECT {cols} FROM {table} WHERE tenant = %(tenant)s AND statement_id IN %(ids)s AND sign = 1",
+            parameters={"tenant": tenant, "ids": applied},
         ).result_rows
         self._insert(table, columns, rows)
 
@@ -325,20 +334,25 @@ class ClickHouseSink:
         events, retractions = net_all(batches)
         if events:
             applied = self._applied(tables.events, events)
-            rows = [event_row(e) for e in events if e.statement_id not in applied]
+            rows = [event_row(e) for e in events if (e.tenant, e.statement_id) not in applied]
             if rows:
                 self._insert(tables.events, EVENT_COLUMNS, rows)
             watched = [e for e in events if e.video_segments]
             if watched:
                 done = self._applied(tables.segments, watched)
-                segments = [r for e in watched if e.statement_id not in done for r in segment_rows(e)]
+                segments = [
+                    r for e in watched if (e.tenant, e.statement_id) not in done for r in segment_rows(e)
+                ]
                 if segments:
                     self._insert(tables.segments, SEGMENT_COLUMNS, segments)
-        voided = [r.statement_id for r in retractions]
-        for start in range(0, len(voided), RETRACT_CHUNK):  # id lists stay far below max_query_size
-            chunk = voided[start : start + RETRACT_CHUNK]
-            self._retract(tables.events, EVENT_COLUMNS, chunk)
-            self._retract(tables.segments, SEGMENT_COLUMNS, chunk)
+        voided: dict[str, list[str]] = {}
+        for retraction in retractions:
+            voided.setdefault(retraction.tenant, []).append(retraction.statement_id)
+        for tenant, ids in voided.items():
+            for start in range(0, len(ids), RETRACT_CHUNK):  # id lists stay far below max_query_size
+                chunk = ids[start : start + RETRACT_CHUNK]
+                self._retract(tables.events, EVENT_COLUMNS, tenant, chunk)
+                self._retract(tables.segments, SEGMENT_COLUMNS, tenant, chunk)
         self._record(tables.watermarks, [b for b in batches if b.through])
 
     def _positions(self, table: str) -> dict[int, tuple[str, str]]:
@@ -377,6 +391,7 @@ class ClickHouseSink:
 
     def _erase(self, task: ErasureTask) -> dict[str, int]:
         parameters = {
+            "tenant": task.tenant,
             "keys": task.identity_keys or ["-"],
             "students": [s for s in task.student_ids if s > 0] or [0],
             "ids": task.statement_ids or ["00000000-0000-0000-0000-000000000000"],
@@ -391,8 +406,11 @@ class ClickHouseSink:
         }
         for tables in (LIVE, SHADOW):
             for table, where in (
-                (tables.events, f"{learner} OR (student_id IN %(students)s AND student_id > 0)"),
-                (tables.segments, learner),
+                (
+                    tables.events,
+                    f"tenant = %(tenant)s AND ({learner} OR (student_id IN %(students)s AND student_id > 0))",
+                ),
+                (tables.segments, f"tenant = %(tenant)s AND ({learner})"),
             ):
                 if table not in existing:
                     continue

@@ -13,6 +13,7 @@
 
 CREATE TABLE IF NOT EXISTS learning_events
 (
+    tenant           LowCardinality(String) DEFAULT 'default',  -- whose statement (docs/tenants.md)
     statement_id     UUID,
     sign             Int8,
     position         String,
@@ -57,13 +58,14 @@ CREATE TABLE IF NOT EXISTS learning_events
 )
 ENGINE = MergeTree
 PARTITION BY toYYYYMM(timestamp)
-ORDER BY (course_id, lesson_id, timestamp, statement_id)
+ORDER BY (tenant, course_id, lesson_id, timestamp, statement_id)
 SETTINGS old_parts_lifetime = 30;  -- merged-away parts are freed in 30 s, not 8 min
 
 -- One row per statement and 5-second segment of video its played-segments cover (xAPI video
 -- profile: every verb may carry them, cumulative within a session).
 CREATE TABLE IF NOT EXISTS video_segments
 (
+    tenant       LowCardinality(String) DEFAULT 'default',
     statement_id UUID,
     sign         Int8,
     timestamp    DateTime64(3, 'UTC'),
@@ -80,7 +82,7 @@ CREATE TABLE IF NOT EXISTS video_segments
 )
 ENGINE = MergeTree
 PARTITION BY toYYYYMM(timestamp)
-ORDER BY (course_id, lesson_id, activity_id, segment, statement_id)
+ORDER BY (tenant, course_id, lesson_id, activity_id, segment, statement_id)
 SETTINGS old_parts_lifetime = 30;
 
 -- How far the sink got per partition (see sinks.positions).
@@ -100,6 +102,7 @@ SETTINGS old_parts_lifetime = 30;
 -- AU, a lesson with a moveOn, when its cmi5 outcomes satisfy it).
 CREATE TABLE IF NOT EXISTS catalog_items
 (
+    tenant    LowCardinality(String) DEFAULT 'default',  -- whose catalog
     course_id UInt32,
     kind      LowCardinality(String),  -- lesson or quiz
     item_id   UInt32,
@@ -107,7 +110,7 @@ CREATE TABLE IF NOT EXISTS catalog_items
     move_on   LowCardinality(String)   -- a cmi5 AU's moveOn ('' for ordinary lessons and quizzes)
 )
 ENGINE = MergeTree
-ORDER BY (course_id, kind, item_id);
+ORDER BY (tenant, course_id, kind, item_id);
 
 -- A replay in progress (the latest row counts): phase building → swapping-events →
 -- swapping-segments → done. Its watermarks are in sink_watermarks_replay.

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from lrs.store.ports import DEFAULT_TENANT
+
 
 @dataclass(slots=True, frozen=True)
 class Location:
@@ -101,6 +103,8 @@ class LearningEvent:
     """An answer to a question (item analysis)."""
     view_session: str = ""
     """The viewing session its video segments count in (once per session)."""
+    tenant: str = DEFAULT_TENANT
+    """The tenant whose statement it is: sinks key and filter every row by it (docs/tenants.md)."""
     statement: dict[str, Any] | None = field(default=None, repr=False, compare=False)
     """The stored statement itself, kept only for sinks that store it whole."""
     source: dict[str, Any] | None = field(default=None, repr=False, compare=False)

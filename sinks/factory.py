@@ -6,9 +6,11 @@ with their sink (cassandra-driver and motor cost memory and start-up time).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from lrs.store.ports import DEFAULT_TENANT
 
 from .catalog import Catalog
 from .ports import AnalyticsViews, DomainEventOutbox, LearnerHistory, Sink
@@ -33,11 +35,13 @@ class SinkSet:
 
 
 def build_sinks(
-    names: list[str], *, partitions: int, data_dir: Path, lms_dsn: str, catalog: Callable[[], Catalog],
+    names: list[str], *, partitions: int, data_dir: Path, lms_dsn: str,
+    catalogs: Callable[[], Mapping[str, Catalog]],
     clickhouse: ClickHouseSettings | None = None, mongodb: MongoSettings | None = None,
     cassandra: CassandraSettings | None = None, forward: ForwardSettings | None = None, store_url: str | None = None,
 ) -> SinkSet:  # fmt: skip
-    """``store_url``: the statement store, where forwarding reads attachment data."""
+    """``catalogs``: every tenant's catalog now; ``store_url``: the statement store, where
+    forwarding reads attachment data."""
     unknown = sorted(set(names) - set(KNOWN))
     if unknown:
         raise ValueError(f"unknown sink {unknown[0]!r} in LRS_STREAM_SINKS; the sinks are {', '.join(KNOWN)}")
@@ -45,7 +49,7 @@ def build_sinks(
     if "progress" in names:
         from .progress import ProgressSink
 
-        progress = ProgressSink(lms_dsn, catalog, partitions)
+        progress = ProgressSink(lms_dsn, lambda: catalogs()[DEFAULT_TENANT], partitions)
         found.sinks.append(progress)
         found.events = progress
     if "clickhouse" in names:
@@ -53,7 +57,7 @@ def build_sinks(
 
         settings_ch = clickhouse or ClickHouseSettings()
         url, own = settings_ch.clickhouse_url, settings_ch.chdb_own_process
-        views = ClickHouseSink(lambda: connect(url, data_dir, own_process=own), partitions, catalog)
+        views = ClickHouseSink(lambda: connect(url, data_dir, own_process=own), partitions, catalogs)
         found.sinks.append(views)
         found.views = views
     if "mongodb" in names:

@@ -255,6 +255,7 @@ class ForwardRules:
 
 class ForwardSink(IgnoresCatalog):
     name = SINK
+    serves_tenants = False  # the default tenant's only (docs/tenants.md)
 
     def __init__(
         self, lms_dsn: str, partitions: int, *, store_url: str | None = None, owner: str | None = None,

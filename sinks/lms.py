@@ -1,6 +1,10 @@
 """The LMS database: PostgreSQL schema ``lms`` (``sinks/migrations``) holding the catalog tables,
 the progress rollups and the domain-event outbox.
 
+Every tenant has a catalog of its own (docs/tenants.md): the default tenant's is the catalog
+tables; another tenant's is its merged catalog document in ``lms.tenant_catalogs`` (courses and
+students by id, a later upload replacing what it names). Every catalog method takes the tenant.
+
 Which database that is (``LRS_LMS_DATABASE_URL``, else the store's PostgreSQL, else an embedded
 one) is decided in one place, ``lrs.databases``; this module is how everything else reaches it,
 and the only place its migrations run from (``migrate``, which every opener calls).
@@ -21,6 +25,8 @@ import orjson
 
 from lrs.store.postgres.pool import create_pool
 from lrs.store.postgres.pool import migrate as run_migrations
+
+from lrs.store.ports import DEFAULT_TENANT
 
 from .catalog import Catalog, CatalogDocument, Lesson, Quiz
 
@@ -77,8 +83,10 @@ class LmsDatabase:
 
     # --- the catalog ---------------------------------------------------------------------------
 
-    async def read_catalog(self) -> Catalog:
-        """The whole catalog, as a snapshot."""
+    async def read_catalog(self, tenant: str = DEFAULT_TENANT) -> Catalog:
+        """The tenant's whole catalog, as a snapshot."""
+        if tenant != DEFAULT_TENANT:
+            return Catalog.of(await self._document(tenant))
         catalog = Catalog()
         async with (await self.pool()).acquire() as conn, conn.transaction(isolation="repeatable_read"):
             for r in await conn.fetch("SELECT course_id, iri FROM lms.courses"):
@@ -110,25 +118,47 @@ class LmsDatabase:
                 catalog.students[r["agent_key"]] = r["student_id"]
         return catalog
 
-    async def save_catalog(self, document: CatalogDocument) -> dict[str, int]:
-        """Merge a catalog document into the tables in one transaction and tell the workers to
-        reload; how many of each kind it held."""
+    async def read_catalogs(self) -> dict[str, Catalog]:
+        """Every tenant's catalog (the default tenant's always, maybe empty)."""
+        catalogs = {DEFAULT_TENANT: await self.read_catalog()}
+        for r in await (await self.pool()).fetch("SELECT tenant, document FROM lms.tenant_catalogs"):
+            catalogs[r["tenant"]] = Catalog.of(CatalogDocument.model_validate_json(r["document"]))
+        return catalogs
+
+    async def save_catalog(self, document: CatalogDocument, tenant: str = DEFAULT_TENANT) -> dict[str, int]:
+        """Merge a catalog document into the tenant's catalog in one transaction and tell the
+        workers to reload; how many of each kind it held."""
         async with (await self.pool()).acquire() as conn, conn.transaction():
-            counts = await _save(conn, document)
+            if tenant == DEFAULT_TENANT:
+                counts = await _save(conn, document)
+            else:
+                counts = await _save_document(conn, tenant, document)
             await conn.execute(f"NOTIFY {CATALOG_CHANNEL}")
         return counts
 
-    async def courses(self) -> list[dict[str, Any]]:
-        """Every course with its lessons in order (``id``, ``title``, ``lessons``: id, title, kind)."""
+    async def courses(self, tenant: str = DEFAULT_TENANT) -> list[dict[str, Any]]:
+        """Every course of the tenant with its lessons in order (``id``, ``title``, ``lessons``:
+        id, title, kind)."""
+        if tenant != DEFAULT_TENANT:
+            return _courses_of(await self._document(tenant))
         rows = await (await self.pool()).fetch(_COURSES)
         return [{"id": r["id"], "title": r["title"], "lessons": orjson.loads(r["lessons"])} for r in rows]
 
-    async def student_names(self, student_ids: list[int]) -> dict[int, str]:
-        """The catalog's names of these students (those it knows)."""
+    async def student_names(self, student_ids: list[int], tenant: str = DEFAULT_TENANT) -> dict[int, str]:
+        """The tenant's catalog's names of these students (those it knows)."""
+        if tenant != DEFAULT_TENANT:
+            wanted = set(student_ids)
+            return {s.id: s.name for s in (await self._document(tenant)).students if s.id in wanted}
         rows = await (await self.pool()).fetch(
             "SELECT student_id, name FROM lms.students WHERE student_id = ANY($1::int[])", student_ids
         )
         return {r["student_id"]: r["name"] for r in rows}
+
+    async def _document(self, tenant: str) -> CatalogDocument:
+        found = await (await self.pool()).fetchval(
+            "SELECT document FROM lms.tenant_catalogs WHERE tenant = $1", tenant
+        )
+        return CatalogDocument() if found is None else CatalogDocument.model_validate_json(found)
 
     # --- notifications -------------------------------------------------------------------------
 
@@ -196,6 +226,54 @@ async def _save(conn: asyncpg.Connection, document: CatalogDocument) -> dict[str
             )  # fmt: skip
         counts["students"] += 1
     return counts
+
+
+def merged(stored: CatalogDocument, document: CatalogDocument) -> CatalogDocument:
+    """``document`` merged into ``stored``: a course or student it names replaces the stored one
+    of that id whole; the others stay, in their order, the new ones after them."""
+    courses = {c.id: c for c in stored.courses} | {c.id: c for c in document.courses}
+    students = {s.id: s for s in stored.students} | {s.id: s for s in document.students}
+    return CatalogDocument(courses=list(courses.values()), students=list(students.values()))
+
+
+def _counts(document: CatalogDocument) -> dict[str, int]:
+    return {
+        "courses": len(document.courses),
+        "modules": sum(len(c.modules) for c in document.courses),
+        "lessons": sum(len(lessons) for c in document.courses for _, lessons, _ in c.groups()),
+        "quizzes": sum(len(quizzes) for c in document.courses for _, _, quizzes in c.groups()),
+        "students": len(document.students),
+    }
+
+
+async def _save_document(conn: asyncpg.Connection, tenant: str, document: CatalogDocument) -> dict[str, int]:
+    """Merge into a tenant's catalog document (the row locked while it is merged)."""
+    found = await conn.fetchval(
+        "SELECT document FROM lms.tenant_catalogs WHERE tenant = $1 FOR UPDATE", tenant
+    )
+    stored = CatalogDocument() if found is None else CatalogDocument.model_validate_json(found)
+    await conn.execute(
+        "INSERT INTO lms.tenant_catalogs (tenant, document) VALUES ($1, $2::jsonb) ON CONFLICT (tenant)"
+        " DO UPDATE SET document = EXCLUDED.document, updated = now()",
+        tenant, merged(stored, document).model_dump_json(exclude_defaults=True).encode(),
+    )  # fmt: skip
+    return _counts(document)
+
+
+def _courses_of(document: CatalogDocument) -> list[dict[str, Any]]:
+    """The courses of a catalog document as ``LmsDatabase.courses`` answers (by id; lessons by
+    module position, then within their module)."""
+    out = []
+    for course in sorted(document.courses, key=lambda c: c.id):
+        groups = [(None, course.lessons)] + [(m, m.lessons) for m in course.modules]
+        groups.sort(key=lambda g: (1, 0) if g[0] is None else (0, g[0].position))  # as SQL: NULLs last
+        lessons = [
+            {"id": lesson.id, "title": lesson.title, "kind": lesson.kind}
+            for _, group in groups
+            for lesson in group
+        ]
+        out.append({"id": course.id, "title": course.title, "lessons": lessons})
+    return out
 
 
 async def merge_catalog(conn: asyncpg.Connection, document: CatalogDocument) -> dict[str, int]:

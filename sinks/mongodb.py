@@ -230,6 +230,7 @@ def _parse_engagement(key: str) -> tuple[int, int | None, date]:
 
 class MongoSink(IgnoresCatalog, RebuildsInPlace):
     name = "mongodb"
+    serves_tenants = False  # the default tenant's only (docs/tenants.md)
 
     def __init__(
         self,

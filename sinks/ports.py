@@ -5,10 +5,12 @@ capabilities some sinks add (``AnalyticsViews``, ``LearnerHistory``, ``DomainEve
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Protocol
+
+from lrs.store.ports import DEFAULT_TENANT
 
 from .catalog import Catalog, CatalogDocument
 from .events import LearningEvent
@@ -25,6 +27,8 @@ class Retraction:
     """The voiding statement itself, kept only for sinks that need statements whole (forwarding)."""
     source: dict[str, Any] | None = field(default=None, compare=False)
     """The voiding statement as stored when ``statement`` holds pseudonyms."""
+    tenant: str = DEFAULT_TENANT
+    """The tenant of both statements."""
 
 
 Operation = LearningEvent | Retraction
@@ -44,15 +48,22 @@ class Batch:
     def net(self) -> tuple[list[LearningEvent], list[Retraction]]:
         """Events to add and retractions to apply, a retraction of an event in this very batch
         cancelling both."""
-        events: dict[str, LearningEvent] = {}
+        events: dict[tuple[str, str], LearningEvent] = {}
         retractions: list[Retraction] = []
         for op in self.operations:
             if isinstance(op, Retraction):
-                if events.pop(op.statement_id, None) is None:
+                if events.pop((op.tenant, op.statement_id), None) is None:
                     retractions.append(op)
             else:
-                events.setdefault(op.statement_id, op)
+                events.setdefault((op.tenant, op.statement_id), op)
         return list(events.values()), retractions
+
+    def of_tenant(self, tenant: str) -> Batch:
+        """This batch with only ``tenant``'s operations (same partition, position and epoch)."""
+        if all(op.tenant == tenant for op in self.operations):
+            return self
+        kept = [op for op in self.operations if op.tenant == tenant]
+        return Batch(self.partition, kept, self.through, self.epoch)
 
 
 def net_all(batches: Sequence[Batch]) -> tuple[list[LearningEvent], list[Retraction]]:
@@ -91,6 +102,9 @@ class ReplayStatus:
 
 class Sink(Protocol):
     name: str
+    serves_tenants: bool
+    """Whether the sink keys and filters its rows by tenant; one that does not is given the
+    default tenant's operations only (the pipeline filters, docs/tenants.md)."""
 
     async def start(self) -> None:
         """Connect and create or migrate the schema."""
@@ -114,8 +128,8 @@ class Sink(Protocol):
     async def replay_status(self) -> ReplayStatus | None:
         """The replay in progress (``None`` when there is none)."""
 
-    async def catalog_changed(self, catalog: Catalog) -> None:
-        """The catalog was reloaded (sinks that keep a copy of it refresh theirs)."""
+    async def catalog_changed(self, catalogs: Mapping[str, Catalog]) -> None:
+        """The catalogs were reloaded (tenant → catalog; sinks that keep a copy refresh theirs)."""
 
     async def close(self) -> None: ...
 
@@ -142,18 +156,19 @@ class DomainEventOutbox(Protocol):
 
 
 class CatalogStore(Protocol):
-    """The catalog in the LMS database (``sinks.lms.LmsDatabase``)."""
+    """Every tenant's catalog in the LMS database (``sinks.lms.LmsDatabase``)."""
 
-    async def read_catalog(self) -> Catalog: ...
+    async def read_catalog(self, tenant: str = DEFAULT_TENANT) -> Catalog: ...
 
-    async def save_catalog(self, document: CatalogDocument) -> dict[str, int]:
-        """Merge a catalog document; how many courses, modules, lessons, quizzes, students it held."""
+    async def save_catalog(self, document: CatalogDocument, tenant: str = DEFAULT_TENANT) -> dict[str, int]:
+        """Merge a catalog document into the tenant's; how many courses, modules, lessons, quizzes,
+        students it held."""
 
-    async def courses(self) -> list[dict[str, Any]]:
+    async def courses(self, tenant: str = DEFAULT_TENANT) -> list[dict[str, Any]]:
         """Every course (``id``, ``title``) with its lessons (``id``, ``title``, ``kind``) in order."""
 
-    async def student_names(self, student_ids: list[int]) -> dict[int, str]:
-        """The catalog's names of these students (scope ``analytics/names``)."""
+    async def student_names(self, student_ids: list[int], tenant: str = DEFAULT_TENANT) -> dict[int, str]:
+        """The tenant's catalog's names of these students (scope ``analytics/names``)."""
 
     async def close(self) -> None: ...
 
@@ -161,7 +176,7 @@ class CatalogStore(Protocol):
 class IgnoresCatalog:
     """For sinks that keep no copy of the catalog (they read it through the callable they were given)."""
 
-    async def catalog_changed(self, catalog: Catalog) -> None:
+    async def catalog_changed(self, catalogs: Mapping[str, Catalog]) -> None:
         return None
 
 
@@ -196,6 +211,8 @@ class ErasureTask:
     """Statements kept with the learner taken out: id → the statement as it is now."""
     sinks: list[str] = field(default_factory=list)
     """The sinks that must erase (the record's)."""
+    tenant: str = DEFAULT_TENANT
+    """The tenant the learner is erased in (erasure serves the default tenant: docs/tenants.md)."""
 
 
 class ErasesLearners(Protocol):

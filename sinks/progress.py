@@ -186,6 +186,7 @@ class _Changes:
 
 class ProgressSink(IgnoresCatalog):
     name = "progress"
+    serves_tenants = False  # the default tenant's only (docs/tenants.md)
 
     def __init__(self, dsn: str, catalog: Callable[[], Catalog], partitions: int = 1) -> None:
         self._dsn = dsn

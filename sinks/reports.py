@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any, Literal
 
+from lrs.store.ports import DEFAULT_TENANT, tenant_problem
+
 Grain = Literal["day", "hour"]
 MAX_DAYS = 366
 
@@ -18,21 +20,23 @@ _ENGAGEMENT = {
     "day": """
         SELECT lesson_id, toString(day) AS bucket, sum(events) AS events, sum(seconds) AS seconds
         FROM engagement_hourly
-        WHERE course_id = %(course)s AND day BETWEEN %(since)s AND %(until)s
+        WHERE tenant = %(tenant)s AND course_id = %(course)s AND day BETWEEN %(since)s AND %(until)s
         GROUP BY lesson_id, day ORDER BY lesson_id, day""",
     "hour": """
         SELECT lesson_id, toString(hour) AS bucket, sum(events) AS events, sum(seconds) AS seconds
         FROM engagement_hourly
-        WHERE course_id = %(course)s AND day BETWEEN %(since)s AND %(until)s
+        WHERE tenant = %(tenant)s AND course_id = %(course)s AND day BETWEEN %(since)s AND %(until)s
         GROUP BY lesson_id, hour ORDER BY lesson_id, hour""",
 }
 _VIDEO = """
     SELECT lesson_id, activity_id, segment, second_from, views
-    FROM video_heatmap WHERE course_id = %(course)s ORDER BY lesson_id, activity_id, segment"""
-_FUNNEL = "SELECT started, progressed, completed, passed FROM completion_funnel WHERE course_id = %(course)s"
+    FROM video_heatmap WHERE tenant = %(tenant)s AND course_id = %(course)s ORDER BY lesson_id, activity_id, segment"""
+_FUNNEL = """
+    SELECT started, progressed, completed, passed FROM completion_funnel
+    WHERE tenant = %(tenant)s AND course_id = %(course)s"""
 _AT_RISK = """
     SELECT learner_key, student_id, last_event, lessons_completed, quizzes_passed, events
-    FROM bi_at_risk_learners WHERE course_id = %(course)s ORDER BY last_event LIMIT 200"""
+    FROM bi_at_risk_learners WHERE tenant = %(tenant)s AND course_id = %(course)s ORDER BY last_event LIMIT 200"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,9 +45,14 @@ class ReportQuery:
     since: date
     until: date
     grain: Grain = "day"
+    tenant: str = DEFAULT_TENANT
+    """Whose course: every panel reads that tenant's rows only."""
 
     @classmethod
-    def parse(cls, course_id: str, since: str | None, until: str | None, grain: str | None) -> ReportQuery:
+    def parse(
+        cls, course_id: str, since: str | None, until: str | None, grain: str | None,
+        tenant: str = DEFAULT_TENANT,
+    ) -> ReportQuery:  # fmt: skip
         """Check a request's parameters; ``ValueError`` names the offending one. Course ids are
         ASCII digits that fit a 64-bit integer; dates lie within the range of ClickHouse's
         ``Date`` (the type of the views' ``day``), so every accepted value reaches them as it is."""
@@ -70,12 +79,19 @@ class ReportQuery:
             raise ValueError(f"the date range is longer than {MAX_DAYS} days")
         if grain not in (None, "day", "hour"):
             raise ValueError(f"grain must be day or hour, not {grain[:40]!r}")
-        return cls(int(course_id), start, end, grain or "day")  # type: ignore[arg-type]
+        if problem := tenant_problem(tenant):
+            raise ValueError(f"tenant {tenant[:40]!r}: {problem}")
+        return cls(int(course_id), start, end, grain or "day", tenant)  # type: ignore[arg-type]
 
 
 async def course_report(records: Any, query: ReportQuery) -> dict[str, Any]:
     """The report; ``records(sql, parameters)`` runs a query and returns rows as dicts."""
-    parameters = {"course": query.course_id, "since": query.since, "until": query.until}
+    parameters = {
+        "tenant": query.tenant,
+        "course": query.course_id,
+        "since": query.since,
+        "until": query.until,
+    }
     funnel = await records(_FUNNEL, parameters)
     return {
         "course_id": query.course_id,

@@ -36,6 +36,7 @@ from typing import Any
 import msgspec
 import orjson
 
+from lrs.store.ports import DEFAULT_TENANT
 from lrs.xapi.agents import ifi_key
 from lrs.xapi.formats import duration_seconds, parse_timestamp
 from lrs.xapi.profiles import (
@@ -264,8 +265,9 @@ def outcome(verb: str, success: bool | None, percent: float | None, pass_mark: f
 
 
 def flatten(
-    statement: bytes | dict[str, Any], position: str, locator: Locator, keep_statement: bool = False
-) -> LearningEvent:
+    statement: bytes | dict[str, Any], position: str, locator: Locator, keep_statement: bool = False,
+    tenant: str = DEFAULT_TENANT,
+) -> LearningEvent:  # fmt: skip
     """Flatten a stored statement (its JSON, or decoded) and decide its rules. Raises
     ``KeyError``/``TypeError``/``ValueError`` only for a statement no LRS would have stored (the
     worker dead-letters those). ``keep_statement``: the event also holds the statement (memory
@@ -345,4 +347,5 @@ def flatten(
         item_response=verb == "answered" and kind == "",
         view_session=video_session or cmi5_session or f"statement:{view.id}",
         statement=kept,
+        tenant=tenant,
     )

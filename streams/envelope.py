@@ -4,7 +4,10 @@ A message is a JSON object (``v`` is the format version)::
 
     {"v": 1, "through": "<position>", "epoch": "<relay epoch>",
      "items": [{"pos": "<position>", "learner": "<identity key>", "voided": false,
-                "statement": {...}}, ...]}
+                "tenant": "<tenant>", "statement": {...}}, ...]}
+
+``tenant`` is the tenant whose statement it is (left out for the default tenant); ``learner`` is
+an identity key within that tenant.
 
 ``items`` are in store order. A voiding statement carries ``"target": "<statement id>"``; it is
 sent to the partition of the learner whose statement it voids, so a void always follows what
@@ -32,6 +35,8 @@ import msgspec
 import orjson
 from aiokafka.partitioner import murmur2
 
+from lrs.store.ports import DEFAULT_TENANT, tenant_problem
+
 VERSION = 1
 
 
@@ -47,15 +52,16 @@ class Item:
     and decodes it into dicts only if asked for ``statement``: the enrichment reads the JSON
     itself (``streams.enrich.statement_view``)."""
 
-    __slots__ = ("position", "learner", "voided", "target", "_raw", "_statement")
+    __slots__ = ("position", "learner", "voided", "target", "tenant", "_raw", "_statement")
 
     def __init__(
         self, position: str, learner: str, statement: dict[str, Any] | None = None, voided: bool = False,
-        target: str | None = None, *, raw: bytes | None = None,
+        target: str | None = None, *, raw: bytes | None = None, tenant: str = DEFAULT_TENANT,
     ) -> None:  # fmt: skip
         if (statement is None) == (raw is None):
             raise TypeError("an item has either a statement or its raw JSON")
         self.position, self.learner, self.voided, self.target = position, learner, voided, target
+        self.tenant = tenant
         self._raw, self._statement = raw, statement
 
     @property
@@ -74,12 +80,15 @@ class Item:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Item):
             return NotImplemented
-        return (self.position, self.learner, self.voided, self.target, self.statement) == (
-            other.position, other.learner, other.voided, other.target, other.statement
+        return (self.position, self.learner, self.voided, self.target, self.tenant, self.statement) == (
+            other.position, other.learner, other.voided, other.target, other.tenant, other.statement
         )  # fmt: skip
 
     def __repr__(self) -> str:
-        return f"Item({self.position!r}, {self.learner!r}, voided={self.voided}, target={self.target!r})"
+        return (
+            f"Item({self.position!r}, {self.learner!r}, voided={self.voided}, target={self.target!r},"
+            f" tenant={self.tenant!r})"
+        )
 
 
 @dataclass(slots=True)
@@ -97,6 +106,7 @@ class Envelope:
                 "items": [
                     {"pos": i.position, "learner": i.learner, "voided": i.voided, "statement": i.statement}
                     | ({"target": i.target} if i.target else {})
+                    | ({"tenant": i.tenant} if i.tenant != DEFAULT_TENANT else {})
                     for i in self.items
                 ],
             }
@@ -113,6 +123,7 @@ class _WireItem(msgspec.Struct):
     statement: msgspec.Raw
     voided: bool = False
     target: str | None = None
+    tenant: str = DEFAULT_TENANT
 
 
 class _Wire(msgspec.Struct):
@@ -133,13 +144,23 @@ def decode(raw: bytes) -> Envelope:
     except (msgspec.MsgspecError, RecursionError):  # RecursionError: nested too deep to skip
         return _decode_checked(raw)  # not what the relay writes: find out what is wrong
     statements = [bytes(i.statement) for i in wire.items]
-    if wire.v != VERSION or any(s[:1] != b"{" for s in statements):
+    if (
+        wire.v != VERSION
+        or any(s[:1] != b"{" for s in statements)
+        or any(i.tenant != DEFAULT_TENANT and tenant_problem(i.tenant) for i in wire.items)
+    ):
         return _decode_checked(raw)
     items = [
-        Item(i.pos, i.learner, None, i.voided, i.target, raw=s)
+        Item(i.pos, i.learner, None, i.voided, i.target, raw=s, tenant=i.tenant)
         for i, s in zip(wire.items, statements, strict=True)
     ]
     return Envelope(through=wire.through, items=items, epoch=wire.epoch)
+
+
+def _tenant(name: object) -> str:
+    if not isinstance(name, str) or tenant_problem(name):
+        raise TypeError(f"not a tenant name: {name!r}")
+    return name
 
 
 def _decode_checked(raw: bytes) -> Envelope:
@@ -163,6 +184,7 @@ def _decode_checked(raw: bytes) -> Envelope:
                 statement=i["statement"],
                 voided=bool(i.get("voided", False)),
                 target=i.get("target"),
+                tenant=_tenant(i.get("tenant", DEFAULT_TENANT)),
             )
             for i in data.get("items", [])
         ]

@@ -23,7 +23,7 @@ import orjson
 from prometheus_client import Counter, Gauge, Histogram
 
 from lrs.store import open_outbox
-from lrs.store.ports import Outbox
+from lrs.store.ports import DEFAULT_TENANT, Outbox
 from sinks import positions
 from sinks.catalog import Catalog
 from sinks.factory import SinkSet, build_sinks
@@ -97,8 +97,10 @@ class Pipeline:
         self.outbox: Outbox | None = None
         self.stream, self.catalog_settings = stream, catalog
         self.sink_settings = sinks or SinkSettings.from_environment()
-        self.catalog = Catalog()
-        self.locator = Locator(self.catalog, catalog.iri_templates, catalog.student_homepage)
+        self.catalogs: dict[str, Catalog] = {DEFAULT_TENANT: Catalog()}
+        """Every tenant's catalog (docs/tenants.md); a tenant without one has an empty one."""
+        self.locators: dict[str, Locator] = {}
+        self._uncatalogued = self._locator(Catalog())
         self.found = SinkSet()
         self.relay: StatementRelay | None = None
         self.lanes: Lanes | None = None
@@ -118,7 +120,7 @@ class Pipeline:
         settings = self.sink_settings
         self.found = build_sinks(
             self.stream.sinks(), partitions=self.stream.stream_partitions, data_dir=self.data_dir,
-            lms_dsn=self.lms.dsn, catalog=lambda: self.catalog, clickhouse=settings.clickhouse,
+            lms_dsn=self.lms.dsn, catalogs=lambda: self.catalogs, clickhouse=settings.clickhouse,
             mongodb=settings.mongodb, cassandra=settings.cassandra, forward=settings.forward,
             store_url=self.store_url,
         )  # fmt: skip
@@ -166,13 +168,20 @@ class Pipeline:
     def _catalog_changed(self) -> None:
         asyncio.ensure_future(self.reload_catalog())
 
+    def _locator(self, catalog: Catalog) -> Locator:
+        return Locator(catalog, self.catalog_settings.iri_templates, self.catalog_settings.student_homepage)
+
+    @property
+    def catalog(self) -> Catalog:
+        """The default tenant's catalog."""
+        return self.catalogs[DEFAULT_TENANT]
+
     async def reload_catalog(self) -> None:
-        self.catalog = await self.lms.read_catalog()
-        self.locator = Locator(
-            self.catalog, self.catalog_settings.iri_templates, self.catalog_settings.student_homepage
-        )
+        """Read every tenant's catalog again (after any tenant's upload)."""
+        self.catalogs = await self.lms.read_catalogs()
+        self.locators = {tenant: self._locator(catalog) for tenant, catalog in self.catalogs.items()}
         for sink in self.sinks:
-            await sink.catalog_changed(self.catalog)
+            await sink.catalog_changed(self.catalogs)
 
     # --- replays -------------------------------------------------------------------------------
 
@@ -201,7 +210,7 @@ class Pipeline:
         """Envelopes (partition, raw value) → one batch of operations per partition; what cannot
         be read or flattened goes to the dead-letter topic."""
         batches: dict[int, Batch] = {}
-        keep, locator = self.found.keeps_statements, self.locator
+        keep, locators = self.found.keeps_statements, self.locators
         for partition, raw in messages:
             batch = batches.setdefault(partition, Batch(partition))
             try:
@@ -216,7 +225,7 @@ class Pipeline:
             await asyncio.sleep(0)  # an envelope at a time: the relay and the sink lanes go on meanwhile
             for item in envelope.items:
                 try:
-                    operation = self._operation(item, locator, keep)
+                    operation = self._operation(item, locators.get(item.tenant, self._uncatalogued), keep)
                 except (KeyError, TypeError, ValueError, AttributeError) as exc:
                     await dead_letter(_as_sent(item, raw), f"cannot flatten statement: {exc!r}", partition)
                     continue
@@ -225,8 +234,8 @@ class Pipeline:
         return list(batches.values())
 
     def _operation(self, item: Item, locator: Locator, keep: bool) -> Operation | None:
-        """What one envelope item asks of the sinks: a retraction (a voiding), an event, or
-        nothing (an erased learner's, or voided before it was read). Raises ``KeyError``/
+        """What one envelope item asks of the sinks (``locator``: of its tenant's catalog): a
+        retraction (a voiding), an event, or nothing (an erased learner's, or voided before it was read). Raises ``KeyError``/
         ``TypeError``/``ValueError``/``AttributeError`` for a statement no LRS would have stored."""
         statement = self.erased.screen_item(item)  # JSON, or a dict if it had to be screened
         if statement is None:  # an erased learner's, still in flight
@@ -240,15 +249,18 @@ class Pipeline:
                 item.position,
                 self.erased.pseudonymous_statement(kept),
                 source=kept if self.erased.pseudonyms else None,
+                tenant=item.tenant,
             )
         if item.voided:  # voided before it was read: it never counts
             return None
-        event = flatten(statement, item.position, locator, keep)
+        event = flatten(statement, item.position, locator, keep, item.tenant)
         if self.erased.erased_student(event.student_id, event.stored):
             return None
         return self.erased.pseudonymous(event)
 
     async def _apply_with_retry(self, sink: Sink, batches: list[Batch]) -> None:
+        if not sink.serves_tenants:
+            batches = [b.of_tenant(DEFAULT_TENANT) for b in batches]
         delay = 0.1
         while True:
             started = time.perf_counter()

@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable
 
 import orjson
 
-from lrs.store.ports import Outbox, OutboxEntry, OutboxRead
+from lrs.store.ports import DEFAULT_TENANT, Outbox, OutboxEntry, OutboxRead
 from sinks import positions
 
 from .enrich import learner_key
@@ -40,9 +40,10 @@ Send = Callable[[int, bytes, bytes | None], Awaitable[None]]
 def item(entry: OutboxEntry, learner: str) -> bytes:
     """One statement of an envelope (``streams.envelope``), written without re-encoding it."""
     target = b'"target":%s,' % orjson.dumps(entry.target) if entry.target else b""
-    return b'{"pos":"%s","learner":%s,"voided":%s,%s"statement":%s}' % (
-        positions.encode(entry.stored, entry.seq).encode(), orjson.dumps(learner),
-        b"true" if entry.voided else b"false", target, entry.document,
+    tenant = b'"tenant":"%s",' % entry.tenant.encode() if entry.tenant != DEFAULT_TENANT else b""
+    return b'{"pos":"%s","learner":%s,"voided":%s,%s%s"statement":%s}' % (
+        positions.encode(*entry.position).encode(), orjson.dumps(learner),
+        b"true" if entry.voided else b"false", target, tenant, entry.document,
     )  # fmt: skip
 
 
@@ -154,11 +155,11 @@ class StatementRelay:
         for entry in read.entries:
             # a voiding statement goes to the partition of the learner whose statement it voids
             learner = learner_key(orjson.loads(entry.actor))
-            pos = positions.encode(entry.stored, entry.seq)
+            pos = positions.encode(*entry.position)
             items[partition_of(learner, self._partitions)].append((pos, item(entry, learner), learner))
         # with nothing new, everything stored before the consistent instant has been sent
         last = (
-            positions.encode(read.entries[-1].stored, read.entries[-1].seq)
+            positions.encode(*read.entries[-1].position)
             if read.entries
             else max(self.position, positions.encode(read.consistent, 0))
         )

@@ -18,7 +18,9 @@ import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from lrs.store.ports import DEFAULT_TENANT, tenant_problem
 from lrs.xapi.formats import parse_timestamp
+from sinks.catalog import Catalog
 from sinks.reports import ReportQuery, course_report
 
 from .pipeline import Pipeline
@@ -27,7 +29,7 @@ ANALYTICS_VIEWS = frozenset({
     "engagement_hourly", "active_learners_daily", "active_learners_weekly", "video_heatmap", "quiz_performance",
     "question_performance", "completion_funnel", "time_to_complete", "bi_course_overview", "bi_course_daily",
     "bi_lesson_engagement", "bi_video_segments", "bi_quiz_performance", "bi_quiz_items", "bi_learner_activity",
-    "bi_at_risk_learners",
+    "bi_at_risk_learners", "bi_tenants",
 })  # fmt: skip
 
 
@@ -55,17 +57,31 @@ class Watermarks(PipelineView):
         return json(body)
 
 
+def tenant_of(request: web.Request) -> str:
+    """The ``tenant`` query parameter (the default tenant without one); ``ValueError`` for a name
+    no tenant can have."""
+    tenant = request.query.get("tenant", DEFAULT_TENANT)
+    if problem := tenant_problem(tenant):
+        raise ValueError(f"tenant {tenant[:40]!r}: {problem}")
+    return tenant
+
+
 class CatalogPage(PipelineView):
-    """Course ids and the number of students of the catalog the worker holds now: it reloads it
-    a moment after an upload."""
+    """Course ids and the number of students of a tenant's catalog (``tenant``, the default
+    tenant's without it) as the worker holds it now: it reloads it a moment after an upload."""
 
     async def get(self, request: web.Request) -> web.Response:
-        catalog = self.pipeline.catalog
+        try:
+            tenant = tenant_of(request)
+        except ValueError as exc:
+            return web.Response(status=400, text=str(exc))
+        catalog = self.pipeline.catalogs.get(tenant, Catalog())
         return json({"courses": sorted(catalog.courses), "students": len(set(catalog.students.values()))})
 
 
 class AnalyticsView(PipelineView):
-    """Rows of one analytics view, optionally for one course: ``/analytics/video_heatmap?course_id=3``."""
+    """Rows of one analytics view of one tenant (``tenant``, the default tenant without it),
+    optionally for one course: ``/analytics/video_heatmap?tenant=acme&course_id=3``."""
 
     async def get(self, request: web.Request, view: str) -> web.Response:
         views = self.pipeline.found.views
@@ -73,12 +89,16 @@ class AnalyticsView(PipelineView):
             return web.Response(
                 status=404, text=f"no analytics view {view!r}; views: {sorted(ANALYTICS_VIEWS)}"
             )
-        where, parameters = "", {}
+        try:
+            tenant = tenant_of(request)
+        except ValueError as exc:
+            return web.Response(status=400, text=str(exc))
+        where, parameters = " WHERE tenant = %(tenant)s", {"tenant": tenant}
         course = request.query.get("course_id")
         if course is not None:
             if not (course.isascii() and course.isdigit() and len(course) <= 10):
                 return web.Response(status=400, text="course_id must be a number")
-            where, parameters = " WHERE course_id = %(course)s", {"course": int(course)}
+            where, parameters = f"{where} AND course_id = %(course)s", {**parameters, "course": int(course)}
         return json(await views.records(f"SELECT * FROM {view}{where}", parameters))
 
 
@@ -91,7 +111,9 @@ class CourseReport(PipelineView):
             return web.Response(status=404, text="this worker has no ClickHouse sink")
         q = request.query
         try:
-            query = ReportQuery.parse(course_id, q.get("since"), q.get("until"), q.get("grain"))
+            query = ReportQuery.parse(
+                course_id, q.get("since"), q.get("until"), q.get("grain"), q.get("tenant", DEFAULT_TENANT)
+            )
         except ValueError as exc:
             return web.Response(status=400, text=str(exc))
         return json(await course_report(views.records, query))

@@ -256,7 +256,7 @@ def analytics(tmp_path_factory: pytest.TempPathFactory, cohorts) -> Iterator[Ana
     data_dir = tmp_path_factory.mktemp("bi")
     with asyncio.Runner() as runner:
         locator = lms_catalog(MAIN, VOIDED)
-        sink = ClickHouseSink(lambda: connect(None, data_dir), catalog=lambda: locator.catalog)
+        sink = ClickHouseSink(lambda: connect(None, data_dir), catalog=lambda: {"default": locator.catalog})
         runner.run(sink.start())
         store = Analytics(runner, sink, locator)
         store.store(cohorts["main"] + cohorts["voided"])

@@ -158,7 +158,7 @@ def test_pseudonymised_statements_name_nobody():
 
 
 class Catalog:
-    async def student_names(self, ids: list[int]) -> dict[int, str]:
+    async def student_names(self, ids: list[int], tenant: str = "default") -> dict[int, str]:
         return {i: f"Student {i}" for i in ids if i != 9}
 
 

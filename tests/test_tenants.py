@@ -330,19 +330,28 @@ def test_a_request_refused_before_its_tenant_is_known_tells_no_tenants_instant(t
     assert parse_timestamp(header.decode()) >= before
 
 
-def test_the_lms_endpoints_refuse_other_tenants(clients, tenant_server) -> None:
-    """Catalog, analytics, cmi5 and erasure serve the default tenant only: another tenant's
-    credential is refused (403 naming why), never shown the default tenant's data."""
-    auth = clients["alpha"].auth
-    with httpx.Client(base_url=tenant_server, auth=auth, timeout=30) as http:
-        answers = [
-            http.post("/catalog", json={"courses": []}),
-            http.get("/analytics/api/courses"),
-            http.get("/analytics/api/courses/1/report"),
-            http.get("/analytics/"),
-            http.get("/cmi5/courses"),
-            http.post("/admin/erasures", json={"student_id": 1}),
-        ]
+def test_catalogs_and_the_instructor_course_list_are_per_tenant(clients, tenant_server) -> None:
+    """Each tenant uploads a catalog with the same course id and its own title: each credential
+    lists its tenant's course only; cmi5 launch and erasure refuse another tenant's credential
+    (403 naming why), never showing the default tenant's data."""
+    course = 9401  # no other test module uses it
+    for tenant in ("default", "alpha"):
+        document = {
+            "courses": [
+                {"id": course, "title": f"course of {tenant}", "iri": f"https://example.org/c/{course}"}
+            ]
+        }
+        with httpx.Client(base_url=tenant_server, auth=clients[tenant].auth, timeout=30) as http:
+            assert http.post("/catalog", json=document).status_code == 200
+    for tenant in ("default", "alpha", "beta"):
+        with httpx.Client(base_url=tenant_server, auth=clients[tenant].auth, timeout=30) as http:
+            listed = http.get("/analytics/api/courses")
+        assert listed.status_code == 200, listed.text
+        titles = {c["title"] for c in listed.json() if c["id"] == course}
+        assert titles == ({f"course of {tenant}"} if tenant != "beta" else set()), tenant
+
+    with httpx.Client(base_url=tenant_server, auth=clients["alpha"].auth, timeout=30) as http:
+        answers = [http.get("/cmi5/courses"), http.post("/admin/erasures", json={"student_id": 1})]
     for answer in answers:
         assert answer.status_code == 403, (answer.request.url, answer.text)
         assert "default tenant only" in answer.text
@@ -604,3 +613,86 @@ def test_an_installation_from_before_tenants_is_the_default_tenant_without_reing
     assert found is not None and found.tenant == "default"
     assert tenants == ["default"]
     assert stored is not None and orjson.loads(stored.document)["mark"] == "before"
+
+
+# --- the pipeline's outbox: every tenant's statements in one store order --------------------------
+
+
+def _read_all(store_url: str, limit: int) -> list:
+    """Every entry the pipeline's outbox gives, page by page from the start (each page after the
+    last entry)."""
+    from lrs.store import open_outbox
+
+    async def work():
+        outbox = await open_outbox(store_url)
+        entries, after = [], None
+        try:
+            while True:
+                page = (await outbox.read(after, limit)).entries
+                if not page:
+                    return entries
+                entries += page
+                after = page[-1].position
+        finally:
+            await outbox.close()
+
+    return run(work())
+
+
+def _order(entry) -> tuple:
+    return (entry.stored, entry.seq, "" if entry.tenant == "default" else entry.tenant)
+
+
+def test_the_pipelines_outbox_reads_every_tenants_statements_once_in_one_order(
+    store_url, shared, stored
+) -> None:
+    """The same seven ids in three tenants come out of the pipeline's outbox as 21 statements (22
+    with alpha's voiding), each with its tenant, in (stored, seq, tenant) order with no repeat,
+    also when read three at a time; a tenant's own outbox gives its statements only."""
+    ids = set(shared["ids"])
+    for limit in (3, 500):
+        entries = _read_all(store_url, limit)
+        assert [_order(e) for e in entries] == sorted(_order(e) for e in entries)
+        assert len({e.position for e in entries}) == len(entries)
+        mine = [
+            (e.tenant, orjson.loads(e.document)["id"])
+            for e in entries
+            if e.tenant in TENANTS and orjson.loads(e.document)["id"] in ids
+        ]
+        assert sorted(mine) == sorted((t, i) for t in TENANTS for i in ids)
+        voidings = [e for e in entries if e.tenant == "alpha" and e.target == shared["ids"][6]]
+        assert len(voidings) == 1
+
+    async def own(tenant: str) -> list:
+        backend = await open_stores(store_url, pool_min=1, pool_max=1, tenant=tenant)
+        try:
+            return (await backend.outbox.read(None, 100_000)).entries
+        finally:
+            await backend.close()
+
+    for tenant in ("alpha", "beta"):
+        entries = run(own(tenant))
+        assert {e.tenant for e in entries} == {tenant}
+        assert {orjson.loads(e.document)["id"] for e in entries} >= ids
+
+
+def test_a_position_of_one_tenant_orders_the_others_statements_of_the_same_instant(store_url, stored) -> None:
+    """After (stored, seq) of a beta statement *as alpha's position*, beta's own statement at it
+    comes next (beta sorts after alpha); as the position of a tenant sorting after beta, it does
+    not; as beta's own, it does not either."""
+    from lrs.store import open_outbox
+
+    entries = _read_all(store_url, 500)
+    beta = next(e for e in entries if e.tenant == "beta")
+
+    async def first_after(tenant: str):
+        outbox = await open_outbox(store_url)
+        try:
+            return (await outbox.read((beta.stored, beta.seq, tenant), 1)).entries[0].position
+        finally:
+            await outbox.close()
+
+    assert run(first_after("alpha")) == beta.position
+    assert run(first_after("default")) == beta.position
+    assert run(first_after("gamma")) != beta.position
+    assert run(first_after("beta")) != beta.position

@@ -4,7 +4,7 @@
 and on the embedded default). It calls, on the same origin and under the same path (browsers
 then resend the Basic credentials they were asked for once):
 
-* ``GET /analytics/api/courses``: the catalog courses the credential may read, with lessons;
+* ``GET /analytics/api/courses``: the courses of the credential's tenant's catalog it may read, with lessons;
 * ``GET /analytics/api/courses/{id}/report?since=&until=&grain=day|hour``: engagement (lesson ×
   day or hour), video heatmap (5-second segments), completion funnel and at-risk learners.
 
@@ -29,7 +29,7 @@ from lrs.usecases.analytics import CourseAnalytics, ReportsUnavailable
 from lrs.usecases.errors import LRSError
 from sinks.reports import ReportQuery
 
-from .tenants import lms_principal
+from .tenants import tenant_principal
 from .responses import error_response
 
 REALM = {"WWW-Authenticate": 'Basic realm="xAPI"'}
@@ -47,7 +47,10 @@ class WorkerReports:
         self._timeout = settings.analytics_timeout
 
     async def course_report(self, query: ReportQuery) -> bytes:
-        params = {"since": query.since.isoformat(), "until": query.until.isoformat(), "grain": query.grain}
+        params = {
+            "since": query.since.isoformat(), "until": query.until.isoformat(), "grain": query.grain,
+            "tenant": query.tenant,
+        }  # fmt: skip
         try:
             async with httpx.AsyncClient(base_url=self._url, timeout=self._timeout) as client:
                 answer = await client.get(f"/reports/course/{query.course_id}", params=params)
@@ -59,7 +62,7 @@ class WorkerReports:
 
 
 async def _principal(request: Request) -> Principal:
-    return await lms_principal(request)
+    return await tenant_principal(request)
 
 
 def analytics_router(analytics: CourseAnalytics) -> APIRouter:
@@ -79,7 +82,8 @@ def analytics_router(analytics: CourseAnalytics) -> APIRouter:
     @router.get("/api/courses")
     async def courses(request: Request) -> Response:
         try:
-            found = await analytics.courses((await _principal(request)).scopes)
+            principal = await _principal(request)
+            found = await analytics.courses(principal.scopes, principal.tenant)
         except AuthenticationError as exc:
             return error_response(401, str(exc), REALM)
         except LRSError as exc:
@@ -92,7 +96,7 @@ def analytics_router(analytics: CourseAnalytics) -> APIRouter:
         try:
             principal = await _principal(request)
             body = await analytics.report(
-                principal.scopes, course_id, q.get("since"), q.get("until"), q.get("grain")
+                principal.scopes, course_id, q.get("since"), q.get("until"), q.get("grain"), principal.tenant
             )
         except AuthenticationError as exc:
             return error_response(401, str(exc), REALM)

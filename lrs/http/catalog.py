@@ -12,7 +12,7 @@ from lrs.usecases.catalog import LoadCatalog
 from lrs.usecases.errors import LRSError
 from lrs.xapi.jsontext import JsonTextError, parse_bounded
 
-from .tenants import lms_principal
+from .tenants import tenant_principal
 from .responses import error_response
 
 REALM = {"WWW-Authenticate": 'Basic realm="xAPI"'}
@@ -23,12 +23,13 @@ def catalog_router(load: LoadCatalog, max_json_depth: int) -> APIRouter:
 
     @router.post("/catalog")
     async def load_catalog(request: Request) -> Response:
-        """Merge a catalog document (courses, modules, lessons, quizzes, students) into the LMS
-        tables the pipeline maps statements with. Needs a credential with scope ``all``."""
+        """Merge a catalog document (courses, modules, lessons, quizzes, students) into the
+        catalog of the credential's tenant, which the pipeline maps its statements with. Needs a
+        credential with scope ``all``."""
         try:
-            principal = await lms_principal(request)
+            principal = await tenant_principal(request)
             raw = parse_bounded(await request.body(), max_json_depth, "the catalog document")
-            counts = await load(principal.scopes, raw)
+            counts = await load(principal.scopes, raw, principal.tenant)
         except AuthenticationError as exc:
             return error_response(401, str(exc), REALM)
         except JsonTextError as exc:

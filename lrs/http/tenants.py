@@ -1,10 +1,11 @@
-"""The caller of an endpoint on the LMS database: catalog uploads, analytics and the instructor
-page, cmi5 launch, learner erasure.
+"""The caller of an endpoint on the LMS database: catalog uploads and the instructor page (any
+tenant, each its own catalog and analytics), cmi5 launch and learner erasure (the default
+tenant's only).
 
-The pipeline (and with it the LMS database: catalog, rollups, analytics, cmi5 registrations)
-serves the default tenant only (docs/tenants.md); other tenants have their statements,
-documents and attachments, and are refused here rather than shown or given the default
-tenant's data.
+The pipeline carries every tenant's statements to ClickHouse and keeps a catalog per tenant, so
+the catalog and analytics serve the caller's tenant. The rollups, cmi5 registrations and
+erasure live in the default tenant's LMS tables (docs/tenants.md): other tenants are refused
+there rather than shown or given the default tenant's data.
 """
 
 from __future__ import annotations
@@ -16,13 +17,21 @@ from lrs.store.ports import DEFAULT_TENANT
 from lrs.usecases.errors import Forbidden
 
 
-async def lms_principal(request: Request) -> Principal:
+async def tenant_principal(request: Request) -> Principal:
     """The authenticated caller (``AuthenticationError`` without valid credentials);
-    ``Forbidden`` for a credential of a tenant other than the default."""
+    ``Forbidden`` when its tenant is disabled or unknown."""
+    principal = await request.app.state.authenticator.authenticate(request.headers.get("authorization"))
+    await request.app.state.tenancy.admit(principal)
+    return principal
+
+
+async def lms_principal(request: Request) -> Principal:
+    """The authenticated caller of an endpoint that serves the default tenant only (cmi5 launch,
+    erasure); ``Forbidden`` for a credential of another tenant."""
     principal = await request.app.state.authenticator.authenticate(request.headers.get("authorization"))
     if principal.tenant != DEFAULT_TENANT:
         raise Forbidden(
-            f"tenant {principal.tenant!r}: the catalog, analytics, cmi5 launch and erasure serve the"
-            " default tenant only (docs/tenants.md); this credential reaches its tenant's xAPI resources"
+            f"tenant {principal.tenant!r}: cmi5 launch and erasure serve the default tenant only"
+            " (docs/tenants.md); this credential reaches its tenant's xAPI resources, catalog and analytics"
         )
     return principal

@@ -17,6 +17,9 @@ from typing import Any, Protocol
 
 from lrs.xapi.statements import PreparedStatement
 
+DEFAULT_TENANT = "default"
+"""The tenant of every credential made without one: an installation from before tenants is it."""
+
 
 class InvalidCursor(ValueError):
     """A paging cursor that this adapter did not issue."""
@@ -164,13 +167,23 @@ class StatementStore(Protocol):
 # --- the outbox: what the stream pipeline reads -------------------------------------------------
 
 
+OutboxPosition = tuple[datetime, int, str]
+"""``(stored, seq, tenant)``: store order over every tenant. ``stored`` first, then ``seq``, then the
+tenant's name, the default tenant before the others (``tenant_order``)."""
+
+
+def tenant_order(tenant: str) -> str:
+    """The tenant's place among statements of equal ``(stored, seq)``: the default tenant first."""
+    return "" if tenant == DEFAULT_TENANT else tenant
+
+
 @dataclass(slots=True, frozen=True)
 class OutboxEntry:
     """A stored statement as the pipeline's relay publishes it."""
 
     stored: datetime
     seq: int
-    """``(stored, seq)`` orders the store: each entry is after the previous one."""
+    """``(stored, seq, tenant)`` orders the store: each entry is after the previous one."""
     document: bytes
     """The statement as stored (JSON, UTF-8)."""
     voided: bool
@@ -180,6 +193,12 @@ class OutboxEntry:
     actor: bytes
     """The actor (JSON) whose learner the statement belongs to: its own, or for a voiding
     statement the voided statement's (so a void follows what it voids)."""
+    tenant: str = DEFAULT_TENANT
+    """The tenant whose statement it is."""
+
+    @property
+    def position(self) -> OutboxPosition:
+        return self.stored, self.seq, self.tenant
 
 
 @dataclass(slots=True, frozen=True)
@@ -188,6 +207,31 @@ class OutboxRead:
     consistent: datetime
     """Every statement stored before this instant is among the entries or before ``after``; no
     statement can appear later with an earlier ``stored``."""
+
+
+def after_in_tenant(
+    after: OutboxPosition | tuple[datetime, int] | None, tenant: str
+) -> tuple[datetime, int] | None:
+    """``after`` as one tenant's own ``(stored, seq)``: that tenant's statements after the position
+    in store order are those with ``(stored, seq)`` greater than the answer."""
+    if after is None:
+        return None
+    stored, seq = after[0], after[1]
+    at = after[2] if len(after) > 2 else DEFAULT_TENANT
+    if tenant_order(tenant) > tenant_order(at):
+        return stored, seq - 1  # its statements at the very (stored, seq) come after
+    return stored, seq
+
+
+def merged_read(reads: list[OutboxRead], clock: datetime, limit: int) -> OutboxRead:
+    """One read over every tenant from each tenant's read: the first ``limit`` entries of all in
+    store order, bounded by the earliest consistent instant (and ``clock``, read before the list
+    of tenants was: a tenant created later stores nothing before it). Each tenant's entries are
+    a prefix of its statements after the position, so the first ``limit`` of the merge are too."""
+    consistent = min([clock, *(r.consistent for r in reads)])
+    entries = [e for r in reads for e in r.entries if e.stored < consistent]
+    entries.sort(key=lambda e: (e.stored, e.seq, tenant_order(e.tenant)))
+    return OutboxRead(entries[:limit], consistent)
 
 
 class Election(Protocol):
@@ -204,19 +248,21 @@ class Election(Protocol):
 
 class Outbox(Protocol):
     """The statement store as the stream pipeline's outbox: statements in store order, up to
-    the consistent-through bound, so that nothing can appear behind what was read."""
+    the consistent-through bound, so that nothing can appear behind what was read. The
+    pipeline's outbox reads every tenant's statements; a tenant's own (``Stores.outbox`` of a
+    tenant) reads that tenant's only."""
 
-    async def read(self, after: tuple[datetime, int] | None, limit: int) -> OutboxRead:
-        """Statements stored after ``after`` (``(stored, seq)``; ``None``: from the first), in
-        store order, at most ``limit``, all before the returned consistent instant."""
+    async def read(self, after: OutboxPosition | None, limit: int) -> OutboxRead:
+        """Statements stored after ``after`` (``None``: from the first), in store order, at most
+        ``limit``, all before the returned consistent instant."""
 
     async def now(self) -> datetime:
         """The store's clock."""
 
-    async def newest(self) -> tuple[datetime, int] | None:
-        """``(stored, seq)`` of the newest statement, ``None`` for an empty store."""
+    async def newest(self) -> OutboxPosition | None:
+        """The position of the newest statement, ``None`` for an empty store."""
 
-    async def count(self, since: datetime | None, upto: tuple[datetime, int] | None) -> int:
+    async def count(self, since: datetime | None, upto: OutboxPosition | None) -> int:
         """Statements stored from ``since`` (all without it) up to ``upto`` (inclusive; all without it)."""
 
     def election(self) -> Election:
@@ -343,9 +389,6 @@ class CredentialStore(Protocol):
 
 
 # --- tenants -------------------------------------------------------------------------------------
-
-DEFAULT_TENANT = "default"
-"""The tenant of every credential made without one: an installation from before tenants is it."""
 
 _TENANT_NAME = re.compile(r"[a-z][a-z0-9_]{0,29}")
 

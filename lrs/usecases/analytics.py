@@ -8,6 +8,7 @@ from typing import Any, Protocol
 import orjson
 
 from lrs.auth.scopes import analytics_courses, sees_names
+from lrs.store.ports import DEFAULT_TENANT
 from sinks.ports import CatalogStore
 from sinks.reports import ReportQuery
 
@@ -48,29 +49,31 @@ class CourseAnalytics:
         """``Forbidden`` for a credential that may read no course's analytics."""
         readable(scopes)
 
-    async def courses(self, scopes: frozenset[str]) -> list[dict[str, Any]]:
-        """The catalog's courses (with lessons) the credential may read."""
+    async def courses(self, scopes: frozenset[str], tenant: str = DEFAULT_TENANT) -> list[dict[str, Any]]:
+        """The courses (with lessons) of the tenant's catalog the credential may read."""
         allowed = readable(scopes)
         try:
-            found = await self._catalog.courses()
+            found = await self._catalog.courses(tenant)
         except OSError as exc:
             raise Unavailable(f"the LMS catalog database is unavailable: {exc}") from None
         return [c for c in found if allowed is None or c["id"] in allowed]
 
     async def report(
-        self, scopes: frozenset[str], course_id: str, since: str | None, until: str | None, grain: str | None
-    ) -> bytes:
+        self, scopes: frozenset[str], course_id: str, since: str | None, until: str | None, grain: str | None,
+        tenant: str = DEFAULT_TENANT,
+    ) -> bytes:  # fmt: skip
+        """A course's report from the tenant's analytics (names from the tenant's catalog)."""
         allowed = readable(scopes)
         try:
-            query = ReportQuery.parse(course_id, since, until, grain)
+            query = ReportQuery.parse(course_id, since, until, grain, tenant)
         except ValueError as exc:
             raise BadRequest(str(exc)) from None
         if allowed is not None and query.course_id not in allowed:
             raise Forbidden(f"this credential may not read course {query.course_id}'s analytics")
         report = await self._reports.course_report(query)
-        return await self._with_names(report) if sees_names(scopes) else report
+        return await self._with_names(report, tenant) if sees_names(scopes) else report
 
-    async def _with_names(self, report: bytes) -> bytes:
+    async def _with_names(self, report: bytes, tenant: str) -> bytes:
         """The report with the catalog's name of each learner at risk (credentials that may see
         names: scope ``analytics/names`` or ``all``)."""
         data = orjson.loads(report)
@@ -79,7 +82,7 @@ class CourseAnalytics:
         if not ids:
             return report
         try:
-            names = await self._catalog.student_names(ids)
+            names = await self._catalog.student_names(ids, tenant)
         except OSError as exc:
             raise Unavailable(f"the LMS catalog database is unavailable: {exc}") from None
         for row in at_risk:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from lrs.store.ports import DEFAULT_TENANT
 from sinks.catalog import CatalogDocument
 from sinks.ports import CatalogStore
 
@@ -26,13 +27,15 @@ class LoadCatalog:
     def __init__(self, store: CatalogStore) -> None:
         self._store = store
 
-    async def __call__(self, scopes: frozenset[str], raw: Any) -> dict[str, int]:
-        """Merge a catalog document into the LMS database (workers reload theirs); how many of
-        each kind it held. Needs scope ``all``."""
+    async def __call__(
+        self, scopes: frozenset[str], raw: Any, tenant: str = DEFAULT_TENANT
+    ) -> dict[str, int]:
+        """Merge a catalog document into the tenant's catalog in the LMS database (workers reload
+        theirs); how many of each kind it held. Needs scope ``all``."""
         if CATALOG_SCOPE not in scopes:
             raise Forbidden(f"loading the catalog needs a credential with scope {CATALOG_SCOPE}")
         document = read_document(raw)
         try:
-            return await self._store.save_catalog(document)
+            return await self._store.save_catalog(document, tenant)
         except OSError as exc:
             raise Unavailable(f"the LMS database is unavailable: {exc}") from None

@@ -95,14 +95,19 @@ class Tenancy:
         self._entries: dict[str, _Entry] = {}
         self._buckets: dict[str, _Bucket] = {}
 
-    async def stores(self, principal: Principal) -> Stores:
-        """The stores of the principal's tenant; ``Forbidden`` if it is disabled or unknown."""
+    async def admit(self, principal: Principal) -> str:
+        """The principal's tenant; ``Forbidden`` if it is disabled or unknown."""
         name = principal.tenant
         tenant = await self._tenant(name)
         if tenant is None:
             raise Forbidden(f"the credential's tenant {name!r} does not exist")
         if tenant.disabled is not None:
             raise Forbidden(f"tenant {name!r} is disabled")
+        return name
+
+    async def stores(self, principal: Principal) -> Stores:
+        """The stores of the principal's tenant; ``Forbidden`` if it is disabled or unknown."""
+        name = await self.admit(principal)
         found = self._stores.get(name)
         return found if found is not None else await self._open_once(name)
 

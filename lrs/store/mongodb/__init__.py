@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from motor.motor_asyncio import AsyncIOMotorClient, AsyncIOMotorDatabase
 from pymongo.errors import PyMongoError
 
+from ..ports import DEFAULT_TENANT
 from .credentials import MongoCredentialStore
 from .documents import MongoDocumentStore
 from .outbox import MongoOutbox
@@ -98,7 +99,7 @@ async def open_stores(
         MongoDocumentStore(db),
         MongoCredentialStore(db),
         MongoTenantStore(db),
-        MongoOutbox(db),
+        MongoOutbox(db, tenant=tenant or DEFAULT_TENANT),
         client,
         db,
     )
@@ -113,7 +114,7 @@ async def open_outbox(url: str) -> MongoOutbox:
     except BaseException:
         client.close()
         raise
-    return MongoOutbox(db, client)
+    return MongoOutbox(db, client, every_tenant=True)
 
 
 __all__ = [

@@ -56,6 +56,8 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("ref", ASCENDING)], name="ref", sparse=True),
         # Store order, for the stream pipeline's outbox (``outbox.MongoOutbox``).
         IndexModel([("seq", ASCENDING)], name="seq"),
+        # Store order from an instant, for the outbox of every tenant (another tenant's position).
+        IndexModel([("stored", ASCENDING), ("seq", ASCENDING)], name="stored_seq"),
     ],
     DOCUMENTS: [
         # Unique identity; its prefix (the scope) serves ids(), delete_all() and get().

@@ -7,10 +7,11 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
+from ..ports import DEFAULT_TENANT
 from .credentials import PostgresCredentialStore
 from .documents import PostgresDocumentStore
 from .outbox import PostgresOutbox
-from .pool import APPLICATION_NAME, create_pool, migrate, quote_identifier
+from .pool import create_pool, migrate, quote_identifier, writers_name
 from .statements import PostgresStatementStore
 from .tenants import PostgresTenantStore, tenant_schema
 
@@ -58,7 +59,7 @@ async def open_stores(
     migrated if need be; its pools close idle connections soon, as a deployment may have many).
     """
     schema = tenant_schema(tenant) if tenant else None
-    name = APPLICATION_NAME if schema is None else f"{APPLICATION_NAME}:{tenant}"  # a tenant's writers
+    name = writers_name(tenant)
     if schema is not None:
         await _create_schema(dsn, schema)
     idle = 300.0 if schema is None else 30.0
@@ -79,7 +80,7 @@ async def open_stores(
         PostgresDocumentStore(pool),
         PostgresCredentialStore(pool),
         PostgresTenantStore(pool),
-        PostgresOutbox(dsn, schema, writers=name),
+        PostgresOutbox(dsn, tenant or DEFAULT_TENANT),
         pool,
         query_pool,
         dsn,

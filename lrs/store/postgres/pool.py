@@ -7,6 +7,8 @@ from importlib import resources
 
 import asyncpg
 
+from ..ports import DEFAULT_TENANT
+
 log = logging.getLogger(__name__)
 
 APPLICATION_NAME = "lrs"
@@ -82,6 +84,12 @@ async def create_pool(
         server_settings=settings,
         max_inactive_connection_lifetime=idle_seconds,
     )
+
+
+def writers_name(tenant: str | None) -> str:
+    """The ``application_name`` of a tenant's writers (``None`` or the default tenant: the LRS's
+    own): the consistent instant of a tenant waits for its writers."""
+    return APPLICATION_NAME if tenant in (None, DEFAULT_TENANT) else f"{APPLICATION_NAME}:{tenant}"
 
 
 def quote_identifier(name: str) -> str:
