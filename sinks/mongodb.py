@@ -24,6 +24,12 @@ Rollups, each document recomputed whole from the facts:
 * ``user_sessions``: one document per learner × session (cmi5 or video session id): first and
   last activity, events, time spent, courses. A TTL index drops it 90 days after its last activity.
 
+Tenants (docs/tenants.md): every document has ``tenant``. The default tenant's keep the keys
+above (documents from before tenants have no ``tenant`` field and are the default tenant's);
+another tenant's keys start with ``<tenant>/`` (``doc_id``, ``engagement_id``, ``session_key``), so
+the same statement id, course, day, learner or session of two tenants are two documents and no
+rollup mixes them.
+
 Why applying twice never counts twice: per-statement documents are inserted under their
 statement id (one already there is left as it is), and nothing is ever incremented. After each
 batch, every engagement and session document the batch touches (those of statements already
@@ -54,6 +60,7 @@ from motor.motor_asyncio import AsyncIOMotorClient, AsyncIOMotorDatabase
 from pymongo import ASCENDING, DESCENDING, IndexModel, ReplaceOne, UpdateOne
 from pymongo.errors import BulkWriteError
 
+from lrs.store.ports import DEFAULT_TENANT
 from lrs.xapi.profiles import VIDEO
 from .events import LearningEvent
 from sinks.positions import since_position, stored_of
@@ -115,16 +122,41 @@ def chunks(items: Sequence[Any], size: int = ID_CHUNK) -> Iterator[list[Any]]:
 # --- documents -----------------------------------------------------------------------------------
 
 
-def engagement_id(course_id: int | None, lesson_id: int | None, moment: datetime) -> str | None:
+def _prefix(tenant: str) -> str:
+    return "" if tenant == DEFAULT_TENANT else f"{tenant}/"
+
+
+def doc_id(tenant: str, statement_id: str) -> str:
+    """The ``_id`` of a statement's documents: its id, after ``<tenant>/`` for a tenant other than
+    the default."""
+    return _prefix(tenant) + statement_id
+
+
+def engagement_id(
+    course_id: int | None, lesson_id: int | None, moment: datetime, tenant: str = DEFAULT_TENANT
+) -> str | None:
     """The ``course_engagement`` document a statement counts in (none outside a known course)."""
     if course_id is None:
         return None
-    return f"{course_id}:{'-' if lesson_id is None else lesson_id}:{day_of(moment).isoformat()}"
+    return (
+        f"{_prefix(tenant)}{course_id}:{'-' if lesson_id is None else lesson_id}:{day_of(moment).isoformat()}"
+    )
 
 
-def session_key(learner_key: str, session_id: str | None) -> str | None:
+def session_key(learner_key: str, session_id: str | None, tenant: str = DEFAULT_TENANT) -> str | None:
     """The ``user_sessions`` document a statement counts in (none without a session id)."""
-    return None if session_id is None else orjson.dumps([learner_key, session_id]).decode()
+    return None if session_id is None else _prefix(tenant) + orjson.dumps([learner_key, session_id]).decode()
+
+
+def _tenant_of(key: str) -> tuple[str, str]:
+    """(tenant, the rest) of a key made by ``engagement_id`` or ``session_key``."""
+    tenant, slash, rest = key.partition("/")
+    return (tenant, rest) if slash and not key.startswith("[") else (DEFAULT_TENANT, key)
+
+
+def _of_tenant(tenant: str) -> dict[str, Any]:
+    """A query on the ``tenant`` field (documents from before tenants have none: the default's)."""
+    return {"tenant": {"$in": [tenant, None]}} if tenant == DEFAULT_TENANT else {"tenant": tenant}
 
 
 def activity_type(e: LearningEvent) -> str:
@@ -155,6 +187,7 @@ def _object_id(e: LearningEvent) -> str | None:
 def statement_document(e: LearningEvent) -> dict[str, Any]:
     where = e.location
     return {
+        "_id": doc_id(e.tenant, e.statement_id), "tenant": e.tenant,
         "student_id": e.student_id, "learner_key": e.learner_key, "course_id": where.course_id,
         "lesson_id": where.lesson_id, "verb_id": e.verb_id, "object_id": _object_id(e),
         "timestamp": e.timestamp, "stored": e.stored, "position": e.position, "session_id": e.session_id,
@@ -188,19 +221,21 @@ def progress_document(e: LearningEvent) -> dict[str, Any]:
             "response": e.response, "attempt": e.quiz_attempt,
         }  # fmt: skip
     return {
+        "_id": doc_id(e.tenant, e.statement_id), "tenant": e.tenant,
         "student_id": e.student_id, "learner_key": e.learner_key, "course_id": where.course_id,
         "module_id": where.module_id, "lesson_id": where.lesson_id, "quiz_id": where.quiz_id,
         "activity_type": activity_type(e), "timestamp": e.timestamp, "stored": e.stored,
         "position": e.position, "session_id": e.session_id, "registration": e.registration,
         "details": details, "device_info": {"platform": e.platform} if e.platform else None,
-        "engagement_id": engagement_id(where.course_id, where.lesson_id, e.timestamp),
-        "session_key": session_key(e.learner_key, e.session_id),
+        "engagement_id": engagement_id(where.course_id, where.lesson_id, e.timestamp, e.tenant),
+        "session_key": session_key(e.learner_key, e.session_id, e.tenant),
     }  # fmt: skip
 
 
 def event_document(e: LearningEvent) -> dict[str, Any]:
     where = e.location
     return {
+        "_id": doc_id(e.tenant, e.statement_id), "tenant": e.tenant,
         "event_type": f"xapi.statement.{e.verb_class}",
         "payload": {
             "statement_id": e.statement_id, "student_id": e.student_id, "course_id": where.course_id,
@@ -214,15 +249,30 @@ def event_document(e: LearningEvent) -> dict[str, Any]:
 
 def voiding_document(r: Retraction) -> dict[str, Any]:
     return {
+        "tenant": r.tenant,
         "event_type": "xapi.statement.voided", "payload": {"statement_id": r.statement_id},
         "status": "completed", "source_service": SOURCE, "correlation_id": r.statement_id,
         "created_at": stored_of(r.position), "position": r.position,
     }  # fmt: skip
 
 
-def _parse_engagement(key: str) -> tuple[int, int | None, date]:
-    course, lesson, day = key.split(":")
-    return int(course), None if lesson == "-" else int(lesson), date.fromisoformat(day)
+_PLACE = {"tenant": 1, "course_id": 1, "lesson_id": 1, "timestamp": 1, "learner_key": 1, "session_id": 1}
+"""What a statement document says about the rollups it counts in."""
+
+
+def _engagement_of(d: dict[str, Any]) -> str | None:
+    tenant = d.get("tenant") or DEFAULT_TENANT
+    return engagement_id(d.get("course_id"), d.get("lesson_id"), d["timestamp"], tenant)
+
+
+def _session_of(d: dict[str, Any]) -> str | None:
+    return session_key(d["learner_key"], d.get("session_id"), d.get("tenant") or DEFAULT_TENANT)
+
+
+def _parse_engagement(key: str) -> tuple[str, int, int | None, date]:
+    tenant, rest = _tenant_of(key)
+    course, lesson, day = rest.split(":")
+    return tenant, int(course), None if lesson == "-" else int(lesson), date.fromisoformat(day)
 
 
 # --- the sink ------------------------------------------------------------------------------------
@@ -230,7 +280,7 @@ def _parse_engagement(key: str) -> tuple[int, int | None, date]:
 
 class MongoSink(IgnoresCatalog, RebuildsInPlace):
     name = "mongodb"
-    serves_tenants = False  # the default tenant's only (docs/tenants.md)
+    serves_tenants = True
 
     def __init__(
         self,
@@ -289,22 +339,22 @@ class MongoSink(IgnoresCatalog, RebuildsInPlace):
         engagements: set[str | None] = set()
         sessions: set[str | None] = set()
         if events:
-            ids = [e.statement_id for e in events]
+            ids = [doc_id(e.tenant, e.statement_id) for e in events]
             voided = await self._ids_where("xapi_statements", ids, {"voided": True})
-            fresh = [e for e in events if e.statement_id not in voided]
-            done = await self._ids_where("learning_progress", [e.statement_id for e in fresh])
-            new = [e for e in fresh if e.statement_id not in done]
+            fresh = [e for e, i in zip(events, ids, strict=True) if i not in voided]
+            done = await self._ids_where(
+                "learning_progress", [doc_id(e.tenant, e.statement_id) for e in fresh]
+            )
+            new = [e for e in fresh if doc_id(e.tenant, e.statement_id) not in done]
             if new:
-                await self._insert(
-                    "xapi_statements", [statement_document(e) | {"_id": e.statement_id} for e in new]
-                )
-                await self._insert("event_log", [event_document(e) | {"_id": e.statement_id} for e in new])
-                await self._insert(
-                    "learning_progress", [progress_document(e) | {"_id": e.statement_id} for e in new]
-                )
+                await self._insert("xapi_statements", [statement_document(e) for e in new])
+                await self._insert("event_log", [event_document(e) for e in new])
+                await self._insert("learning_progress", [progress_document(e) for e in new])
             for e in fresh:
-                engagements.add(engagement_id(e.location.course_id, e.location.lesson_id, e.timestamp))
-                sessions.add(session_key(e.learner_key, e.session_id))
+                engagements.add(
+                    engagement_id(e.location.course_id, e.location.lesson_id, e.timestamp, e.tenant)
+                )
+                sessions.add(session_key(e.learner_key, e.session_id, e.tenant))
         if retractions:
             touched = await self._retract(retractions)
             engagements |= touched[0]
@@ -328,22 +378,18 @@ class MongoSink(IgnoresCatalog, RebuildsInPlace):
         they were in (read from the statement documents, which stay)."""
         engagements: set[str | None] = set()
         sessions: set[str | None] = set()
-        ids = [r.statement_id for r in retractions]
+        ids = [doc_id(r.tenant, r.statement_id) for r in retractions]
         for chunk in chunks(ids):
-            cursor = self.db.xapi_statements.find(
-                {"_id": {"$in": chunk}}, {"course_id": 1, "lesson_id": 1, "timestamp": 1, "learner_key": 1,
-                                          "session_id": 1},
-            )  # fmt: skip
-            async for d in cursor:
-                engagements.add(engagement_id(d.get("course_id"), d.get("lesson_id"), d["timestamp"]))
-                sessions.add(session_key(d["learner_key"], d.get("session_id")))
+            async for d in self.db.xapi_statements.find({"_id": {"$in": chunk}}, _PLACE):
+                engagements.add(_engagement_of(d))
+                sessions.add(_session_of(d))
         await self.db.xapi_statements.bulk_write(
-            [UpdateOne({"_id": r.statement_id, "voided": {"$ne": True}},
-                       {"$set": {"voided": True, "voided_by": r.position}}) for r in retractions],
+            [UpdateOne({"_id": i, "voided": {"$ne": True}},
+                       {"$set": {"voided": True, "voided_by": r.position}}) for r, i in zip(retractions, ids)],
             ordered=False,
         )  # fmt: skip
         await self.db.event_log.bulk_write(
-            [UpdateOne({"_id": f"voided:{r.statement_id}"}, {"$setOnInsert": voiding_document(r)},
+            [UpdateOne({"_id": doc_id(r.tenant, f"voided:{r.statement_id}")}, {"$setOnInsert": voiding_document(r)},
                        upsert=True) for r in retractions], ordered=False,
         )  # fmt: skip
         for chunk in chunks(ids):
@@ -384,9 +430,9 @@ class MongoSink(IgnoresCatalog, RebuildsInPlace):
         for row in hours:
             key = row["_id"]["e"]
             if key not in days:
-                course, lesson, day = _parse_engagement(key)
+                tenant, course, lesson, day = _parse_engagement(key)
                 days[key] = {
-                    "course_id": course, "lesson_id": lesson, "date": day_start(day), "events": 0,
+                    "tenant": tenant, "course_id": course, "lesson_id": lesson, "date": day_start(day), "events": 0,
                     "learners": 0, "time_spent_seconds": 0.0, "completions": 0, "hourly": [0] * 24,
                     "video_heatmap": [], "updated_at": now,
                 }  # fmt: skip
@@ -429,6 +475,7 @@ class MongoSink(IgnoresCatalog, RebuildsInPlace):
         for row in rows:
             started, last = row["started_at"], row["last_activity_at"]
             docs[row["_id"]] = {
+                "tenant": _tenant_of(row["_id"])[0],
                 "session_id": row["session_id"], "learner_key": row["learner_key"],
                 "student_id": row["student_id"],
                 "started_at": started, "last_activity_at": last,
@@ -454,8 +501,9 @@ class MongoSink(IgnoresCatalog, RebuildsInPlace):
         """Delete the learner's documents (by identity key, student id, and the statements the
         erasure deleted), replace the statements it redacted, and rebuild the heatmap and session
         documents they were in without them."""
-        ids = list(task.statement_ids)
-        who: dict[str, Any] = {"$or": [
+        ids = [doc_id(task.tenant, i) for i in task.statement_ids]
+        mine = _of_tenant(task.tenant)
+        who: dict[str, Any] = {**mine, "$or": [
             {"learner_key": {"$in": task.identity_keys}}, {"student_id": {"$in": task.student_ids}},
             {"_id": {"$in": ids}},
         ]}  # fmt: skip
@@ -464,31 +512,31 @@ class MongoSink(IgnoresCatalog, RebuildsInPlace):
         async for d in self.db.learning_progress.find(who, {"engagement_id": 1, "session_key": 1}):
             engagements.add(d.get("engagement_id"))
             sessions.add(d.get("session_key"))
-        async for d in self.db.xapi_statements.find(
-            who, {"course_id": 1, "lesson_id": 1, "timestamp": 1, "learner_key": 1, "session_id": 1}
-        ):
-            engagements.add(engagement_id(d.get("course_id"), d.get("lesson_id"), d["timestamp"]))
-            sessions.add(session_key(d["learner_key"], d.get("session_id")))
+        async for d in self.db.xapi_statements.find(who, _PLACE):
+            engagements.add(_engagement_of(d))
+            sessions.add(_session_of(d))
         counts: dict[str, int] = {}
         for collection in ("xapi_statements", "learning_progress"):
             counts[collection] = (await self.db[collection].delete_many(who)).deleted_count
-        logged = {"$or": [{"_id": {"$in": ids + [f"voided:{i}" for i in ids]}},
-                          {"payload.student_id": {"$in": task.student_ids}}]}  # fmt: skip
+        voidings = [doc_id(task.tenant, f"voided:{i}") for i in task.statement_ids]
+        logged = {**mine, "$or": [{"_id": {"$in": ids + voidings}},
+                                  {"payload.student_id": {"$in": task.student_ids}}]}  # fmt: skip
         counts["event_log"] = (await self.db.event_log.delete_many(logged)).deleted_count
         counts["user_sessions"] = (
             await self.db.user_sessions.delete_many(
                 {
+                    **mine,
                     "$or": [
                         {"learner_key": {"$in": task.identity_keys}},
                         {"student_id": {"$in": task.student_ids}},
-                    ]
+                    ],
                 }
             )
         ).deleted_count
         counts["redacted"] = 0
         for statement_id, statement in task.redacted.items():
             done = await self.db.xapi_statements.update_one(
-                {"_id": statement_id}, {"$set": {"statement": statement}}
+                {"_id": doc_id(task.tenant, statement_id)}, {"$set": {"statement": statement}}
             )
             counts["redacted"] += done.modified_count
         await self._recompute(engagements, sessions)

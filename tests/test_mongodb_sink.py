@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from dataclasses import replace
 from collections.abc import Awaitable, Iterator
 from pathlib import Path
 from datetime import datetime, timedelta, timezone
@@ -116,9 +117,9 @@ LEARNERS = {0: 2, 1: 2}  # segment → learners, 1 elsewhere
 
 
 def engagement(events: int, learners: int, seconds: float, completions: int, hourly: dict[int, int],
-               segments: dict[int, int], lesson_id: int | None = 10) -> dict[str, Any]:  # fmt: skip
+               segments: dict[int, int], lesson_id: int | None = 10, tenant: str = "default") -> dict[str, Any]:  # fmt: skip
     return {
-        "course_id": 1, "lesson_id": lesson_id, "date": MIDNIGHT, "events": events, "learners": learners,
+        "tenant": tenant, "course_id": 1, "lesson_id": lesson_id, "date": MIDNIGHT, "events": events, "learners": learners,
         "time_spent_seconds": seconds, "completions": completions,
         "hourly": [hourly.get(h, 0) for h in range(24)],
         "video_heatmap": [{"segment": s, "start_seconds": 5 * s, "views": v, "learners": LEARNERS.get(s, 1)}
@@ -127,10 +128,10 @@ def engagement(events: int, learners: int, seconds: float, completions: int, hou
 
 
 def session(made: dict[str, LearningEvent], first: str, last: str, count: int, seconds: float,
-            name: str, platform: str | None) -> dict[str, Any]:  # fmt: skip
+            name: str, platform: str | None, tenant: str = "default") -> dict[str, Any]:  # fmt: skip
     started, ended = ms(made[first].timestamp), ms(made[last].timestamp)
     return {
-        "session_id": name, "learner_key": key_of(ADA), "student_id": 1, "started_at": started,
+        "tenant": tenant, "session_id": name, "learner_key": key_of(ADA), "student_id": 1, "started_at": started,
         "last_activity_at": ended, "duration_seconds": (ended - started).total_seconds(), "events": count,
         "time_spent_seconds": seconds, "course_ids": [1],
         "device_info": {"platform": platform} if platform else None, "registration": None,
@@ -206,7 +207,7 @@ def test_statements_land_in_the_seed_shapes(run: Run):
 
     logged = run.docs("event_log")[done.statement_id]
     assert logged == {
-        "event_type": "xapi.statement.completed",
+        "tenant": "default", "event_type": "xapi.statement.completed",
         "payload": {"statement_id": done.statement_id, "student_id": 1, "course_id": 1, "lesson_id": 10,
                     "quiz_id": None, "verb_id": done.verb_id, "object_id": lesson(1, 10),
                     "timestamp": done.timestamp.isoformat()},
@@ -230,6 +231,45 @@ def test_engagement_heatmaps_and_sessions_are_computed_from_the_statements(run: 
     assert set(run.docs("user_sessions")) == {session_key(key_of(ADA), name) for name in ("s1", "s2")}
 
 
+def test_two_tenants_with_the_same_ids_keep_apart(run: Run):
+    """The scenario in the default tenant and again in tenant acme with the same statement ids,
+    learners, courses and sessions, in the same batches: each tenant's statements, heatmaps and
+    sessions are the single-tenant ones; acme voiding a statement leaves the default tenant's."""
+    made = scenario()
+    acme = {name: replace(e, tenant="acme") for name, e in made.items()}
+    order = ("v1", "v2", "done", "quiz")
+    run.apply(batch(0, [e for name in order for e in (made[name], acme[name])]),
+              batch(1, [made["bob"], acme["bob"]]), batch(2, [made["stranger"], acme["stranger"]]))  # fmt: skip
+    statements = run.docs("xapi_statements")
+    for name, e in made.items():
+        assert statements[e.statement_id]["tenant"] == "default"
+        assert statements[f"acme/{e.statement_id}"]["tenant"] == "acme"
+    heatmaps = {
+        f"1:10:{DAY}": engagement(4, 2, 90.0, 1, {10: 3, 11: 1}, SEGMENTS),
+        f"1:-:{DAY}": engagement(1, 1, 0.0, 0, {11: 1}, {}, lesson_id=None),
+    }
+    acme_heatmaps = {f"acme/{k}": v | {"tenant": "acme"} for k, v in heatmaps.items()}
+    assert run.docs("course_engagement") == heatmaps | acme_heatmaps
+    sessions = run.docs("user_sessions")
+    for tenant in ("default", "acme"):
+        mine = {d["session_id"]: d for d in sessions.values() if d["tenant"] == tenant}
+        assert mine == {
+            "s1": session(made, "v1", "done", 3, 80.0, "s1", "web", tenant),
+            "s2": session(made, "quiz", "quiz", 1, 0.0, "s2", None, tenant),
+        }
+
+    run.apply(batch(3, [Retraction(made["done"].statement_id, encode(at(100), 1), tenant="acme")]))
+    statements = run.docs("xapi_statements")
+    assert statements[f"acme/{made['done'].statement_id}"]["voided"] is True
+    assert "voided" not in statements[made["done"].statement_id]
+    engagement_now = run.docs("course_engagement")
+    assert engagement_now[f"1:10:{DAY}"] == heatmaps[f"1:10:{DAY}"]
+    assert engagement_now[f"acme/1:10:{DAY}"]["completions"] == 0
+    assert set(run.docs("event_log", {"event_type": "xapi.statement.voided"})) == {
+        f"acme/voided:{made['done'].statement_id}"
+    }
+
+
 # --- voiding, replays, resets --------------------------------------------------------------------
 
 
@@ -247,7 +287,7 @@ def test_voiding_retracts_a_statement_everywhere_and_keeps_it_out(run: Run):
     assert done.statement_id not in run.docs("learning_progress")
     assert run.docs("event_log", {"event_type": "xapi.statement.voided"}) == {
         f"voided:{r.statement_id}": {
-            "event_type": "xapi.statement.voided", "payload": {"statement_id": r.statement_id},
+            "tenant": "default", "event_type": "xapi.statement.voided", "payload": {"statement_id": r.statement_id},
             "status": "completed", "source_service": "lrs-pipeline", "correlation_id": r.statement_id,
             "created_at": ms(at(100 + i)),
             "position": r.position,
