@@ -16,6 +16,13 @@ Seed tables (``cassandra_schema.cql``), all UTC:
 ``user_id`` is a UUID derived from the learner's identity key (``user_uuid``), the same for
 every statement of the learner.
 
+Tenants (docs/tenants.md) are in every partition key: for a tenant other than the default, a
+learner's ``user_id`` is derived from ``<tenant>/<identity key>``, a statement's id in these
+tables from ``<tenant>/<statement id>`` (``statement_uuid``; the ``events`` row's properties keep
+the statement's own id and name the tenant), and a page is ``<tenant>/<activity IRI>``. So the
+same learner, statement or activity of two tenants are different rows and no aggregate mixes
+them; the default tenant's keys are what they were before tenants.
+
 Why replays never double count. Nothing is ever incremented: no counter columns (the seed's
 ``view_count counter`` is a ``bigint`` here) and no read-add-write of totals. Each applied
 statement is one row of ``statement_facts ((user_id, week_start), statement_id)`` (and of
@@ -59,8 +66,10 @@ from typing import Any
 from cassandra import ConsistencyLevel, OperationTimedOut, ReadTimeout, Unavailable, WriteTimeout
 from cassandra.cluster import NoHostAvailable
 
-from .events import LearningEvent
+from lrs.store.ports import DEFAULT_TENANT
 from sinks.positions import since_position, stored_of
+
+from .events import LearningEvent
 from .settings import CassandraSettings
 
 from .buckets import day_of, utc, week_start
@@ -68,6 +77,8 @@ from .ports import Batch, ErasureTask, IgnoresCatalog, RebuildsInPlace, Retracti
 
 EVENT_TTL = timedelta(days=7)
 LEARNER_NAMESPACE = uuid.UUID("3c4f6c2e-6a53-4f0e-9a51-2f0b8f3b6d1a")
+STATEMENT_NAMESPACE = uuid.UUID("066ffcfc-a34b-4fb8-aa37-44ae1340c558")
+"""Of the ids a tenant's statements have in these tables (``statement_uuid``)."""
 RETRYABLE = (OperationTimedOut, ReadTimeout, WriteTimeout, Unavailable, NoHostAvailable)
 TABLES = (
     "user_engagement", "learning_progress", "page_view_stats", "events", "statement_facts", "page_views",
@@ -125,9 +136,25 @@ CQL = {
 
 
 @functools.lru_cache(maxsize=1 << 16)
-def user_uuid(learner_key: str) -> uuid.UUID:
-    """The ``user_id`` of a learner: a name-based UUID of its identity key."""
-    return uuid.uuid5(LEARNER_NAMESPACE, learner_key)
+def user_uuid(learner_key: str, tenant: str = DEFAULT_TENANT) -> uuid.UUID:
+    """The ``user_id`` of a learner of a tenant: a name-based UUID of its identity key."""
+    return uuid.uuid5(
+        LEARNER_NAMESPACE, learner_key if tenant == DEFAULT_TENANT else f"{tenant}/{learner_key}"
+    )
+
+
+def statement_uuid(statement_id: str, tenant: str = DEFAULT_TENANT) -> uuid.UUID:
+    """A statement's ``statement_id`` in these tables: its own id for the default tenant."""
+    if tenant == DEFAULT_TENANT:
+        return uuid.UUID(statement_id)
+    return uuid.uuid5(STATEMENT_NAMESPACE, f"{tenant}/{statement_id}")
+
+
+def page_of(activity_id: str | None, tenant: str = DEFAULT_TENANT) -> str | None:
+    """A statement's ``page``: its activity, after ``<tenant>/`` for a tenant other than the default."""
+    if not activity_id:
+        return None
+    return activity_id if tenant == DEFAULT_TENANT else f"{tenant}/{activity_id}"
 
 
 def schema_statements() -> list[str]:
@@ -197,7 +224,8 @@ class Fact:
     def of(cls, e: LearningEvent) -> Fact:
         where, moment = e.location, utc(e.timestamp)
         return cls(
-            uuid.UUID(e.statement_id), moment.date(), moment.hour, moment, e.activity_id or None,
+            statement_uuid(e.statement_id, e.tenant), moment.date(), moment.hour, moment,
+            page_of(e.activity_id, e.tenant),
             e.session_id, None if where.course_id is None else f"course:{where.course_id}", where.lesson_id,
             where.quiz_id,
             e.duration_seconds or 0.0, e.completes_lesson, e.quiz_passed, e.score_percent if e.quiz_attempt else None,
@@ -295,7 +323,7 @@ def event_properties(e: LearningEvent) -> dict[str, str]:
         "lesson_id": where.lesson_id, "quiz_id": where.quiz_id, "duration_seconds": e.duration_seconds,
         "score_percent": e.score_percent, "success": e.success, "completion": e.completion,
         "session_id": e.session_id, "platform": e.platform, "registration": e.registration,
-        "cmi5_outcome": e.cmi5_outcome,
+        "cmi5_outcome": e.cmi5_outcome, "tenant": None if e.tenant == DEFAULT_TENANT else e.tenant,
     }  # fmt: skip
     return {k: v if isinstance(v, str) else str(v).lower() if isinstance(v, bool) else str(v)
             for k, v in values.items() if v is not None}  # fmt: skip
@@ -429,7 +457,7 @@ class Requests:
 
 class CassandraSink(IgnoresCatalog, RebuildsInPlace):
     name = "cassandra"
-    serves_tenants = False  # the default tenant's only (docs/tenants.md)
+    serves_tenants = True
 
     def __init__(
         self, session_factory: Callable[[], Any], settings: CassandraSettings, partitions: int = 1,
@@ -485,12 +513,16 @@ class CassandraSink(IgnoresCatalog, RebuildsInPlace):
 
     async def apply(self, batches: Sequence[Batch]) -> None:
         events, retractions = net_all(batches)
-        arriving = [(user_uuid(e.learner_key), Fact.of(e), e) for e in events]
+        arriving = [(user_uuid(e.learner_key, e.tenant), Fact.of(e), e) for e in events]
         at = {f.statement_id: Place.of(user, f) for user, f, _ in arriving}
         places = await self._locate(retractions)
         located = {p.statement_id for p in places}
         # voided in this very call by another partition's batch: not indexed yet, but arriving
-        places += [at[i] for r in retractions if (i := uuid.UUID(r.statement_id)) in at and i not in located]
+        places += [
+            at[i]
+            for r in retractions
+            if (i := statement_uuid(r.statement_id, r.tenant)) in at and i not in located
+        ]
         partitions = await self._partitions_of({p.week for p in at.values()} | {p.week for p in places})
         # a fact row (or the tombstone of a voided statement) means the statement was written whole
         new = [(u, f, e) for u, f, e in arriving if f.statement_id not in partitions[at[f.statement_id].week]]
@@ -510,7 +542,7 @@ class CassandraSink(IgnoresCatalog, RebuildsInPlace):
         await self._record([b for b in batches if b.through])
 
     async def _locate(self, retractions: list[Retraction]) -> list[Place]:
-        found = await self._all(("locate", (uuid.UUID(r.statement_id),)) for r in retractions)
+        found = await self._all(("locate", (statement_uuid(r.statement_id, r.tenant),)) for r in retractions)
         return [Place.read(rows[0]) for rows in found if rows]
 
     async def _partitions_of(self, weeks: set[tuple[uuid.UUID, date]]) -> dict[tuple, dict[uuid.UUID, Fact]]:
@@ -607,7 +639,7 @@ class CassandraSink(IgnoresCatalog, RebuildsInPlace):
         """Delete every row of the statements the erasure deleted (facts, tombstones, views, events,
         indexes: ``statement_index`` says where they are) and rewrite the aggregates they were in
         from what is left: the learner's own rows go, page_view_stats are recounted without them."""
-        ids = sorted({uuid.UUID(i) for i in task.statement_ids})
+        ids = sorted({statement_uuid(i, task.tenant) for i in task.statement_ids})
         found = await self._all(("locate_at", (i,)) for i in ids)
         gone = [(row.position, Place.read(row)) for rows in found for row in rows]
         partitions = await self._partitions_of({place.week for _, place in gone})
@@ -648,11 +680,16 @@ class CassandraSink(IgnoresCatalog, RebuildsInPlace):
     # --- reading ---------------------------------------------------------------------------------
 
     async def learner_history(
-        self, learner: str | uuid.UUID, days: int = 30, until: date | None = None
+        self,
+        learner: str | uuid.UUID,
+        days: int = 30,
+        until: date | None = None,
+        tenant: str = DEFAULT_TENANT,
     ) -> dict[str, Any]:
         """A learner's last ``days`` days up to ``until`` (today, UTC): engagement per day, newest
-        first, and weekly progress per subject. ``learner``: its ``user_id`` or identity key."""
-        user = learner if isinstance(learner, uuid.UUID) else user_uuid(learner)
+        first, and weekly progress per subject. ``learner``: its ``user_id`` or identity key (a
+        learner of ``tenant``)."""
+        user = learner if isinstance(learner, uuid.UUID) else user_uuid(learner, tenant)
         until = until or datetime.now(timezone.utc).date()
         first = until - timedelta(days=days - 1)
         daily = await self._run("engagement_days", (user, first, until))

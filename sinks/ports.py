@@ -143,7 +143,10 @@ class AnalyticsViews(Protocol):
 class LearnerHistory(Protocol):
     """A learner's daily engagement and weekly progress (the Cassandra time series)."""
 
-    async def learner_history(self, learner: Any, days: int, until: date | None) -> dict[str, Any]: ...
+    async def learner_history(
+        self, learner: Any, days: int, until: date | None, tenant: str = DEFAULT_TENANT
+    ) -> dict[str, Any]:
+        """``learner``: a ``user_id`` or an identity key of a learner of ``tenant``."""
 
 
 class DomainEventOutbox(Protocol):

@@ -121,8 +121,9 @@ class CourseReport(PipelineView):
 
 class LearnerHistoryPage(PipelineView):
     """A learner's daily engagement and weekly progress from the Cassandra sink:
-    ``/learners/<user_id>/history?days=30&until=2026-05-31``; ``user_id`` is the UUID of the
-    sink's tables or the learner's identity key, URL-encoded (``mbox:mailto:…``, ``account:…``)."""
+    ``/learners/<user_id>/history?days=30&until=2026-05-31&tenant=acme``; ``user_id`` is the UUID
+    of the sink's tables or the learner's identity key, URL-encoded (``mbox:mailto:…``,
+    ``account:…``), of ``tenant``'s learners (the default tenant's without it)."""
 
     async def get(self, request: web.Request, user_id: str) -> web.Response:
         history = self.pipeline.found.history
@@ -133,13 +134,17 @@ class LearnerHistoryPage(PipelineView):
             until = date.fromisoformat(request.query["until"]) if "until" in request.query else None
         except ValueError:
             return web.Response(status=400, text="days must be a number, until a date (YYYY-MM-DD)")
+        try:
+            tenant = tenant_of(request)
+        except ValueError as exc:
+            return web.Response(status=400, text=str(exc))
         if not 1 <= days <= 366:
             return web.Response(status=400, text="days must be between 1 and 366")
         try:
             learner: uuid.UUID | str = uuid.UUID(user_id)
         except ValueError:
             learner = user_id  # an identity key such as mbox:mailto:ada@example.org
-        return json(await history.learner_history(learner, days, until))
+        return json(await history.learner_history(learner, days, until, tenant))
 
 
 class Replay(PipelineView):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import urllib.parse
 import uuid
+from dataclasses import replace
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -217,6 +218,36 @@ def test_seed_tables_have_the_seed_shapes(run: Run):
 def test_a_known_week_writes_exactly_these_aggregates(run: Run):
     the_scenario(run)
     assert run.snapshot() == EXPECTED
+
+
+def test_two_tenants_with_the_same_ids_keep_apart(run: Run):
+    """The week in the default tenant and again in tenant acme with the same statement ids,
+    learners and activities, in the same batches: each tenant's rows are the single-tenant ones
+    under its own keys; acme voiding a statement leaves the default tenant's."""
+    made = scenario()
+    acme = {name: replace(e, tenant="acme") for name, e in made.items()}
+    mine = [n for n in made if n.startswith("a")]
+    run.apply(
+        batch(0, [e for n in mine for e in (made[n], acme[n])]),
+        batch(1, [e for n in ("b1", "b2") for e in (made[n], acme[n])]),
+    )
+    users = {A: user_uuid(key_of(ADA), "acme"), B: user_uuid(key_of(BOB), "acme")}
+    assert not set(users.values()) & {A, B}
+    in_acme = {
+        "engagement": {(users[u], d): v for (u, d), v in EXPECTED["engagement"].items()},
+        "progress": {(users[u], s, w): v for (u, s, w), v in EXPECTED["progress"].items()},
+        "views": {(d, h, f"acme/{p}"): v for (d, h, p), v in EXPECTED["views"].items()},
+    }
+    assert run.snapshot() == {k: EXPECTED[k] | in_acme[k] for k in EXPECTED}
+
+    run.apply(batch(0, [Retraction(made["a6"].statement_id, encode(at(8, 0), 1), tenant="acme")]))
+    after = run.snapshot()
+    assert (A, D7) in after["engagement"] and (users[A], D7) not in after["engagement"]
+    assert (
+        after["views"][(D7, 8, lesson(1, 11))] == 1 and (D7, 8, f"acme/{lesson(1, 11)}") not in after["views"]
+    )
+    history = run(run.sink.learner_history(key_of(ADA), days=14, until=D7, tenant="acme"))
+    assert history["user_id"] == str(users[A]) and history["days"][0]["date"] != D7.isoformat()
 
 
 def test_replaying_changes_no_aggregate_and_writes_no_statement_rows(on_fake: Run, fake: FakeCluster):
