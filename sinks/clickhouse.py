@@ -186,8 +186,31 @@ def create_schema(client: Any) -> None:
                 client.command(statement)
     if current != latest or not rows:
         client.command("INSERT INTO schema_version VALUES (%(v)s, now64(6))", parameters={"v": latest})
+    for table in RAW_TABLES:
+        align_shadow(client, table)
     for statement in statements_of(VIEWS):
         client.command(statement)
+
+
+def align_shadow(client: Any, table: str) -> None:
+    """Give a replay's shadow of ``table`` (one begun before an upgrade, ``<table>_replay``) the
+    columns the migrations added to ``table`` since, so the replay goes on and what it swaps in
+    has them."""
+
+    def columns(name: str) -> dict[str, tuple[str, str, str]]:
+        found = client.query(
+            "SELECT name, type, default_kind, default_expression FROM system.columns"
+            " WHERE database = currentDatabase() AND table = %(t)s", parameters={"t": name},
+        ).result_rows  # fmt: skip
+        return {n: (t, kind, expression) for n, t, kind, expression in found}
+
+    shadow = columns(f"{table}_replay")
+    if not shadow:
+        return
+    for name, (kind, default_kind, expression) in columns(table).items():
+        if name not in shadow:
+            default = f" {default_kind} {expression}" if default_kind else ""
+            client.command(f"ALTER TABLE {table}_replay ADD COLUMN IF NOT EXISTS `{name}` {kind}{default}")
 
 
 @dataclass(slots=True)

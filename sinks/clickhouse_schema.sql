@@ -53,8 +53,8 @@ CREATE TABLE IF NOT EXISTS learning_events
     INDEX statement_lookup statement_id TYPE bloom_filter GRANULARITY 1,
     INDEX stored_range stored TYPE minmax GRANULARITY 1,
     -- the idempotency check (which statements of a batch's stored range are here) reads this
-    -- copy of two columns in stored order; kept in each part, so always in step with the rows
-    PROJECTION by_stored (SELECT statement_id, stored ORDER BY stored)
+    -- copy of three columns in stored order; kept in each part, so always in step with the rows
+    PROJECTION by_stored (SELECT tenant, statement_id, stored ORDER BY stored)
 )
 ENGINE = MergeTree
 PARTITION BY toYYYYMM(timestamp)
@@ -78,7 +78,7 @@ CREATE TABLE IF NOT EXISTS video_segments
     session_key  String,               -- the viewing session (video session id, else cmi5 session, else statement)
     INDEX statement_lookup statement_id TYPE bloom_filter GRANULARITY 1,
     INDEX stored_range stored TYPE minmax GRANULARITY 1,
-    PROJECTION by_stored (SELECT statement_id, stored ORDER BY stored)
+    PROJECTION by_stored (SELECT tenant, statement_id, stored ORDER BY stored)
 )
 ENGINE = MergeTree
 PARTITION BY toYYYYMM(timestamp)

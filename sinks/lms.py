@@ -28,7 +28,7 @@ from lrs.store.postgres.pool import migrate as run_migrations
 
 from lrs.store.ports import DEFAULT_TENANT
 
-from .catalog import Catalog, CatalogDocument, Lesson, Quiz
+from .catalog import Catalog, CatalogDocument, CourseIn, Lesson, Quiz
 
 log = logging.getLogger(__name__)
 
@@ -229,11 +229,41 @@ async def _save(conn: asyncpg.Connection, document: CatalogDocument) -> dict[str
 
 
 def merged(stored: CatalogDocument, document: CatalogDocument) -> CatalogDocument:
-    """``document`` merged into ``stored``: a course or student it names replaces the stored one
-    of that id whole; the others stay, in their order, the new ones after them."""
-    courses = {c.id: c for c in stored.courses} | {c.id: c for c in document.courses}
-    students = {s.id: s for s in stored.students} | {s.id: s for s in document.students}
+    """``document`` merged into ``stored`` as the catalog tables merge one: a course or student it
+    names replaces the stored one of that id whole; a module, lesson or quiz it names leaves
+    whatever stored course had it, and an identity it gives a student leaves whichever stored
+    student had it (an id or identity belongs to one place). The others stay, in their order,
+    the new ones after them."""
+    modules = {m.id for c in document.courses for m in c.modules}
+    lessons = {lesson.id for c in document.courses for _, group, _ in c.groups() for lesson in group}
+    quizzes = {q.id for c in document.courses for _, _, group in c.groups() for q in group}
+    keys = {k for student in document.students for k in student.identity_keys()}
+    courses = {c.id: _without(c, modules, lessons, quizzes) for c in stored.courses}
+    courses |= {c.id: c for c in document.courses}
+    students = {
+        s.id: s.model_copy(
+            update={"identities": [i for i, k in zip(s.identities, s.identity_keys()) if k not in keys]}
+        )
+        for s in stored.students
+    }
+    students |= {s.id: s for s in document.students}
     return CatalogDocument(courses=list(courses.values()), students=list(students.values()))
+
+
+def _without(course: CourseIn, modules: set[int], lessons: set[int], quizzes: set[int]) -> CourseIn:
+    """The course without these modules, lessons and quizzes."""
+
+    def kept(items: list, ids: set[int]) -> list:
+        return [item for item in items if item.id not in ids]
+
+    return course.model_copy(update={
+        "modules": [
+            m.model_copy(update={"lessons": kept(m.lessons, lessons), "quizzes": kept(m.quizzes, quizzes)})
+            for m in course.modules if m.id not in modules
+        ],
+        "lessons": kept(course.lessons, lessons),
+        "quizzes": kept(course.quizzes, quizzes),
+    })  # fmt: skip
 
 
 def _counts(document: CatalogDocument) -> dict[str, int]:
@@ -247,7 +277,12 @@ def _counts(document: CatalogDocument) -> dict[str, int]:
 
 
 async def _save_document(conn: asyncpg.Connection, tenant: str, document: CatalogDocument) -> dict[str, int]:
-    """Merge into a tenant's catalog document (the row locked while it is merged)."""
+    """Merge into a tenant's catalog document (its row made if need be, then locked while it is
+    merged: concurrent uploads merge one after the other)."""
+    await conn.execute(
+        "INSERT INTO lms.tenant_catalogs (tenant, document) VALUES ($1, '{}') ON CONFLICT (tenant) DO NOTHING",
+        tenant,
+    )
     found = await conn.fetchval(
         "SELECT document FROM lms.tenant_catalogs WHERE tenant = $1 FOR UPDATE", tenant
     )

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from lrs.store.ports import DEFAULT_TENANT
 from lrs.xapi.formats import parse_timestamp
 from lrs.xapi.erasure import (
     identities_in,
@@ -74,13 +75,22 @@ class ErasedLearners:
         at = self.hashes.get(self._hash(key))
         return at is not None and (stored is None or stored <= at)
 
-    def erased_student(self, student_id: int | None, stored: datetime | None) -> bool:
-        return bool(self.hashes) and student_id is not None and self._erased(student_key(student_id), stored)
+    def erased_student(
+        self, student_id: int | None, stored: datetime | None, tenant: str = DEFAULT_TENANT
+    ) -> bool:
+        """Whether the default tenant's student was erased (erasure serves the default tenant:
+        another tenant's student of the same id is another person)."""
+        return (
+            bool(self.hashes) and tenant == DEFAULT_TENANT and student_id is not None
+            and self._erased(student_key(student_id), stored)
+        )  # fmt: skip
 
     def screen_item(self, item: Item) -> bytes | dict[str, Any] | None:
         """An envelope item's statement as the sinks may see it: its JSON as sent while no erasure
-        is recorded (nothing to screen, nothing decoded), else ``screen`` of the statement."""
-        return item.raw if not self.hashes else self.screen(item.statement)
+        is recorded (nothing to screen, nothing decoded), else ``screen`` of the statement. The
+        erasures recorded are the default tenant's learners': another tenant's statements, about
+        whoever has the same identifiers there, are not screened (docs/tenants.md)."""
+        return item.raw if not self.hashes or item.tenant != DEFAULT_TENANT else self.screen(item.statement)
 
     def screen(self, statement: dict[str, Any] | None) -> dict[str, Any] | None:
         """The statement as the sinks may see it: itself, redacted, or ``None`` (dropped)."""

@@ -254,7 +254,7 @@ class Pipeline:
         if item.voided:  # voided before it was read: it never counts
             return None
         event = flatten(statement, item.position, locator, keep, item.tenant)
-        if self.erased.erased_student(event.student_id, event.stored):
+        if self.erased.erased_student(event.student_id, event.stored, event.tenant):
             return None
         return self.erased.pseudonymous(event)
 

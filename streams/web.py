@@ -31,6 +31,8 @@ ANALYTICS_VIEWS = frozenset({
     "bi_lesson_engagement", "bi_video_segments", "bi_quiz_performance", "bi_quiz_items", "bi_learner_activity",
     "bi_at_risk_learners", "bi_tenants",
 })  # fmt: skip
+PER_TENANT_VIEWS = frozenset({"bi_tenants"})
+"""Views with no ``course_id`` column (one row per tenant)."""
 
 
 def json(body: Any, status: int = 200) -> web.Response:
@@ -96,6 +98,8 @@ class AnalyticsView(PipelineView):
         where, parameters = " WHERE tenant = %(tenant)s", {"tenant": tenant}
         course = request.query.get("course_id")
         if course is not None:
+            if view in PER_TENANT_VIEWS:
+                return web.Response(status=400, text=f"{view} has no course_id (one row per tenant)")
             if not (course.isascii() and course.isdigit() and len(course) <= 10):
                 return web.Response(status=400, text="course_id must be a number")
             where, parameters = f"{where} AND course_id = %(course)s", {**parameters, "course": int(course)}

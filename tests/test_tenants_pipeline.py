@@ -129,6 +129,9 @@ def test_each_tenant_sees_exactly_its_own_analytics(stack: PipelineStack) -> Non
     stack.wait_synced()
     assert_each_tenant_equals_its_model(stack, cohorts)
     assert analytics(stack, "bi_course_overview", "nobody") == []
+    for params, problem in (({"tenant": "Not A Tenant"}, "tenant"), ({"course_id": "80"}, "no course_id")):
+        refused = httpx.get(stack.worker_url("/analytics/bi_tenants"), params=params, timeout=30)
+        assert refused.status_code == 400 and problem in refused.text, refused.text
 
     # the rollups are the default tenant's: its statements only, none of acme's
     document, statements = cohorts["default"]
@@ -180,3 +183,49 @@ def test_two_tenants_count_once_across_a_killed_worker_and_a_replay(stack: Pipel
 
     stack.replay()
     assert_each_tenant_equals_its_model(stack, grown)
+
+
+def test_an_erasure_of_the_default_tenant_screens_none_of_another_tenants_statements() -> None:
+    """Erasure serves the default tenant: its erased learner's identity and student id, used by
+    another tenant for another person, leave that tenant's statements and events alone."""
+    from lrs.xapi.erasure import keyed_hash, student_key
+    from streams.envelope import Item
+    from streams.erasure import ErasedLearners
+
+    secret, mbox = b"secret", "mailto:ada@example.org"
+    erased = ErasedLearners()
+    erased.update(secret, {keyed_hash(secret, f"mbox:{mbox}"): datetime.now(timezone.utc),
+                           keyed_hash(secret, student_key(7)): datetime.now(timezone.utc)})  # fmt: skip
+    statement = {
+        "id": "6f1c0f4e-3c1b-4a47-9a40-8f0f2a1e3b11", "actor": {"mbox": mbox},
+        "verb": {"id": "http://adlnet.gov/expapi/verbs/experienced"},
+        "object": {"id": "https://example.org/a"}, "stored": "2026-01-01T00:00:00Z",
+    }  # fmt: skip
+    assert erased.screen_item(Item("p", f"mbox:{mbox}", statement)) is None
+    assert erased.screen_item(Item("p", f"mbox:{mbox}", statement, tenant="acme")) is not None
+    earlier = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    assert erased.erased_student(7, earlier) and not erased.erased_student(7, earlier, "acme")
+
+
+def test_a_tenants_catalog_merges_as_the_catalog_tables_do() -> None:
+    """A later upload replaces the courses and students it names; a lesson it puts in another
+    course and an identity it gives another student leave their former place."""
+    from sinks.catalog import Catalog, CatalogDocument
+    from sinks.lms import merged
+
+    first = CatalogDocument.model_validate({
+        "courses": [{"id": 1, "iri": "https://e.org/c/1", "lessons": [{"id": 11, "iri": "https://e.org/l/11"},
+                                                                     {"id": 12}]},
+                    {"id": 2, "lessons": [{"id": 21}]}],
+        "students": [{"id": 1, "name": "Ada", "identities": [{"mbox": "mailto:ada@e.org"}, {"mbox": "mailto:a@e.org"}]},
+                     {"id": 3, "name": "Cy"}],
+    })  # fmt: skip
+    later = CatalogDocument.model_validate({
+        "courses": [{"id": 2, "title": "two", "lessons": [{"id": 21}, {"id": 12}]}],
+        "students": [{"id": 2, "name": "Bo", "identities": [{"mbox": "mailto:a@e.org"}]}],
+    })  # fmt: skip
+    catalog = Catalog.of(merged(first, later))
+    assert catalog.required_items(1) == ([11], []) and catalog.required_items(2) == ([21, 12], [])
+    assert catalog.students == {"mbox:mailto:ada@e.org": 1, "mbox:mailto:a@e.org": 2}
+    assert catalog.by_iri["https://e.org/l/11"].lesson_id == 11
+    assert [s.name for s in merged(first, later).students] == ["Ada", "Cy", "Bo"]

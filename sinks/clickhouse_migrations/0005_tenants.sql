@@ -5,3 +5,10 @@
 ALTER TABLE learning_events ADD COLUMN IF NOT EXISTS tenant LowCardinality(String) DEFAULT 'default' FIRST;
 ALTER TABLE video_segments ADD COLUMN IF NOT EXISTS tenant LowCardinality(String) DEFAULT 'default' FIRST;
 ALTER TABLE catalog_items ADD COLUMN IF NOT EXISTS tenant LowCardinality(String) DEFAULT 'default' FIRST;
+-- The idempotency check reads (tenant, statement_id) in stored order: its projection gains the tenant.
+ALTER TABLE learning_events DROP PROJECTION IF EXISTS by_stored;
+ALTER TABLE learning_events ADD PROJECTION IF NOT EXISTS by_stored (SELECT tenant, statement_id, stored ORDER BY stored);
+ALTER TABLE learning_events MATERIALIZE PROJECTION by_stored SETTINGS mutations_sync = 2;
+ALTER TABLE video_segments DROP PROJECTION IF EXISTS by_stored;
+ALTER TABLE video_segments ADD PROJECTION IF NOT EXISTS by_stored (SELECT tenant, statement_id, stored ORDER BY stored);
+ALTER TABLE video_segments MATERIALIZE PROJECTION by_stored SETTINGS mutations_sync = 2;
