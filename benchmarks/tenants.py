@@ -6,7 +6,10 @@ both see the same machine: requests spread over every tenant (each request a dif
 from the one before, round-robin), and requests all of the first tenant. Each phase: ``--clients``
 keep-alive connections post batches of ``--batch`` statements for ``--seconds``, then query
 ``agent`` + ``limit=10`` as fast as they can for ``--seconds``. Prints statements/s, queries/s,
-p50/p99 per phase and the ratios. Asserts nothing.
+p50/p99 per phase and the ratios. Then the pipeline's side: the outbox the relay reads, over
+every tenant (one merged query over the tenants' schemas) against one tenant's own, reading
+what was stored in pages of 5,000 (statements/s) and reading when nothing is new (the relay's
+idle round, p50/p99). Asserts nothing.
 
     python -m benchmarks.tenants --tenants 100 --seconds 10
 """
@@ -27,6 +30,8 @@ from lrs.auth.credentials import new_credential
 from lrs.runtime import stop_process
 from lrs.store import open_stores
 from lrs.store.postgres.embedded import EmbeddedPostgres
+from lrs.store.postgres.outbox import PostgresOutbox
+from streams.relay import READ_LIMIT
 from lrs.usecases.tenants import TenantAdmin
 
 from .ingest import spawn
@@ -133,6 +138,36 @@ def describe(name: str, result) -> str:
     )
 
 
+async def outbox_reads(dsn: str, tenant: str | None, rounds: int = 200) -> tuple[int, float, Timings]:
+    """Through the pipeline's outbox (``tenant``: that tenant's own instead): how many statements
+    and how long reading them all took, and the timings of reads with nothing new."""
+    outbox = PostgresOutbox(dsn, tenant)
+    try:
+        count, after, started = 0, None, time.perf_counter()
+        while True:
+            page = (await outbox.read(after, READ_LIMIT)).entries
+            if not page:
+                break
+            count, after = count + len(page), page[-1].position
+        elapsed = time.perf_counter() - started
+        idle = Timings()
+        for _ in range(rounds):
+            began = time.perf_counter()
+            await outbox.read(after, READ_LIMIT)
+            idle.add(time.perf_counter() - began, 200)
+        return count, elapsed, idle
+    finally:
+        await outbox.close()
+
+
+def describe_outbox(name: str, result: tuple[int, float, Timings]) -> str:
+    count, elapsed, idle = result
+    return (
+        f"{name}: {count:,} statements read in {elapsed:.2f} s ({count / elapsed:,.0f}/s); a read with"
+        f" nothing new p50 {idle.percentile(50) * 1000:.2f} ms, p99 {idle.percentile(99) * 1000:.2f} ms"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -165,6 +200,10 @@ def main() -> None:
         ingest = sum(r[0] for r in many) / sum(r[0] for r in one)
         queries = sum(r[2] for r in many) / sum(r[2] for r in one)
         print(f"{args.tenants} tenants / 1 tenant: ingest {ingest:.2f}×, queries {queries:.2f}×")
+        every = asyncio.run(outbox_reads(dsn, None))
+        print(describe_outbox(f"the pipeline's outbox over {args.tenants + 1} tenants", every))
+        own = asyncio.run(outbox_reads(dsn, "t000"))
+        print(describe_outbox("one tenant's own outbox (t000)", own))
     finally:
         stop_process(server, 60)
         shutil.rmtree(data_dir, ignore_errors=True)

@@ -32,6 +32,9 @@ log = logging.getLogger(__name__)
 
 READ_LIMIT = 5000
 HEARTBEAT_SECONDS = 1.0
+IDLE_READS_SHARE = 0.2
+"""At most this share of an idle relay's time goes to reads that find nothing: it waits at least
+four times as long as such a read took (a read over many tenants' schemas costs tens of ms)."""
 
 Send = Callable[[int, bytes, bytes | None], Awaitable[None]]
 """Publish (partition, value, key) and resolve once the broker acknowledged it."""
@@ -71,6 +74,7 @@ class StatementRelay:
         self._start_position = start_position
         self._batch = batch
         self._interval = interval
+        self._idle_seconds = interval
         self._wake = asyncio.Event()
         self._rewind = False
         self.position = positions.START
@@ -117,7 +121,7 @@ class StatementRelay:
     async def _idle(self) -> None:
         self._wake.clear()
         try:
-            await asyncio.wait_for(self._wake.wait(), self._interval)
+            await asyncio.wait_for(self._wake.wait(), self._idle_seconds)
         except TimeoutError:
             pass
 
@@ -150,7 +154,11 @@ class StatementRelay:
     async def _round(self) -> int:
         """Publish what became consistent since the last round; returns how many statements. A
         full round begins reading the next one while the broker acknowledges it."""
+        began = time.monotonic()
         read = await self._next_read()
+        if not read.entries:  # an empty read: wait long enough that such reads stay a small share
+            took = time.monotonic() - began
+            self._idle_seconds = max(self._interval, took * (1 - IDLE_READS_SHARE) / IDLE_READS_SHARE)
         items: dict[int, list[tuple[str, bytes, str]]] = defaultdict(list)  # partition → (pos, item, learner)
         for entry in read.entries:
             # a voiding statement goes to the partition of the learner whose statement it voids

@@ -120,3 +120,25 @@ async def _rewind() -> None:
     assert relay._ahead is not None
     await rounds(relay, broker, 4)  # _restart: from the start again
     assert broker.published() == [f"s{i}" for i in range(20)] + [f"s{i}" for i in range(30)]
+
+
+def test_an_idle_relay_waits_four_times_as_long_as_an_empty_read_took():
+    """Reads that find nothing (over many tenants' schemas they cost tens of ms) take at most a
+    fifth of an idle relay's time; a quick one leaves the configured interval."""
+
+    class SlowWhenEmpty(MemoryOutbox):
+        async def read(self, after, limit):
+            found = await super().read(after, limit)
+            if not found.entries:
+                await asyncio.sleep(0.05)
+            return found
+
+    async def idle_after(outbox: MemoryOutbox) -> float:
+        relay = StatementRelay(outbox, Broker().send, 3, start, interval=0.01)
+        await relay._restart("starts at")
+        await relay._round()  # publishes what there is
+        await relay._round()  # finds nothing
+        return relay._idle_seconds
+
+    assert asyncio.run(idle_after(SlowWhenEmpty(5))) >= 0.2
+    assert asyncio.run(idle_after(MemoryOutbox(5))) == pytest.approx(0.01, abs=0.01)
