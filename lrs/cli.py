@@ -192,14 +192,14 @@ class _stores:
     """``async with _stores(dsn) as stores``: a small, migrated connection for command-line work
     (``dsn`` may also be a MongoDB URL)."""
 
-    def __init__(self, dsn: str) -> None:
-        self.dsn = dsn
+    def __init__(self, dsn: str, tenant: str | None = None) -> None:
+        self.dsn, self.tenant = dsn, tenant
 
     async def __aenter__(self):
         from lrs.store import open_stores
         from lrs.usecases.stores import Stores
 
-        self.backend = await open_stores(self.dsn, pool_min=1, pool_max=2)
+        self.backend = await open_stores(self.dsn, pool_min=1, pool_max=2, tenant=self.tenant)
         return Stores(self.backend.statements, self.backend.documents, self.backend.credentials)
 
     async def __aexit__(self, *exc: object) -> None:
@@ -278,8 +278,11 @@ def catalog_load(file, tenant: str, data_dir) -> None:
 @click.option("--student", "student", type=int, default=None, help="the learner as a catalog student id")
 @click.option("--dry-run", is_flag=True, help="count what would be removed, remove nothing")
 @click.option("--wait", "wait", type=float, default=None, help="seconds to wait for the workers' sinks")
+@click.option("--tenant", default="default", show_default=True, help="the tenant whose learner it is")
 @_DATA_DIR
-def erase(agent: str | None, student: int | None, dry_run: bool, wait: float | None, data_dir) -> None:
+def erase(
+    agent: str | None, student: int | None, dry_run: bool, wait: float | None, tenant: str, data_dir
+) -> None:
     """Erase a learner from every store (docs/data-rights.md); prints the erasure record."""
     import getpass
 
@@ -307,14 +310,15 @@ def erase(agent: str | None, student: int | None, dry_run: bool, wait: float | N
     secret = rights.data_rights_secret.get_secret_value() if rights.data_rights_secret else None
 
     async def run(store: str, lms_dsn: str) -> dict:
+        await _require_tenant(store, tenant)
         lms = LmsDatabase(lms_dsn, max_size=2, application_name="lrs-erase")
         try:
-            async with _stores(store) as stores:
+            async with _stores(store, tenant) as stores:
                 use_case = EraseLearner(
                     stores, LmsErasures(lms, secret), student_homepage=CatalogSettings().student_homepage,
                     wait_seconds=rights.erasure_wait_seconds if wait is None else wait,
                 )  # fmt: skip
-                return await use_case({"admin"}, f"cli:{getpass.getuser()}", request)
+                return await use_case({"admin"}, f"cli:{getpass.getuser()}", request, tenant)
         finally:
             await lms.close()
 

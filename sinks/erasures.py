@@ -22,6 +22,8 @@ import orjson
 
 from lrs.xapi.erasure import keyed_hash, student_key
 
+from lrs.store.ports import DEFAULT_TENANT
+
 from .lms import CATALOG_CHANNEL, LmsDatabase
 from .ports import ErasureTask
 
@@ -31,7 +33,7 @@ ERASURE_CHANNEL = "lrs_erasure"
 def _task(row: asyncpg.Record) -> ErasureTask:
     return ErasureTask(
         str(row["erasure_id"]), list(row["identity_keys"]), list(row["student_ids"]),
-        list(row["statement_ids"]), orjson.loads(row["redacted"]), list(row["sinks"]),
+        list(row["statement_ids"]), orjson.loads(row["redacted"]), list(row["sinks"]), row["tenant"],
     )  # fmt: skip
 
 
@@ -60,7 +62,13 @@ class LmsErasures:
             self._secret = bytes(await pool.fetchval("SELECT secret FROM lms.data_rights_secret"))
         return self._secret
 
-    async def students_of(self, keys: set[str], student_ids: set[int]) -> tuple[set[str], set[int]]:
+    async def students_of(
+        self, keys: set[str], student_ids: set[int], tenant: str = DEFAULT_TENANT
+    ) -> tuple[set[str], set[int]]:
+        if tenant != DEFAULT_TENANT:  # its catalog document's student mapping
+            students = (await self.lms.read_catalog(tenant)).students
+            ids = set(student_ids) | {students[k] for k in keys if k in students}
+            return set(keys) | {k for k, sid in students.items() if sid in ids}, ids
         pool = await self.lms.pool()
         ids = set(student_ids) | {
             r[0] for r in await pool.fetch(
@@ -74,11 +82,13 @@ class LmsErasures:
         }  # fmt: skip
         return found, ids
 
-    async def open_task(self, subject: str, identities: list[str] | None = None) -> ErasureTask | None:
+    async def open_task(
+        self, subject: str, identities: list[str] | None = None, tenant: str = DEFAULT_TENANT
+    ) -> ErasureTask | None:
         row = await (await self.lms.pool()).fetchrow(
-            _TASKS + " WHERE e.completed_at IS NULL AND (e.subject = $1 OR e.identities && $2::text[])"
-            " ORDER BY e.requested_at LIMIT 1",
-            subject, identities or [],
+            _TASKS + " WHERE e.completed_at IS NULL AND e.tenant = $3"
+            " AND (e.subject = $1 OR e.identities && $2::text[]) ORDER BY e.requested_at LIMIT 1",
+            subject, identities or [], tenant,
         )  # fmt: skip
         return None if row is None else _task(row)
 
@@ -89,23 +99,25 @@ class LmsErasures:
                     r[0] for r in await conn.fetch("SELECT sink FROM lms.pipeline_sinks ORDER BY sink")
                 ]
             await conn.execute(
-                "INSERT INTO lms.erasures (id, subject, identities, requested_by, sinks)"
-                " VALUES ($1::uuid, $2, $3, $4, $5) ON CONFLICT (id) DO UPDATE SET"
+                "INSERT INTO lms.erasures (id, subject, identities, requested_by, sinks, tenant)"
+                " VALUES ($1::uuid, $2, $3, $4, $5, $6) ON CONFLICT (id) DO UPDATE SET"
                 " identities = ARRAY(SELECT DISTINCT unnest(lms.erasures.identities || EXCLUDED.identities)),"
                 " completed_at = NULL",
-                task.id, subject, sorted(identities), requested_by, task.sinks,
+                task.id, subject, sorted(identities), requested_by, task.sinks, task.tenant,
             )  # fmt: skip
             await conn.execute(
-                "INSERT INTO lms.erasure_tasks (erasure_id, identity_keys, student_ids, statement_ids, redacted)"
-                " VALUES ($1::uuid, $2, $3, $4, $5) ON CONFLICT (erasure_id) DO UPDATE SET"
+                "INSERT INTO lms.erasure_tasks (erasure_id, identity_keys, student_ids, statement_ids, redacted,"
+                " tenant) VALUES ($1::uuid, $2, $3, $4, $5, $6) ON CONFLICT (erasure_id) DO UPDATE SET"
                 " identity_keys = EXCLUDED.identity_keys, student_ids = EXCLUDED.student_ids,"
                 " statement_ids = EXCLUDED.statement_ids, redacted = EXCLUDED.redacted",
                 task.id, sorted(task.identity_keys), sorted(task.student_ids), sorted(task.statement_ids),
-                orjson.dumps(task.redacted),
+                orjson.dumps(task.redacted), task.tenant,
             )  # fmt: skip
             await conn.execute("DELETE FROM lms.erasure_sinks WHERE erasure_id = $1::uuid", task.id)
 
     async def forget_learner(self, task: ErasureTask) -> dict[str, int]:
+        if task.tenant != DEFAULT_TENANT:  # its catalog document is all the LMS keeps of another tenant
+            return await self.lms.forget_students(task.tenant, set(task.identity_keys), set(task.student_ids))
         counts: dict[str, int] = {}
         async with (await self.lms.pool()).acquire() as conn, conn.transaction():
             done = await conn.execute(
@@ -159,7 +171,8 @@ class LmsErasures:
         done = {r["sink"] for r in await pool.fetch(
             "SELECT sink FROM lms.erasure_sinks WHERE erasure_id = $1::uuid", erasure_id)}  # fmt: skip
         return {
-            "id": str(row["id"]), "subject": row["subject"], "requested_by": row["requested_by"],
+            "id": str(row["id"]), "tenant": row["tenant"], "subject": row["subject"],
+            "requested_by": row["requested_by"],
             "requested_at": row["requested_at"].isoformat(), "counts": orjson.loads(row["counts"]),
             "pending_sinks": [s for s in row["sinks"] if s not in done],
             "completed_at": row["completed_at"].isoformat() if row["completed_at"] else None,
@@ -173,12 +186,13 @@ class LmsErasures:
             "INSERT INTO lms.pipeline_sinks (sink) VALUES ($1) ON CONFLICT DO NOTHING", [(n,) for n in names]
         )
 
-    async def erased_hashes(self) -> dict[str, datetime]:
-        """Every erased identity hash → when it was last erased (statements stored until then go)."""
+    async def erased_hashes(self) -> dict[tuple[str, str], datetime]:
+        """Every (tenant, erased identity hash) → when it was last erased (statements stored until
+        then go)."""
         rows = await (await self.lms.pool()).fetch(
-            "SELECT h, max(requested_at) FROM lms.erasures, unnest(identities) AS h GROUP BY h"
+            "SELECT tenant, h, max(requested_at) FROM lms.erasures, unnest(identities) AS h GROUP BY tenant, h"
         )
-        return {r[0]: r[1] for r in rows}
+        return {(r[0], r[1]): r[2] for r in rows}
 
     async def pending_tasks(self) -> list[ErasureTask]:
         rows = await (await self.lms.pool()).fetch(_TASKS + " ORDER BY t.erasure_id")

@@ -154,6 +154,32 @@ class LmsDatabase:
         )
         return {r["student_id"]: r["name"] for r in rows}
 
+    async def forget_students(self, tenant: str, keys: set[str], student_ids: set[int]) -> dict[str, int]:
+        """Take students and identities out of a tenant's catalog document (an erasure); counts."""
+        async with (await self.pool()).acquire() as conn, conn.transaction():
+            found = await conn.fetchval(
+                "SELECT document FROM lms.tenant_catalogs WHERE tenant = $1 FOR UPDATE", tenant
+            )
+            if found is None:
+                return {"students": 0, "student_identities": 0}
+            document = CatalogDocument.model_validate_json(found)
+            students, identities = [], 0
+            for student in document.students:
+                if student.id in student_ids:
+                    identities += len(student.identities)
+                    continue
+                kept = [i for i, k in zip(student.identities, student.identity_keys()) if k not in keys]
+                identities += len(student.identities) - len(kept)
+                students.append(student.model_copy(update={"identities": kept}))
+            gone = len(document.students) - len(students)
+            document = document.model_copy(update={"students": students})
+            await conn.execute(
+                "UPDATE lms.tenant_catalogs SET document = $2::jsonb, updated = now() WHERE tenant = $1",
+                tenant, document.model_dump_json(exclude_defaults=True).encode(),
+            )  # fmt: skip
+            await conn.execute(f"NOTIFY {CATALOG_CHANNEL}")
+        return {"students": gone, "student_identities": identities}
+
     async def _document(self, tenant: str) -> CatalogDocument:
         found = await (await self.pool()).fetchval(
             "SELECT document FROM lms.tenant_catalogs WHERE tenant = $1", tenant

@@ -215,7 +215,7 @@ class ErasureTask:
     sinks: list[str] = field(default_factory=list)
     """The sinks that must erase (the record's)."""
     tenant: str = DEFAULT_TENANT
-    """The tenant the learner is erased in (erasure serves the default tenant: docs/tenants.md)."""
+    """The tenant the learner is erased in: every sink erases that tenant's rows only."""
 
 
 class ErasesLearners(Protocol):
@@ -232,19 +232,24 @@ class ErasureLedger(Protocol):
     async def secret(self) -> bytes:
         """The key of the keyed hashes."""
 
-    async def students_of(self, keys: set[str], student_ids: set[int]) -> tuple[set[str], set[int]]:
-        """Close ``keys`` and ``student_ids`` under the catalog's student mapping."""
+    async def students_of(
+        self, keys: set[str], student_ids: set[int], tenant: str = DEFAULT_TENANT
+    ) -> tuple[set[str], set[int]]:
+        """Close ``keys`` and ``student_ids`` under the tenant's catalog's student mapping."""
 
-    async def open_task(self, subject: str, identities: list[str] | None = None) -> ErasureTask | None:
-        """The unfinished erasure of this subject hash, or of any of these identity hashes, to
-        complete (``None``: none)."""
+    async def open_task(
+        self, subject: str, identities: list[str] | None = None, tenant: str = DEFAULT_TENANT
+    ) -> ErasureTask | None:
+        """The tenant's unfinished erasure of this subject hash, or of any of these identity
+        hashes, to complete (``None``: none)."""
 
     async def begin(self, task: ErasureTask, subject: str, identities: list[str], requested_by: str) -> None:
         """Write (or widen) the record and the task; from now on the sinks drop these identities."""
 
     async def forget_learner(self, task: ErasureTask) -> dict[str, int]:
-        """Delete the LMS's own data of the learner (catalog mapping, cmi5 registrations, queued
-        forwards of deleted statements); counts per table."""
+        """Delete the LMS's own data of the task's tenant's learner (catalog mapping; for the
+        default tenant also cmi5 registrations and queued forwards of deleted statements); counts
+        per table."""
 
     async def add_counts(self, erasure_id: str, store: str, counts: dict[str, int]) -> None: ...
 

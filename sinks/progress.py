@@ -46,6 +46,8 @@ import asyncpg
 import orjson
 
 from lrs.store.postgres.pool import create_pool
+from lrs.store.ports import DEFAULT_TENANT
+
 from .catalog import Catalog
 from .events import LearningEvent
 from sinks.positions import since_position
@@ -340,7 +342,10 @@ class ProgressSink(IgnoresCatalog):
         """Erase a learner (docs/data-rights.md): their enrollments whole (facts, progress, lesson
         rows and quiz attempts go with them) and their domain events; the statements the erasure
         deleted that counted for other learners (about the learner, voidings of theirs) are
-        retracted, those enrollments recomputed, and their fact rows deleted. One transaction."""
+        retracted, those enrollments recomputed, and their fact rows deleted. One transaction.
+        The rollups are the default tenant's: another tenant's erasure has nothing here."""
+        if task.tenant != DEFAULT_TENANT:
+            return {}
         students, ids = list(task.student_ids), list(task.statement_ids)
         counts: dict[str, int] = {}
         async with self._pool.acquire() as conn, conn.transaction():

@@ -44,13 +44,14 @@ log = logging.getLogger(__name__)
 
 class ErasedLearners:
     def __init__(self) -> None:
-        self.hashes: dict[str, datetime] = {}
+        self.hashes: dict[tuple[str, str], datetime] = {}
+        """(tenant, keyed hash of an erased identity) → when it was erased."""
         self.secret = b""
         self.pseudonyms = False
         """``LRS_ANALYTICS_PSEUDONYMS``: events reach the sinks with pseudonyms (``pseudonymous``)."""
         self._hash: Callable[[str], str] = lambda key: key
 
-    def update(self, secret: bytes, hashes: dict[str, datetime]) -> None:
+    def update(self, secret: bytes, hashes: dict[tuple[str, str], datetime]) -> None:
         self._hash = functools.lru_cache(maxsize=1 << 16)(functools.partial(keyed_hash, secret))
         self.secret = secret
         self.hashes = dict(hashes)
@@ -69,30 +70,31 @@ class ErasedLearners:
             pseudonymise(statement, self.secret) if self.pseudonyms and statement is not None else statement
         )
 
-    def _erased(self, key: str, stored: datetime | None) -> bool:
-        """Whether the identity ``key`` was erased after a statement ``stored`` then (a learner
-        erased and back later has their new statements counted again)."""
-        at = self.hashes.get(self._hash(key))
+    def _erased(self, key: str, stored: datetime | None, tenant: str) -> bool:
+        """Whether the tenant's identity ``key`` was erased after a statement ``stored`` then (a
+        learner erased and back later has their new statements counted again)."""
+        at = self.hashes.get((tenant, self._hash(key)))
         return at is not None and (stored is None or stored <= at)
 
     def erased_student(
         self, student_id: int | None, stored: datetime | None, tenant: str = DEFAULT_TENANT
     ) -> bool:
-        """Whether the default tenant's student was erased (erasure serves the default tenant:
-        another tenant's student of the same id is another person)."""
+        """Whether the tenant's student was erased (another tenant's student of the same id is
+        another person)."""
         return (
-            bool(self.hashes) and tenant == DEFAULT_TENANT and student_id is not None
-            and self._erased(student_key(student_id), stored)
-        )  # fmt: skip
+            bool(self.hashes)
+            and student_id is not None
+            and self._erased(student_key(student_id), stored, tenant)
+        )
 
     def screen_item(self, item: Item) -> bytes | dict[str, Any] | None:
         """An envelope item's statement as the sinks may see it: its JSON as sent while no erasure
-        is recorded (nothing to screen, nothing decoded), else ``screen`` of the statement. The
-        erasures recorded are the default tenant's learners': another tenant's statements, about
-        whoever has the same identifiers there, are not screened (docs/tenants.md)."""
-        return item.raw if not self.hashes or item.tenant != DEFAULT_TENANT else self.screen(item.statement)
+        is recorded (nothing to screen, nothing decoded), else ``screen`` of the statement against
+        its tenant's erasures (another tenant's statements about someone with the same
+        identifiers are another person's, docs/tenants.md)."""
+        return item.raw if not self.hashes else self.screen(item.statement, item.tenant)
 
-    def screen(self, statement: dict[str, Any] | None) -> dict[str, Any] | None:
+    def screen(self, statement: dict[str, Any] | None, tenant: str = DEFAULT_TENANT) -> dict[str, Any] | None:
         """The statement as the sinks may see it: itself, redacted, or ``None`` (dropped)."""
         if not self.hashes or not isinstance(statement, dict):
             return statement
@@ -100,7 +102,7 @@ class ErasedLearners:
             stored = parse_timestamp(statement["stored"])
         except (KeyError, TypeError, ValueError):
             stored = None
-        erased = {k for k in identities_in(statement) if self._erased(k, stored)}
+        erased = {k for k in identities_in(statement) if self._erased(k, stored, tenant)}
         if not erased:
             return statement
         decided = verdict(statement, erased)

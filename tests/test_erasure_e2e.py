@@ -422,7 +422,9 @@ def test_statements_in_flight_are_dropped_or_redacted_by_the_pipeline():
     pipeline = Pipeline(
         "postgresql://unused", "postgresql://unused", Path("."), StreamSettings(), CatalogSettings()
     )
-    pipeline.erased.update(secret, {keyed_hash(secret, "mbox:mailto:gone@school.example"): erased_at})
+    pipeline.erased.update(
+        secret, {("default", keyed_hash(secret, "mbox:mailto:gone@school.example")): erased_at}
+    )
     raw = Envelope(
         "p", [Item("p1", "x", theirs), Item("p2", "x", named), Item("p3", "x", later)], "e"
     ).encode()

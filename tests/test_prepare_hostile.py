@@ -74,7 +74,9 @@ def test_a_bad_statement_is_dead_lettered_and_its_envelope_goes_on(pipeline: Pip
 @pytest.mark.parametrize("bad", BAD, ids=BAD_IDS)
 def test_with_an_erasure_recorded_a_statement_that_cannot_be_decoded_is_dead_lettered(pipeline, bad):
     """Screening decodes every statement: one that cannot be decoded is dead-lettered, not raised."""
-    pipeline.erased.update(b"secret", {"nobody-erased": datetime(2026, 1, 1, tzinfo=timezone.utc)})
+    pipeline.erased.update(
+        b"secret", {("default", "nobody-erased"): datetime(2026, 1, 1, tzinfo=timezone.utc)}
+    )
     operations, dead = prepare(pipeline, item(orjson.dumps(GOOD), "p1"), item(bad, "p2"))
     assert [op.position for op in operations] == ["p1"]
     assert len(dead) == 1

@@ -332,8 +332,8 @@ def test_a_request_refused_before_its_tenant_is_known_tells_no_tenants_instant(t
 
 def test_catalogs_and_the_instructor_course_list_are_per_tenant(clients, tenant_server) -> None:
     """Each tenant uploads a catalog with the same course id and its own title: each credential
-    lists its tenant's course only; cmi5 launch and erasure refuse another tenant's credential
-    (403 naming why), never showing the default tenant's data."""
+    lists its tenant's course only; cmi5 launch refuses another tenant's credential (403 naming
+    why), never showing the default tenant's data."""
     course = 9401  # no other test module uses it
     for tenant in ("default", "alpha"):
         document = {
@@ -351,10 +351,8 @@ def test_catalogs_and_the_instructor_course_list_are_per_tenant(clients, tenant_
         assert titles == ({f"course of {tenant}"} if tenant != "beta" else set()), tenant
 
     with httpx.Client(base_url=tenant_server, auth=clients["alpha"].auth, timeout=30) as http:
-        answers = [http.get("/cmi5/courses"), http.post("/admin/erasures", json={"student_id": 1})]
-    for answer in answers:
-        assert answer.status_code == 403, (answer.request.url, answer.text)
-        assert "default tenant only" in answer.text
+        answer = http.get("/cmi5/courses")
+    assert answer.status_code == 403 and "default tenant only" in answer.text, answer.text
 
 
 def test_a_disabled_tenant_is_refused_until_enabled(store_url, tenant_server) -> None:

@@ -1,5 +1,6 @@
 """Administration under scope ``admin`` (no xAPI scope reaches it): learner erasure
-(``POST /admin/erasures``, ``GET /admin/erasures/{id}``; docs/data-rights.md)."""
+(``POST /admin/erasures``, ``GET /admin/erasures/{id}``; docs/data-rights.md), each of the
+credential's tenant's learners and records (docs/tenants.md)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from lrs.usecases.erasure import EraseLearner, check_access, read_request
 from lrs.usecases.errors import LRSError
 from lrs.xapi.jsontext import JsonTextError, parse_bounded
 
-from .tenants import lms_principal
+from .tenants import tenant_principal
 from .responses import error_response
 
 REALM = {"WWW-Authenticate": 'Basic realm="xAPI"'}
@@ -27,10 +28,11 @@ def admin_router(erase: EraseLearner, max_json_depth: int) -> APIRouter:
         ``"dry_run": true`` to count only. Answers the erasure record (counts per store, sinks
         still pending). Needs a credential with scope ``admin``."""
         try:
-            principal = await lms_principal(request)
+            principal = await tenant_principal(request)
             check_access(principal.scopes)  # before the body is read
             body = read_request(parse_bounded(await request.body(), max_json_depth, "the erasure request"))
-            report = await erase.with_stores(request.app.state.stores)(principal.scopes, principal.key, body)
+            stores = await request.app.state.tenancy.stores(principal)
+            report = await erase.with_stores(stores)(principal.scopes, principal.key, body, principal.tenant)
         except AuthenticationError as exc:
             return error_response(401, str(exc), REALM)
         except JsonTextError as exc:
@@ -43,8 +45,8 @@ def admin_router(erase: EraseLearner, max_json_depth: int) -> APIRouter:
     async def erasure(request: Request, erasure_id: str) -> Response:
         """An erasure record (no personal data): counts per store, sinks still pending."""
         try:
-            principal = await lms_principal(request)
-            report = await erase.with_stores(request.app.state.stores).status(principal.scopes, erasure_id)
+            principal = await tenant_principal(request)
+            report = await erase.status(principal.scopes, erasure_id, principal.tenant)
         except AuthenticationError as exc:
             return error_response(401, str(exc), REALM)
         except LRSError as exc:

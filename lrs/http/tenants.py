@@ -1,11 +1,10 @@
-"""The caller of an endpoint on the LMS database: catalog uploads and the instructor page (any
-tenant, each its own catalog and analytics), cmi5 launch and learner erasure (the default
-tenant's only).
+"""The caller of an endpoint on the LMS database: catalog uploads, the instructor page and
+learner erasure (any tenant, each its own), cmi5 launch (the default tenant's only).
 
-The pipeline carries every tenant's statements to ClickHouse and keeps a catalog per tenant, so
-the catalog and analytics serve the caller's tenant. The rollups, cmi5 registrations and
-erasure live in the default tenant's LMS tables (docs/tenants.md): other tenants are refused
-there rather than shown or given the default tenant's data.
+The pipeline carries every tenant's statements to the sinks and keeps a catalog per tenant, so
+the catalog, analytics and erasure serve the caller's tenant. cmi5 registrations live in the
+default tenant's LMS tables (docs/tenants.md): other tenants are refused there rather than
+shown or given the default tenant's data.
 """
 
 from __future__ import annotations
@@ -26,12 +25,12 @@ async def tenant_principal(request: Request) -> Principal:
 
 
 async def lms_principal(request: Request) -> Principal:
-    """The authenticated caller of an endpoint that serves the default tenant only (cmi5 launch,
-    erasure); ``Forbidden`` for a credential of another tenant."""
+    """The authenticated caller of an endpoint that serves the default tenant only (cmi5 launch);
+    ``Forbidden`` for a credential of another tenant."""
     principal = await request.app.state.authenticator.authenticate(request.headers.get("authorization"))
     if principal.tenant != DEFAULT_TENANT:
         raise Forbidden(
-            f"tenant {principal.tenant!r}: cmi5 launch and erasure serve the default tenant only"
-            " (docs/tenants.md); this credential reaches its tenant's xAPI resources, catalog and analytics"
+            f"tenant {principal.tenant!r}: cmi5 launch serves the default tenant only (docs/tenants.md);"
+            " this credential reaches its tenant's xAPI resources, catalog, analytics and erasure"
         )
     return principal

@@ -25,7 +25,7 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from lrs.store.ports import Rewrite, StatementQuery
+from lrs.store.ports import DEFAULT_TENANT, Rewrite, StatementQuery
 from lrs.xapi.agents import ifi_key
 from lrs.xapi.erasure import keyed_hash, learner_keys, redact, referred, student_key, verdict, voided_target
 from lrs.xapi.indexkeys import lookup_key
@@ -96,10 +96,11 @@ class EraseLearner:
         self.wait_seconds = wait_seconds
 
     async def __call__(
-        self, scopes: Iterable[str], credential: str, request: ErasureRequest
+        self, scopes: Iterable[str], credential: str, request: ErasureRequest, tenant: str = DEFAULT_TENANT
     ) -> dict[str, Any]:
+        """Erase a learner of ``tenant`` (whose stores this use case holds) from every store."""
         check_access(scopes)
-        keys, students, asked = await self._identities(request)
+        keys, students, asked = await self._identities(request, tenant)
         secret = await self.ledger.secret()
         subject = keyed_hash(secret, asked)
         found = await self._statements(keys)
@@ -117,9 +118,9 @@ class EraseLearner:
         by_identity = sorted(
             {keyed_hash(secret, k) for k in keys} | {keyed_hash(secret, student_key(s)) for s in students}
         )
-        task = await self.ledger.open_task(subject, by_identity)
+        task = await self.ledger.open_task(subject, by_identity, tenant)
         if task is None:
-            task = ErasureTask(_new_id(), [], [], [], {}, [])  # the ledger lists the sinks
+            task = ErasureTask(_new_id(), [], [], [], {}, [], tenant)  # the ledger lists the sinks
         task.identity_keys = sorted(set(task.identity_keys) | keys)
         task.student_ids = sorted(set(task.student_ids) | students)
         task.statement_ids = sorted(set(task.statement_ids) | delete | regrouped)
@@ -146,20 +147,23 @@ class EraseLearner:
             stores, self.ledger, student_homepage=self.student_homepage, wait_seconds=self.wait_seconds
         )
 
-    async def status(self, scopes: Iterable[str], erasure_id: str) -> dict[str, Any]:
+    async def status(
+        self, scopes: Iterable[str], erasure_id: str, tenant: str = DEFAULT_TENANT
+    ) -> dict[str, Any]:
+        """The record of one of the tenant's erasures (another tenant's is not found)."""
         check_access(scopes)
         try:
             wanted = str(uuid.UUID(erasure_id))
         except ValueError:
             raise NotFound(f"no erasure {erasure_id[:60]!r}") from None
         report = await self.ledger.report(wanted)
-        if report is None:
+        if report is None or report.get("tenant", DEFAULT_TENANT) != tenant:
             raise NotFound(f"no erasure {wanted!r}")
         return report
 
     # --- steps -----------------------------------------------------------------------------------
 
-    async def _identities(self, request: ErasureRequest) -> tuple[set[str], set[int], str]:
+    async def _identities(self, request: ErasureRequest, tenant: str) -> tuple[set[str], set[int], str]:
         keys: set[str] = set()
         students: set[int] = set()
         if request.agent is not None:
@@ -178,7 +182,7 @@ class EraseLearner:
         else:
             students = {int(request.student_id or 0)}
             asked = student_key(int(request.student_id or 0))
-        keys, students = await self.ledger.students_of(keys, students)
+        keys, students = await self.ledger.students_of(keys, students, tenant)
         if self.student_homepage:
             for sid in students:
                 keys.add(ifi_key({"account": {"homePage": self.student_homepage, "name": str(sid)}}) or "")
