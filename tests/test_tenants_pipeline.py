@@ -54,6 +54,16 @@ def tenant_cohorts() -> dict[str, tuple[dict, list[dict]]]:
     return {"default": default, "acme": (acme_document, [*acme, voiding])}
 
 
+def later_statements() -> dict[str, list[dict]]:
+    """More learners of both tenants (from 8101), again with the same first statement ids."""
+    return {
+        "default": cohort(4, 2, 10, seed=6, start=START, first_student=8101, first_course=80)[1],
+        "acme": cohort(
+            3, 2, 10, seed=6, start=START + timedelta(days=1), first_student=8101, first_course=80
+        )[1],
+    }
+
+
 def credentials(stack: PipelineStack) -> dict[str, tuple[str, str]]:
     return {"default": ADMIN, "acme": stack.acme}
 
@@ -161,12 +171,7 @@ def test_two_tenants_count_once_across_a_killed_worker_and_a_replay(stack: Pipel
     """More statements of both tenants, the worker killed (SIGKILL) while they arrive and started
     again; then a whole replay: each tenant's figures still equal its model."""
     cohorts = tenant_cohorts()
-    more = {
-        "default": cohort(4, 2, 10, seed=6, start=START, first_student=8101, first_course=80)[1],
-        "acme": cohort(
-            3, 2, 10, seed=6, start=START + timedelta(days=1), first_student=8101, first_course=80
-        )[1],
-    }
+    more = later_statements()
     assert more["default"][0]["id"] == more["acme"][0]["id"]
     post_interleaved(
         stack, {tenant: statements[: len(statements) // 2] for tenant, statements in more.items()}
@@ -262,12 +267,7 @@ def test_a_learner_erased_in_one_tenant_stays_in_the_other(stack: PipelineStack)
     its admin cannot see acme's erasure record."""
     mbox = "mailto:student8001@school.example"
     cohorts = tenant_cohorts()
-    more = {
-        "default": cohort(4, 2, 10, seed=6, start=START, first_student=8101, first_course=80)[1],
-        "acme": cohort(
-            3, 2, 10, seed=6, start=START + timedelta(days=1), first_student=8101, first_course=80
-        )[1],
-    }
+    more = later_statements()
     posted = {t: statements + more[t] for t, (_, statements) in cohorts.items()}
     admin = admin_of(stack, "acme")
     answer = httpx.post(
